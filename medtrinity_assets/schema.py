@@ -1,0 +1,234 @@
+"""Explicit polars schemas of every persisted manifest (documented in docs/record_schema.md).
+
+Each asset writes exactly one Parquet file per partition with one of these schemas; `conform`
+casts a frame to its schema and fails loudly on a missing or extra column.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+SCHEMA_VERSION = "1"
+
+Str = pl.Utf8
+StrList = pl.List(pl.Utf8)
+F64List = pl.List(pl.Float64)
+
+REJECTS_SCHEMA = pl.Schema(
+    {
+        "dataset": Str,
+        "shard": Str,
+        "stage": Str,
+        "item_id": Str,
+        "source_file": Str,
+        "reason": Str,
+        "detail": Str,
+    }
+)
+
+SOURCE_MANIFEST_SCHEMA = pl.Schema(
+    {
+        "dataset": Str,
+        "item_id": Str,
+        "shard": Str,
+        "source_file": Str,
+        "format": Str,
+        "modality": Str,
+        "organs": StrList,
+        "labels": StrList,
+        "n_masks": pl.Int32,
+        "fingerprint": Str,
+        "item_json": Str,
+    }
+)
+
+IMAGES_SCHEMA = pl.Schema(
+    {
+        "image_id": Str,
+        "dataset": Str,
+        "shard": Str,
+        "item_id": Str,
+        "source_file": Str,
+        "slice_axis": Str,
+        "slice_index": pl.Int32,
+        "modality": Str,
+        "organs": StrList,
+        "labels": StrList,
+        "width": pl.Int32,
+        "height": pl.Int32,
+        "channels": pl.Int8,
+        "image_uri": Str,
+        "gt_masks_uri": Str,
+        "n_gt_layers": pl.Int32,
+        "image_sha256": Str,
+        "image_phash": Str,
+        "duplicate_of": Str,
+        "orientation": Str,
+        "patient_hash": Str,
+        "ingest_meta": Str,  # JSON, PHI-free
+        "ingest_policy": Str,  # JSON of the policy applied
+    }
+)
+
+ROIS_SCHEMA = pl.Schema(
+    {
+        "roi_id": Str,
+        "image_id": Str,
+        "dataset": Str,
+        "shard": Str,
+        "roi_index": pl.Int32,  # -1: no ROI, the whole image is described
+        "label": Str,
+        "origin": Str,  # ground_truth | model:<name>@<version> | none
+        "score": pl.Float64,
+        "instance": pl.Int32,
+        "bbox_x0": pl.Int32,
+        "bbox_y0": pl.Int32,
+        "bbox_x1": pl.Int32,
+        "bbox_y1": pl.Int32,
+        "bbox_norm": F64List,
+        "area_px": pl.Int64,
+        "area_frac": pl.Float64,
+        "centroid_x": pl.Float64,
+        "centroid_y": pl.Float64,
+        "n_components": pl.Int32,
+        "position": Str,
+        "anatomical_position": Str,
+        "relations": StrList,
+        "rle": Str,
+        "overlay_uri": Str,
+    }
+)
+
+COARSE_CAPTIONS_SCHEMA = pl.Schema(
+    {
+        "roi_id": Str,
+        "image_id": Str,
+        "dataset": Str,
+        "shard": Str,
+        "modality": Str,
+        "organs": StrList,
+        "roi_label": Str,
+        "coarse_caption": Str,
+        "knowledge_query": Str,
+    }
+)
+
+RETRIEVED_KNOWLEDGE_SCHEMA = pl.Schema(
+    {
+        "roi_id": Str,
+        "dataset": Str,
+        "shard": Str,
+        "knowledge_query": Str,
+        "passage_ids": StrList,
+        "passage_corpora": StrList,
+        "passage_titles": StrList,
+        "passage_texts": StrList,
+        "passage_scores": F64List,
+        "retriever": Str,  # embedder model id + fusion settings
+    }
+)
+
+SECTION_COLUMNS = ["section_modality", "section_organs", "section_roi", "section_texture", "section_relations"]
+
+CAPTIONS_SCHEMA = pl.Schema(
+    {
+        "roi_id": Str,
+        "image_id": Str,
+        "dataset": Str,
+        "shard": Str,
+        "caption": Str,
+        **{c: Str for c in SECTION_COLUMNS},
+        "backend": Str,
+        "model": Str,
+        "model_version": Str,
+        "prompt_version": Str,
+        "prompt_hash": Str,
+        "generation_settings": Str,  # JSON
+        "attempts": pl.Int32,
+        "problems": StrList,
+        "tokens_in": pl.Int64,
+        "tokens_out": pl.Int64,
+        "passage_ids": StrList,
+    }
+)
+
+TRIPLETS_SCHEMA = pl.Schema(
+    {
+        "triplet_id": Str,
+        "schema_version": Str,
+        "dataset": Str,
+        "shard": Str,
+        "image_id": Str,
+        "image_uri": Str,
+        "overlay_uri": Str,
+        "source_file": Str,
+        "slice_axis": Str,
+        "slice_index": pl.Int32,
+        "modality": Str,
+        "organs": StrList,
+        "labels": StrList,
+        "width": pl.Int32,
+        "height": pl.Int32,
+        "orientation": Str,
+        "patient_hash": Str,
+        "roi_id": Str,
+        "roi_label": Str,
+        "roi_origin": Str,
+        "roi_score": pl.Float64,
+        "bbox_x0": pl.Int32,
+        "bbox_y0": pl.Int32,
+        "bbox_x1": pl.Int32,
+        "bbox_y1": pl.Int32,
+        "bbox_norm": F64List,
+        "area_frac": pl.Float64,
+        "position": Str,
+        "rle": Str,
+        "coarse_caption": Str,
+        "caption": Str,
+        **{c: Str for c in SECTION_COLUMNS},
+        "passage_ids": StrList,
+        "prompt_version": Str,
+        "prompt_hash": Str,
+        "caption_backend": Str,
+        "caption_model": Str,
+        "caption_model_version": Str,
+        "generation_settings": Str,
+        "ingest_policy": Str,
+        "licence": Str,
+        "redistributable": pl.Boolean,
+        "quarantined": pl.Boolean,
+        "quarantine_reasons": StrList,
+    }
+)
+
+KNOWLEDGE_INDEX_SCHEMA = pl.Schema(
+    {
+        "corpus": Str,
+        "chunk_id": Str,
+        "doc_id": Str,
+        "title": Str,
+        "content_hash": Str,
+        "embedder": Str,
+    }
+)
+
+
+def empty(schema: pl.Schema) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+def conform(df: pl.DataFrame | list[dict], schema: pl.Schema) -> pl.DataFrame:
+    """Build/cast a frame to `schema` exactly (column order, dtypes); missing or extra columns fail."""
+    if isinstance(df, list):
+        if not df:
+            return empty(schema)
+        missing = set(schema.names()) - set(df[0].keys())
+        extra = set(df[0].keys()) - set(schema.names())
+        if missing or extra:
+            raise ValueError(f"record does not match schema: missing={sorted(missing)} extra={sorted(extra)}")
+        return pl.DataFrame(df, schema=schema)
+    missing = set(schema.names()) - set(df.columns)
+    extra = set(df.columns) - set(schema.names())
+    if missing or extra:
+        raise ValueError(f"frame does not match schema: missing={sorted(missing)} extra={sorted(extra)}")
+    return df.select([pl.col(n).cast(t) for n, t in schema.items()])

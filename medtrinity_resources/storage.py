@@ -1,0 +1,203 @@
+"""Storage resource: where images, masks, overlays, manifests and exports live.
+
+`root` is a local directory (default) or ``s3://bucket/prefix`` (optionally with an
+S3-compatible `endpoint_url`, e.g. MinIO). Keys are always '/'-separated and relative to
+the root. Writes are atomic from a reader's point of view: locally a temp file is renamed
+into place; on S3 an object only becomes visible under its key once the PUT completes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+
+class StorageError(RuntimeError):
+    pass
+
+
+class _LocalBackend:
+    def __init__(self, root: str) -> None:
+        self.root = Path(root).resolve()
+
+    def path(self, key: str) -> Path:
+        p = (self.root / key).resolve()
+        if self.root not in p.parents and p != self.root:
+            raise StorageError(f"key escapes the storage root: {key}")
+        return p
+
+    def uri(self, key: str) -> str:
+        return str(self.path(key))
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        dest = self.path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, dest)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"no object at {self.uri(key)}") from None
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.path(prefix) if prefix else self.root
+        if base.is_file():
+            return [prefix]
+        if not base.is_dir():
+            return []
+        out = []
+        for p in base.rglob("*"):
+            if p.is_file() and not p.name.endswith(".tmp"):
+                out.append(p.relative_to(self.root).as_posix())
+        return sorted(out)
+
+    def delete(self, key: str) -> None:
+        p = self.path(key)
+        if p.is_file():
+            p.unlink()
+
+
+class _S3Backend:
+    def __init__(self, root: str, client: Any) -> None:
+        rest = root[len("s3://") :]
+        self.bucket, _, prefix = rest.partition("/")
+        if not self.bucket:
+            raise StorageError(f"s3 root needs a bucket: {root}")
+        self.prefix = prefix.strip("/")
+        self.client = client
+
+    def key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.key(key)}"
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key(key), Body=data)
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise StorageError(f"no object at {self.uri(key)}") from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(key))
+            return True
+        except Exception as exc:  # botocore ClientError 404
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def list_keys(self, prefix: str) -> list[str]:
+        out: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        full = self.key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+            out.extend(o["Key"][strip:] for o in page.get("Contents", []))
+        return sorted(out)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(key))
+
+
+class MedtrinityStorage(ConfigurableResource):
+    """Local directory or S3 prefix holding every binary artefact and manifest."""
+
+    root: str = "output/dataset"
+    endpoint_url: str = ""  # S3-compatible endpoint (MinIO, moto); empty = AWS
+    region_name: str = "us-east-1"
+    max_attempts: int = 5  # botocore retries (standard mode) for transient S3 failures
+
+    _backend: Any = PrivateAttr(default=None)
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    def _get(self) -> _LocalBackend | _S3Backend:
+        if self._backend is None:
+            if self.is_s3:
+                self._backend = _S3Backend(self.root, self._s3_client())
+            else:
+                self._backend = _LocalBackend(self.root)
+        return self._backend
+
+    def _s3_client(self) -> Any:
+        from botocore.config import Config
+        from dagster_aws.s3 import S3Resource
+
+        resource = S3Resource(endpoint_url=self.endpoint_url or None, region_name=self.region_name, max_attempts=self.max_attempts)
+        client = resource.get_client()
+        # S3Resource configures retries; make them explicit in standard mode as well.
+        client.meta.config.retries = Config(retries={"max_attempts": self.max_attempts, "mode": "standard"}).retries
+        return client
+
+    # -- bytes -------------------------------------------------------------------------
+    def uri(self, key: str) -> str:
+        return self._get().uri(key)
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        self._get().write_bytes(key, data)
+        return self.uri(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._get().read_bytes(key)
+
+    def read_uri(self, uri: str) -> bytes:
+        """Read an object by the URI this storage handed out."""
+        return self.read_bytes(self.key_of(uri))
+
+    def key_of(self, uri: str) -> str:
+        b = self._get()
+        if isinstance(b, _S3Backend):
+            prefix = f"s3://{b.bucket}/" + (f"{b.prefix}/" if b.prefix else "")
+        else:
+            prefix = str(b.root) + os.sep
+        if not uri.startswith(prefix):
+            raise StorageError(f"{uri} is not under this storage root {self.root}")
+        return uri[len(prefix) :].replace(os.sep, "/")
+
+    def exists(self, key: str) -> bool:
+        return self._get().exists(key)
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        return self._get().list_keys(prefix)
+
+    def delete(self, key: str) -> None:
+        self._get().delete(key)
+
+    # -- tables ------------------------------------------------------------------------
+    def write_parquet(self, key: str, df: pl.DataFrame) -> str:
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression="zstd", statistics=True)
+        return self.write_bytes(key, buf.getvalue())
+
+    def read_parquet(self, key: str) -> pl.DataFrame:
+        return pl.read_parquet(io.BytesIO(self.read_bytes(key)))
+
+    @property
+    def description(self) -> str:
+        return f"{'S3' if self.is_s3 else 'local'} storage at {self.root}"
