@@ -6,7 +6,6 @@ Layout: ``manifests/<asset>/<dataset>/<shard>.parquet`` for dataset x shard part
 ``manifests/<asset>/<key>.parquet`` for single-dimension partitions.
 """
 
-from __future__ import annotations
 
 import polars as pl
 from dagster import ConfigurableIOManager, InputContext, MultiPartitionKey, MultiPartitionsDefinition, OutputContext, ResourceDependency
@@ -14,14 +13,14 @@ from dagster import ConfigurableIOManager, InputContext, MultiPartitionKey, Mult
 from medtrinity_resources.storage import MedtrinityStorage
 
 
-def partition_path(partition_key: str | MultiPartitionKey) -> str:
+def partition_path(partition_key: "str | MultiPartitionKey") -> str:
     if isinstance(partition_key, MultiPartitionKey):
         dims = partition_key.keys_by_dimension
         return f"{dims['dataset']}/{dims['shard']}"
     return str(partition_key)
 
 
-def manifest_key(asset_name: str, partition_key: str | MultiPartitionKey | None) -> str:
+def manifest_key(asset_name: str, partition_key: "str | MultiPartitionKey | None") -> str:
     suffix = partition_path(partition_key) if partition_key is not None else "all"
     return f"manifests/{asset_name}/{suffix}.parquet"
 
@@ -29,7 +28,7 @@ def manifest_key(asset_name: str, partition_key: str | MultiPartitionKey | None)
 class ParquetManifestIOManager(ConfigurableIOManager):
     storage: ResourceDependency[MedtrinityStorage]
 
-    def handle_output(self, context: OutputContext, obj: pl.DataFrame | None) -> None:
+    def handle_output(self, context: OutputContext, obj: "pl.DataFrame | None") -> None:
         if obj is None:
             return
         if not isinstance(obj, pl.DataFrame):

@@ -1,0 +1,165 @@
+"""`medtrinity` command line: run the demo graph on the local instance, open the UI, summarise.
+
+    medtrinity demo                 materialise everything for every catalog source on the local instance
+    medtrinity demo --sources a,b   only these sources (knowledge index is built either way)
+    medtrinity ui                   dagster dev on the same instance (DAGSTER_HOME=<repo>/.dagster_home)
+    medtrinity summary              where the dataset is and what it holds
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from medtrinity_assets import settings
+
+
+def ensure_dagster_home() -> Path:
+    """Use $DAGSTER_HOME, or <repo>/.dagster_home with the repo's dagster.yaml copied in."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.REPO_ROOT / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    src = settings.REPO_ROOT / "dagster.yaml"
+    dst = home / "dagster.yaml"
+    if src.is_file() and (not dst.exists() or dst.read_bytes() != src.read_bytes()):
+        shutil.copyfile(src, dst)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+# The console shows one line per run; every event is still stored on the instance for the UI.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class RunOutcome:
+    label: str
+    success: bool
+    seconds: float
+    result: object
+
+
+def _run(job, instance, partition_key=None, label: str = "", echo: bool = True) -> RunOutcome:
+    t0 = time.perf_counter()
+    result = job.execute_in_process(
+        instance=instance, partition_key=partition_key, raise_on_error=False, run_config=QUIET_CONSOLE
+    )
+    outcome = RunOutcome(label or job.name, result.success, time.perf_counter() - t0, result)
+    if echo:
+        print(f"  {outcome.label:<48} {'ok' if result.success else 'FAILED':>6}  {outcome.seconds:6.1f}s", flush=True)
+        if not result.success:
+            for ev in result.all_events:
+                if ev.is_failure:
+                    print(f"    {ev.message}", file=sys.stderr)
+    return outcome
+
+
+def materialize_all(instance, sources: list[str] | None = None, knowledge: bool = True, echo: bool = True) -> list[RunOutcome]:
+    """Knowledge corpora and retrieval evaluation, then every (source, shard): one Dagster run each."""
+    from medtrinity_assets.definitions import defs
+    from medtrinity_assets.defs.context import CATALOG, CORPUS_PARTITIONS
+    from medtrinity_assets.partitions import dataset_shard_key
+
+    names = sources or CATALOG.names
+    unknown = sorted(set(names) - set(CATALOG.names))
+    if unknown:
+        raise SystemExit(f"unknown sources: {', '.join(unknown)} (catalog has: {', '.join(CATALOG.names)})")
+    outcomes: list[RunOutcome] = []
+    if knowledge:
+        echo and print("Knowledge index:")
+        for corpus in CORPUS_PARTITIONS.get_partition_keys():
+            outcomes.append(_run(defs.get_job_def("knowledge_index_job"), instance, corpus, f"knowledge_index[{corpus}]", echo))
+        outcomes.append(_run(defs.get_job_def("retrieval_evaluation_job"), instance, None, "retrieval_evaluation", echo))
+    echo and print("Sources:")
+    for name in names:
+        outcomes.append(_run(defs.get_job_def("source_manifest_job"), instance, name, f"source_manifest[{name}]", echo))
+        for shard in CATALOG.shard_keys:
+            key = dataset_shard_key(name, shard)
+            outcomes.append(_run(defs.get_job_def("dataset_shard_job"), instance, key, f"dataset[{name}|{shard}]", echo))
+    return outcomes
+
+
+def run_demo(sources: list[str] | None = None, skip_knowledge: bool = False) -> int:
+    """Materialise the whole graph on the local instance (the runs show in `medtrinity ui`)."""
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    instance = DagsterInstance.get()
+    print(f"Dagster instance: {instance.root_directory}")
+    outcomes = materialize_all(instance, sources, knowledge=not skip_knowledge)
+    print()
+    print_summary()
+    failed = [o.label for o in outcomes if not o.success]
+    if failed:
+        print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def dataset_summary():
+    """Triplets, rejects and quarantine counts read back from storage."""
+    import polars as pl
+
+    from medtrinity_assets.definitions import build_resources
+
+    storage = build_resources()["storage"]
+    frames = [storage.read_parquet(k) for k in storage.list_keys("manifests/triplets/") if k.endswith(".parquet")]
+    triplets = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+    rej_frames = [storage.read_parquet(k) for k in storage.list_keys("rejects/") if k.endswith(".parquet")]
+    rejects = pl.concat(rej_frames, how="vertical_relaxed") if rej_frames else pl.DataFrame()
+    return storage, triplets, rejects
+
+
+def print_summary() -> None:
+    storage, triplets, rejects = dataset_summary()
+    print(f"Dataset: {storage.uri('')}")
+    if triplets.is_empty():
+        print("  no triplets yet: run `medtrinity demo`")
+        return
+    n_q = int(triplets["quarantined"].sum())
+    print(f"  triplets: {triplets.height} ({n_q} quarantined) from {triplets['image_id'].n_unique()} images, {triplets['dataset'].n_unique()} sources")
+    print("  by modality:")
+    for mod, n in triplets.group_by("modality").len().sort("len", descending=True).iter_rows():
+        print(f"    {mod:<28} {n}")
+    print("  by source:")
+    for ds, n in triplets.group_by("dataset").len().sort("dataset").iter_rows():
+        print(f"    {ds:<28} {n}")
+    if not rejects.is_empty():
+        print(f"  rejects: {rejects.height}")
+        for row in rejects.select("dataset", "source_file", "reason").iter_rows():
+            print(f"    {row[0]}/{row[1]}: {row[2]}")
+    print(f"  triplet manifests: {storage.uri('manifests/triplets/')}")
+
+
+def run_ui(port: int) -> int:
+    ensure_dagster_home()
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.REPO_ROOT / "workspace.yaml"), "-p", str(port)]
+    return subprocess.call(cmd, cwd=settings.REPO_ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="medtrinity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="materialise the whole graph for every catalog source on the local instance")
+    demo.add_argument("--sources", help="comma-separated source names (default: all)")
+    demo.add_argument("--skip-knowledge", action="store_true", help="reuse the existing knowledge index")
+    ui = sub.add_parser("ui", help="start dagster dev on the local instance")
+    ui.add_argument("--port", type=int, default=3000)
+    sub.add_parser("summary", help="print where the dataset is and what it holds")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args.sources.split(",") if args.sources else None, args.skip_knowledge)
+    if args.command == "ui":
+        return run_ui(args.port)
+    if args.command == "summary":
+        print_summary()
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""coarse_captions and caption_batches (the MLLM resource writes the multigranular descriptions)."""
+
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
+
+from medtrinity_assets.defs.context import DATASET_SHARD_PARTITIONS, GPU_POOL
+from medtrinity_assets.defs.metadata import throughput
+from medtrinity_assets.stages.captions import build_coarse_captions, caption_shard
+from medtrinity_resources.mllm import MLLMResource
+from medtrinity_resources.storage import MedtrinityStorage
+
+
+@asset(
+    partitions_def=DATASET_SHARD_PARTITIONS,
+    io_manager_key="manifest_io",
+    group_name="dataset",
+    kinds={"polars"},
+    check_specs=[AssetCheckSpec("coarse_captions_not_empty", asset="coarse_captions")],
+    description="Coarse caption per ROI record from metadata (modality, organs, labels) and its knowledge query.",
+)
+def coarse_captions(images: pl.DataFrame, roi_masks: pl.DataFrame):
+    df = build_coarse_captions(images, roi_masks)
+    yield Output(
+        df,
+        metadata={"rows": MetadataValue.int(df.height), "sample": MetadataValue.text(df["coarse_caption"][0] if df.height else "")},
+    )
+    empty = df.filter(pl.col("coarse_caption").str.strip_chars() == "")
+    yield AssetCheckResult(check_name="coarse_captions_not_empty", passed=empty.is_empty(), metadata={"empty": empty.height})
+
+
+@asset(
+    partitions_def=DATASET_SHARD_PARTITIONS,
+    io_manager_key="manifest_io",
+    group_name="dataset",
+    kinds={"polars"},
+    pool=GPU_POOL,
+    check_specs=[AssetCheckSpec("captions_pass_checks", asset="caption_batches")],
+    description="Multigranular description per ROI from the MLLM resource, with prompt version/hash, passages and settings.",
+)
+def caption_batches(
+    context: AssetExecutionContext,
+    images: pl.DataFrame,
+    roi_masks: pl.DataFrame,
+    coarse_captions: pl.DataFrame,
+    retrieved_knowledge: pl.DataFrame,
+    storage: MedtrinityStorage,
+    mllm: MLLMResource,
+):
+    result = caption_shard(images, roi_masks, coarse_captions, retrieved_knowledge, storage, mllm)
+    df = result.captions
+    samples = df.head(3).select("roi_id", "caption").to_dicts() if df.height else []
+    yield Output(
+        df,
+        metadata={
+            "captions": MetadataValue.int(df.height),
+            "flagged": MetadataValue.int(result.n_flagged),
+            "backend": MetadataValue.text(mllm.backend),
+            "prompt_version": MetadataValue.text(df["prompt_version"][0] if df.height else ""),
+            "sample_captions": MetadataValue.md("\n\n".join(f"**{s['roi_id']}**: {s['caption']}" for s in samples) or "_none_"),
+            "tokens_out": MetadataValue.int(int(df["tokens_out"].sum()) if df.height else 0),
+            **throughput(df.height, result.seconds, "captions"),
+        },
+    )
+    flagged = df.filter(pl.col("problems").list.len() > 0)
+    problems = flagged.explode("problems").group_by("problems").len() if flagged.height else pl.DataFrame()
+    yield AssetCheckResult(
+        check_name="captions_pass_checks",
+        passed=flagged.is_empty(),
+        metadata={"flagged": flagged.height, "problems": MetadataValue.json(dict(problems.iter_rows()) if flagged.height else {})},
+        description="Captions name the right modality and organ, agree with the ROI position, contain no forbidden phrase.",
+    )

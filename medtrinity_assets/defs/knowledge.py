@@ -1,0 +1,121 @@
+"""knowledge_index (per corpus), retrieval_evaluation, retrieved_knowledge (per dataset x shard)."""
+
+
+import time
+
+import polars as pl
+from dagster import (
+    AllPartitionMapping,
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from medtrinity_assets.defs.context import CORPUS_PARTITIONS, DATASET_SHARD_PARTITIONS, corpora
+from medtrinity_assets.defs.metadata import table_md, throughput
+from medtrinity_assets.knowledge import build_index, evaluate_retrieval, load_chunks
+from medtrinity_assets.schema import KNOWLEDGE_INDEX_SCHEMA, conform
+from medtrinity_assets.stages.captions import retrieve_for_shard
+from medtrinity_resources.embedder import SentenceEmbedder
+from medtrinity_resources.knowledge_store import KnowledgeStore
+
+RECALL_THRESHOLD = 0.95
+
+
+@asset(
+    partitions_def=CORPUS_PARTITIONS,
+    io_manager_key="manifest_io",
+    group_name="knowledge",
+    kinds={"chromadb", "sqlite"},
+    description="One knowledge corpus chunked and embedded into the knowledge store (incremental: unchanged chunks are not re-embedded).",
+)
+def knowledge_index(context: AssetExecutionContext, embedder: SentenceEmbedder, knowledge_store: KnowledgeStore) -> Output:
+    corpus = corpora()[context.partition_key]
+    t0 = time.perf_counter()
+    chunks = load_chunks(corpus)
+    stats = build_index(knowledge_store, embedder, corpus.name, chunks)
+    rows = [
+        {
+            "corpus": corpus.name,
+            "chunk_id": c.chunk_id,
+            "doc_id": c.doc_id,
+            "title": c.title,
+            "content_hash": c.content_hash,
+            "embedder": embedder.model_id,
+        }
+        for c in chunks
+    ]
+    df = conform(rows, KNOWLEDGE_INDEX_SCHEMA)
+    return Output(
+        df,
+        metadata={
+            "chunks": MetadataValue.int(stats["n_chunks"]),
+            "embedded": MetadataValue.int(stats["n_embedded"]),
+            "deleted": MetadataValue.int(stats["n_deleted"]),
+            "embedder": MetadataValue.text(embedder.model_id),
+            "licence": MetadataValue.text(corpus.licence),
+            **throughput(stats["n_embedded"], time.perf_counter() - t0, "chunks"),
+        },
+    )
+
+
+@asset(
+    deps=[AssetDep(knowledge_index, partition_mapping=AllPartitionMapping())],
+    group_name="knowledge",
+    kinds={"chromadb"},
+    check_specs=[AssetCheckSpec("recall_at_5", asset="retrieval_evaluation")],
+    io_manager_key="manifest_io",
+    description="Self-built retrieval evaluation: a disease name must retrieve its own Disease Ontology definition in the top 5.",
+)
+def retrieval_evaluation(embedder: SentenceEmbedder, knowledge_store: KnowledgeStore):
+    result = evaluate_retrieval(knowledge_store, embedder, n=200, seed=0, top_k=5)
+    misses = pl.DataFrame(result["misses"]) if result["misses"] else pl.DataFrame({"query": []})
+    yield Output(
+        misses,
+        metadata={
+            "recall_at_5": MetadataValue.float(float(result["recall_at_k"])),
+            "queries": MetadataValue.int(int(result["n"])),
+            "misses": table_md(misses),
+        },
+    )
+    yield AssetCheckResult(
+        check_name="recall_at_5",
+        passed=bool(result["recall_at_k"] >= RECALL_THRESHOLD),
+        metadata={"recall_at_5": float(result["recall_at_k"]), "threshold": RECALL_THRESHOLD},
+    )
+
+
+@asset(
+    partitions_def=DATASET_SHARD_PARTITIONS,
+    io_manager_key="manifest_io",
+    group_name="dataset",
+    kinds={"chromadb", "polars"},
+    deps=[AssetDep(knowledge_index, partition_mapping=AllPartitionMapping())],
+    check_specs=[AssetCheckSpec("every_roi_has_passages", asset="retrieved_knowledge")],
+    description="Top-k knowledge passages (hybrid dense + keyword retrieval) for every ROI's query, with chunk ids and scores.",
+)
+def retrieved_knowledge(
+    context: AssetExecutionContext, coarse_captions: pl.DataFrame, embedder: SentenceEmbedder, knowledge_store: KnowledgeStore
+):
+    t0 = time.perf_counter()
+    df = retrieve_for_shard(coarse_captions, knowledge_store, embedder, top_k=5)
+    empty = df.filter(pl.col("passage_ids").list.len() == 0)
+    sample = df.head(1)
+    yield Output(
+        df,
+        metadata={
+            "rows": MetadataValue.int(df.height),
+            "unique_queries": MetadataValue.int(df["knowledge_query"].n_unique() if df.height else 0),
+            "sample": MetadataValue.json(
+                {"query": sample["knowledge_query"][0], "passages": sample["passage_ids"][0].to_list(), "titles": sample["passage_titles"][0].to_list()}
+                if df.height
+                else {}
+            ),
+            **throughput(df.height, time.perf_counter() - t0, "rows"),
+        },
+    )
+    yield AssetCheckResult(check_name="every_roi_has_passages", passed=empty.is_empty(), metadata={"without_passages": empty.height})

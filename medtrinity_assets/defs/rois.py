@@ -1,0 +1,63 @@
+"""roi_masks: ROIs from ground-truth masks or expert models, with overlays for visual prompting."""
+
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
+
+from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS, GPU_POOL
+from medtrinity_assets.defs.metadata import preview, throughput, write_rejects
+from medtrinity_assets.partitions import split_key
+from medtrinity_assets.rois import box_from_mask, rle_decode
+from medtrinity_assets.stages.rois import ground_shard
+from medtrinity_resources.expert_models import ExpertModels
+from medtrinity_resources.storage import MedtrinityStorage
+
+
+def boxes_match_masks(rois: pl.DataFrame) -> list[str]:
+    """ROI ids whose stored box differs from the box of their own stored mask."""
+    bad = []
+    for r in rois.filter(pl.col("roi_index") >= 0).iter_rows(named=True):
+        box = box_from_mask(rle_decode(r["rle"]))
+        if tuple(box) != (r["bbox_x0"], r["bbox_y0"], r["bbox_x1"], r["bbox_y1"]):
+            bad.append(r["roi_id"])
+    return bad
+
+
+@asset(
+    partitions_def=DATASET_SHARD_PARTITIONS,
+    io_manager_key="manifest_io",
+    group_name="dataset",
+    kinds={"polars", "parquet"},
+    pool=GPU_POOL,
+    check_specs=[
+        AssetCheckSpec("boxes_inside_images", asset="roi_masks"),
+        AssetCheckSpec("boxes_match_masks", asset="roi_masks"),
+    ],
+    description="One row per ROI (label, origin, box, RLE mask, area, position, relations) or a whole-image row.",
+)
+def roi_masks(context: AssetExecutionContext, images: pl.DataFrame, storage: MedtrinityStorage, experts: ExpertModels):
+    dataset, shard = split_key(context.partition_key)
+    settings = {dataset: CATALOG.source(dataset).rois}
+    result = ground_shard(images, settings, storage, experts if experts.experts else None)
+    rois = result.rois
+    real = rois.filter(pl.col("roi_index") >= 0)
+    md = {
+        "rois": MetadataValue.int(real.height),
+        "images_without_roi": MetadataValue.int(rois.height - real.height),
+        "by_origin": MetadataValue.json(result.by_origin),
+        "rois_dropped_by_cap": MetadataValue.int(result.n_capped),
+        "labels": MetadataValue.json(dict(real.group_by("label").len().sort("len", descending=True).head(20).iter_rows()) if real.height else {}),
+        **throughput(images.height, result.seconds, "images"),
+        **write_rejects(storage, "roi_masks", dataset, shard, result.rejects),
+        **preview(storage, real["overlay_uri"][0] if real.height else None, "ROI overlay"),
+    }
+    yield Output(rois, metadata=md)
+    sizes = {r["image_id"]: (r["width"], r["height"]) for r in images.iter_rows(named=True)}
+    outside = [
+        r["roi_id"]
+        for r in real.iter_rows(named=True)
+        if not (0 <= r["bbox_x0"] <= r["bbox_x1"] < sizes[r["image_id"]][0] and 0 <= r["bbox_y0"] <= r["bbox_y1"] < sizes[r["image_id"]][1])
+    ]
+    yield AssetCheckResult(check_name="boxes_inside_images", passed=not outside, metadata={"outside": MetadataValue.json(outside[:50])})
+    mismatched = boxes_match_masks(rois)
+    yield AssetCheckResult(check_name="boxes_match_masks", passed=not mismatched, metadata={"mismatched": MetadataValue.json(mismatched[:50])})

@@ -1,0 +1,63 @@
+"""triplets: the image–ROI–description records of one shard, with provenance and quarantine flags."""
+
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
+
+from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
+from medtrinity_assets.defs.metadata import preview, table_md
+from medtrinity_assets.stages.triplets import assemble_triplets
+from medtrinity_resources.storage import MedtrinityStorage
+
+
+def modality_named(caption: str, modality: str) -> bool:
+    from medtrinity_assets.captions import check_caption  # noqa: F401  (checks live with the captions)
+
+    return modality.lower().split()[0] in caption.lower() or _synonym_hit(caption, modality)
+
+
+def _synonym_hit(caption: str, modality: str) -> bool:
+    from medtrinity_assets.captions.checks import modality_terms
+
+    low = caption.lower()
+    return any(t in low for t in modality_terms(modality))
+
+
+@asset(
+    partitions_def=DATASET_SHARD_PARTITIONS,
+    io_manager_key="manifest_io",
+    group_name="dataset",
+    kinds={"polars", "parquet"},
+    check_specs=[AssetCheckSpec("captions_name_modality", asset="triplets")],
+    description="One row per image–ROI–description with provenance; records failing checks are quarantined, never dropped.",
+)
+def triplets(
+    context: AssetExecutionContext,
+    images: pl.DataFrame,
+    roi_masks: pl.DataFrame,
+    coarse_captions: pl.DataFrame,
+    caption_batches: pl.DataFrame,
+    storage: MedtrinityStorage,
+):
+    licences = {s.name: (s.licence, s.redistributable) for s in CATALOG.sources}
+    df = assemble_triplets(images, roi_masks, coarse_captions, caption_batches, licences)
+    ok = df.filter(~pl.col("quarantined"))
+    first = ok.head(1)
+    yield Output(
+        df,
+        metadata={
+            "triplets": MetadataValue.int(df.height),
+            "quarantined": MetadataValue.int(df.height - ok.height),
+            "modalities": MetadataValue.json(dict(df.group_by("modality").len().iter_rows()) if df.height else {}),
+            "sample_caption": MetadataValue.md(f"**{first['roi_id'][0]}**\n\n{first['caption'][0]}" if first.height else "_none_"),
+            "quarantine_reasons": table_md(df.filter(pl.col("quarantined")).select("triplet_id", "quarantine_reasons")),
+            **preview(storage, first["overlay_uri"][0] if first.height else None, "triplet overlay"),
+        },
+    )
+    unnamed = [r["triplet_id"] for r in ok.iter_rows(named=True) if not r["caption"].strip() or not modality_named(r["caption"], r["modality"])]
+    yield AssetCheckResult(
+        check_name="captions_name_modality",
+        passed=not unnamed,
+        metadata={"failing": MetadataValue.json(unnamed[:50])},
+        description="Every non-quarantined triplet has a non-empty caption naming its modality.",
+    )

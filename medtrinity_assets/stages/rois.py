@@ -1,0 +1,137 @@
+"""roi_masks: ROIs of one shard's images — from ground-truth masks, else from routed expert models,
+else a whole-image record (never dropped silently). Each ROI gets an overlay image for visual prompting."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import polars as pl
+
+from medtrinity_assets.catalog import RoiSettings
+from medtrinity_assets.ingest import encode_png
+from medtrinity_assets.records import ROI, Slice2D
+from medtrinity_assets.rois import anatomical_position, render_overlay, roi_record, roi_relations, rois_from_masks
+from medtrinity_assets.schema import ROIS_SCHEMA, conform
+from medtrinity_assets.stages.common import Rejects, decode_png, load_mask_layers
+
+
+@dataclass
+class RoisResult:
+    rois: pl.DataFrame
+    rejects: pl.DataFrame
+    seconds: float
+    n_capped: int
+    by_origin: dict[str, int]
+
+
+def whole_image_row(image: dict) -> dict:
+    return {
+        "roi_id": f"{image['image_id']}#whole",
+        "image_id": image["image_id"],
+        "dataset": image["dataset"],
+        "shard": image["shard"],
+        "roi_index": -1,
+        "label": None,
+        "origin": "none",
+        "score": None,
+        "instance": None,
+        "bbox_x0": None,
+        "bbox_y0": None,
+        "bbox_x1": None,
+        "bbox_y1": None,
+        "bbox_norm": None,
+        "area_px": None,
+        "area_frac": None,
+        "centroid_x": None,
+        "centroid_y": None,
+        "n_components": 0,
+        "position": None,
+        "anatomical_position": None,
+        "relations": [],
+        "rle": None,
+        "overlay_uri": image["image_uri"],
+    }
+
+
+def ground_image(image: dict, sl: Slice2D, settings: RoiSettings, experts=None) -> tuple[list[ROI], int]:
+    """ROIs for one image (GT first, then the routed expert); returns (rois, n_dropped_by_cap)."""
+    rois: list[ROI] = []
+    if sl.masks:
+        rois = rois_from_masks(sl, min_area_px=settings.min_area_px, merge_per_label=settings.merge_per_label)
+    elif experts is not None:
+        expert = experts.route(image["modality"], list(image["organs"]), list(image["labels"]))
+        if expert:
+            rois = experts.predict(expert, [sl])[0]
+    n_capped = max(0, len(rois) - settings.max_rois_per_image)
+    if n_capped:  # keep the largest; the cap is reported in metadata
+        rois = sorted(rois, key=lambda r: -int(r.mask.sum()))[: settings.max_rois_per_image]
+    return rois, n_capped
+
+
+def ground_shard(images: pl.DataFrame, settings: dict[str, RoiSettings], storage, experts=None) -> RoisResult:
+    t0 = time.perf_counter()
+    if images.is_empty():
+        return RoisResult(conform([], ROIS_SCHEMA), Rejects("", "", "roi_masks").frame(), 0.0, 0, {})
+    rejects = Rejects(images["dataset"][0], images["shard"][0], "roi_masks")
+    rows: list[dict] = []
+    n_capped = 0
+    for image in images.iter_rows(named=True):
+        if image["duplicate_of"]:
+            continue  # exact/near duplicate of an earlier image of this shard: described once
+        try:
+            pixels = decode_png(storage.read_uri(image["image_uri"]))
+            masks = load_mask_layers(storage.read_uri(image["gt_masks_uri"])) if image["gt_masks_uri"] else []
+            sl = Slice2D(pixels=pixels, masks=masks, slice_axis=image["slice_axis"], slice_index=image["slice_index"])
+            rois, capped = ground_image(image, sl, settings[image["dataset"]], experts)
+        except Exception as exc:
+            rejects.add(image["item_id"], image["source_file"], "roi_grounding_failed", f"{type(exc).__name__}: {exc}")
+            continue
+        n_capped += capped
+        if not rois:
+            rows.append(whole_image_row(image))
+            continue
+        orientation = image["orientation"]
+        relations = roi_relations(rois, sl.width, sl.height, orientation)
+        for idx, (roi, rel) in enumerate(zip(rois, relations)):
+            rec = roi_record(roi, sl.width, sl.height, orientation)
+            overlay = render_overlay(pixels, [roi])
+            overlay_uri = storage.write_bytes(f"overlays/{image['image_id']}/roi_{idx:03d}.png", encode_png(overlay))
+            rows.append(
+                {
+                    "roi_id": f"{image['image_id']}#{idx:03d}",
+                    "image_id": image["image_id"],
+                    "dataset": image["dataset"],
+                    "shard": image["shard"],
+                    "roi_index": idx,
+                    **{k: rec[k] for k in _GEOMETRY_KEYS},
+                    "anatomical_position": anatomical_position(
+                        (rec["bbox_x0"], rec["bbox_y0"], rec["bbox_x1"], rec["bbox_y1"]), sl.width, sl.height, orientation
+                    ),
+                    "relations": list(rel),
+                    "overlay_uri": overlay_uri,
+                }
+            )
+    df = conform(rows, ROIS_SCHEMA)
+    by_origin = dict(df.group_by("origin").len().iter_rows()) if not df.is_empty() else {}
+    return RoisResult(df, rejects.frame(), time.perf_counter() - t0, n_capped, by_origin)
+
+
+_GEOMETRY_KEYS = (
+    "label",
+    "origin",
+    "score",
+    "instance",
+    "bbox_x0",
+    "bbox_y0",
+    "bbox_x1",
+    "bbox_y1",
+    "bbox_norm",
+    "area_px",
+    "area_frac",
+    "centroid_x",
+    "centroid_y",
+    "n_components",
+    "position",
+    "rle",
+)

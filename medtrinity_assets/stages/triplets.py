@@ -1,0 +1,90 @@
+"""triplets: one row per image–ROI–description, with its full provenance."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from medtrinity_assets.schema import SCHEMA_VERSION, SECTION_COLUMNS, TRIPLETS_SCHEMA, conform
+
+
+def geometry_problems(roi: dict, width: int, height: int) -> list[str]:
+    """Structural checks of an ROI against its image."""
+    if roi["roi_index"] == -1:
+        return []
+    x0, y0, x1, y1 = roi["bbox_x0"], roi["bbox_y0"], roi["bbox_x1"], roi["bbox_y1"]
+    if None in (x0, y0, x1, y1):
+        return ["bbox_missing"]
+    if not (0 <= x0 <= x1 < width and 0 <= y0 <= y1 < height):
+        return ["bbox_outside_image"]
+    return []
+
+
+def assemble_triplets(
+    images: pl.DataFrame,
+    rois: pl.DataFrame,
+    coarse: pl.DataFrame,
+    captions: pl.DataFrame,
+    licences: dict[str, tuple[str, bool]],
+) -> pl.DataFrame:
+    if captions.is_empty():
+        return conform([], TRIPLETS_SCHEMA)
+    by_image = {r["image_id"]: r for r in images.iter_rows(named=True)}
+    by_roi = {r["roi_id"]: r for r in rois.iter_rows(named=True)}
+    by_coarse = {r["roi_id"]: r for r in coarse.iter_rows(named=True)}
+    rows = []
+    for c in captions.iter_rows(named=True):
+        roi = by_roi[c["roi_id"]]
+        img = by_image[c["image_id"]]
+        licence, redistributable = licences[img["dataset"]]
+        reasons = list(c["problems"]) + geometry_problems(roi, img["width"], img["height"])
+        if not (c["caption"] or "").strip():
+            reasons.append("empty_caption")
+        rows.append(
+            {
+                "triplet_id": c["roi_id"],
+                "schema_version": SCHEMA_VERSION,
+                "dataset": img["dataset"],
+                "shard": img["shard"],
+                "image_id": img["image_id"],
+                "image_uri": img["image_uri"],
+                "overlay_uri": roi["overlay_uri"],
+                "source_file": img["source_file"],
+                "slice_axis": img["slice_axis"],
+                "slice_index": img["slice_index"],
+                "modality": img["modality"],
+                "organs": list(img["organs"]),
+                "labels": list(img["labels"]),
+                "width": img["width"],
+                "height": img["height"],
+                "orientation": img["orientation"],
+                "patient_hash": img["patient_hash"],
+                "roi_id": roi["roi_id"],
+                "roi_label": roi["label"],
+                "roi_origin": roi["origin"],
+                "roi_score": roi["score"],
+                "bbox_x0": roi["bbox_x0"],
+                "bbox_y0": roi["bbox_y0"],
+                "bbox_x1": roi["bbox_x1"],
+                "bbox_y1": roi["bbox_y1"],
+                "bbox_norm": roi["bbox_norm"],
+                "area_frac": roi["area_frac"],
+                "position": roi["position"],
+                "rle": roi["rle"],
+                "coarse_caption": by_coarse[c["roi_id"]]["coarse_caption"],
+                "caption": c["caption"],
+                **{col: c[col] for col in SECTION_COLUMNS},
+                "passage_ids": list(c["passage_ids"]),
+                "prompt_version": c["prompt_version"],
+                "prompt_hash": c["prompt_hash"],
+                "caption_backend": c["backend"],
+                "caption_model": c["model"],
+                "caption_model_version": c["model_version"],
+                "generation_settings": c["generation_settings"],
+                "ingest_policy": img["ingest_policy"],
+                "licence": licence,
+                "redistributable": redistributable,
+                "quarantined": bool(reasons),
+                "quarantine_reasons": sorted(set(reasons)),
+            }
+        )
+    return conform(rows, TRIPLETS_SCHEMA)
