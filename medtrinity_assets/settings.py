@@ -10,6 +10,8 @@ MEDTRINITY_CHROMA_URL       chroma server URL instead of the embedded store
 MEDTRINITY_MLLM_BACKEND     grounded_composer | transformers | openai
 MEDTRINITY_MLLM_MODEL       local model dir (transformers) or served model name (openai)
 MEDTRINITY_MLLM_ENDPOINT    OpenAI-compatible base URL
+MEDTRINITY_DEVICE           cpu | cuda | auto (cuda/auto tag dataset runs medtrinity/gpu=true)
+MEDTRINITY_RUN_TAGS         JSON of extra run tags for dataset runs (e.g. dagster-k8s/config)
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from dagster import AssetKey, MultiPartitionsDefinition, RunRequest, SkipReason, build_schedule_context, build_sensor_context
@@ -49,7 +50,11 @@ def test_per_source_schedule_requests_every_shard():
 
     assert {s.name for s in SCHEDULES} == {f"{n}_backfill" for n in CATALOG.names}
     sched = next(s for s in SCHEDULES if s.name == "torchxrayvision_cxr_backfill")
-    requests = list(sched.evaluate_tick(build_schedule_context()).run_requests)
+    tick = datetime(2026, 11, 29, 3, 0, tzinfo=timezone.utc)
+    from medtrinity_assets.definitions import defs
+
+    ctx = build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
+    requests = list(sched.evaluate_tick(ctx).run_requests)
     assert len(requests) == CATALOG.shard_count
     assert {str(r.partition_key) for r in requests} == {f"torchxrayvision_cxr|{s}" for s in CATALOG.shard_keys}
 

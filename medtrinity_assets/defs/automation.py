@@ -23,10 +23,11 @@ from medtrinity_assets.defs.jobs import dataset_shard_job, source_manifest_job
 from medtrinity_assets.partitions import dataset_shard_key
 
 
-def shard_run_requests(dataset: str, shards: list[str], reason: str) -> list[RunRequest]:
+def shard_run_requests(dataset: str, shards: list[str], reason: str, key_suffix: str) -> list[RunRequest]:
+    """One run per (dataset, shard); run keys make a tick idempotent."""
     return [
         RunRequest(
-            run_key=None,
+            run_key=f"{dataset}|{shard}|{key_suffix}",
             partition_key=dataset_shard_key(dataset, shard),
             tags={"medtrinity/source": dataset, "medtrinity/trigger": reason},
         )
@@ -45,7 +46,8 @@ def source_backfill_schedule(source_name: str, cron: str = "0 3 * * 0"):
         description=f"Re-run every shard of source '{source_name}'.",
     )
     def _schedule(context: ScheduleEvaluationContext):
-        return shard_run_requests(source_name, CATALOG.shard_keys, "schedule")
+        tick = context.scheduled_execution_time.isoformat()
+        return shard_run_requests(source_name, CATALOG.shard_keys, "schedule", tick)
 
     return _schedule
 
@@ -100,7 +102,7 @@ def changed_shards_sensor(context: SensorEvaluationContext, asset_event: EventLo
     shards = list(changed.value) if changed is not None else []
     if not shards:
         return SkipReason(f"no changed shard in {mat.partition}")
-    return shard_run_requests(mat.partition, shards, "files_changed")
+    return shard_run_requests(mat.partition, shards, "files_changed", str(asset_event.storage_id if hasattr(asset_event, "storage_id") else asset_event.timestamp))
 
 
 SCHEDULES = [source_backfill_schedule(s.name) for s in CATALOG.sources]

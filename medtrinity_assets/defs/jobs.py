@@ -1,9 +1,27 @@
 """Jobs: one per partitions definition (Dagster jobs target a single partitioning)."""
 
 
+import json
+
 from dagster import AssetSelection, define_asset_job
 
-from medtrinity_assets.defs.context import CORPUS_PARTITIONS, DATASET_PARTITIONS, DATASET_SHARD_PARTITIONS
+from medtrinity_assets import settings
+
+from medtrinity_assets.defs.context import CORPUS_PARTITIONS, DATASET_PARTITIONS, DATASET_SHARD_PARTITIONS, GPU_TAGS
+
+
+
+def dataset_run_tags() -> dict[str, str]:
+    """Tags of dataset runs: GPU runs are tagged so the instance's GPU run limit applies;
+    MEDTRINITY_RUN_TAGS (JSON) adds deployment tags, e.g. dagster-k8s/config for GPU nodes."""
+    tags = {"medtrinity/stage": "dataset"}
+    if settings.env("MEDTRINITY_DEVICE", "cpu") in ("cuda", "auto"):
+        tags.update(GPU_TAGS)
+    extra = settings.env("MEDTRINITY_RUN_TAGS")
+    if extra:
+        tags.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(extra).items()})
+    return tags
+
 
 DATASET_ASSETS = ["images", "roi_masks", "coarse_captions", "retrieved_knowledge", "caption_batches", "triplets"]
 
@@ -32,7 +50,7 @@ dataset_shard_job = define_asset_job(
     selection=AssetSelection.assets(*DATASET_ASSETS),
     partitions_def=DATASET_SHARD_PARTITIONS,
     description="images -> roi_masks -> coarse_captions -> retrieved_knowledge -> caption_batches -> triplets for one (source, shard).",
-    tags={"medtrinity/stage": "dataset"},
+    tags=dataset_run_tags(),
 )
 
 ALL_JOBS = [knowledge_index_job, retrieval_evaluation_job, source_manifest_job, dataset_shard_job]
