@@ -73,14 +73,14 @@ def materialize_all(instance, sources: list[str] | None = None, knowledge: bool 
     if knowledge:
         echo and print("Knowledge index:")
         for corpus in CORPUS_PARTITIONS.get_partition_keys():
-            outcomes.append(_run(defs.get_job_def("knowledge_index_job"), instance, corpus, f"knowledge_index[{corpus}]", echo))
-        outcomes.append(_run(defs.get_job_def("retrieval_evaluation_job"), instance, None, "retrieval_evaluation", echo))
+            outcomes.append(_run(defs.resolve_job_def("knowledge_index_job"), instance, corpus, f"knowledge_index[{corpus}]", echo))
+        outcomes.append(_run(defs.resolve_job_def("retrieval_evaluation_job"), instance, None, "retrieval_evaluation", echo))
     echo and print("Sources:")
     for name in names:
-        outcomes.append(_run(defs.get_job_def("source_manifest_job"), instance, name, f"source_manifest[{name}]", echo))
+        outcomes.append(_run(defs.resolve_job_def("source_manifest_job"), instance, name, f"source_manifest[{name}]", echo))
         for shard in CATALOG.shard_keys:
             key = dataset_shard_key(name, shard)
-            outcomes.append(_run(defs.get_job_def("dataset_shard_job"), instance, key, f"dataset[{name}|{shard}]", echo))
+            outcomes.append(_run(defs.resolve_job_def("dataset_shard_job"), instance, key, f"dataset[{name}|{shard}]", echo))
     return outcomes
 
 

@@ -132,7 +132,7 @@ def test_rerunning_a_partition_gives_the_same_output(demo):
     key = dataset_shard_key("sam_med2d_demo", "01")
     before = storage.read_parquet("manifests/triplets/sam_med2d_demo/01.parquet")
     files_before = storage.list_keys("images/sam_med2d_demo/")
-    result = defs.get_job_def("dataset_shard_job").execute_in_process(instance=instance, partition_key=key)
+    result = defs.resolve_job_def("dataset_shard_job").execute_in_process(instance=instance, partition_key=key)
     assert result.success
     after = storage.read_parquet("manifests/triplets/sam_med2d_demo/01.parquet")
     assert before.height > 0 and after.equals(before)

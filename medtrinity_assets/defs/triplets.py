@@ -4,23 +4,18 @@
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
 
+from medtrinity_assets.captions.checks import modality_problems
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
+from medtrinity_assets.records import CaptionFacts
 from medtrinity_assets.defs.metadata import preview, table_md
 from medtrinity_assets.stages.triplets import assemble_triplets
 from medtrinity_resources.storage import MedtrinityStorage
 
 
 def modality_named(caption: str, modality: str) -> bool:
-    from medtrinity_assets.captions import check_caption  # noqa: F401  (checks live with the captions)
-
-    return modality.lower().split()[0] in caption.lower() or _synonym_hit(caption, modality)
-
-
-def _synonym_hit(caption: str, modality: str) -> bool:
-    from medtrinity_assets.captions.checks import modality_terms
-
-    low = caption.lower()
-    return any(t in low for t in modality_terms(modality))
+    """The caption names the record's modality (or a synonym) and no other as the image's own."""
+    facts = CaptionFacts(modality=modality, organs=[], coarse_caption="", roi_label=None, roi_position=None, roi_area_frac=None)
+    return bool(caption.strip()) and not modality_problems(caption, {}, facts)
 
 
 @asset(
@@ -54,7 +49,7 @@ def triplets(
             **preview(storage, first["overlay_uri"][0] if first.height else None, "triplet overlay"),
         },
     )
-    unnamed = [r["triplet_id"] for r in ok.iter_rows(named=True) if not r["caption"].strip() or not modality_named(r["caption"], r["modality"])]
+    unnamed = [r["triplet_id"] for r in ok.iter_rows(named=True) if not modality_named(r["caption"], r["modality"])]
     yield AssetCheckResult(
         check_name="captions_name_modality",
         passed=not unnamed,
