@@ -1,0 +1,36 @@
+"""Ingestion at source fidelity: source file -> display-ready 2D slices with aligned GT masks.
+
+Public API (what the Dagster assets call):
+
+- `IngestPolicy`                       slicing / intensity / output-size rules (per source)
+- `load_item(item, policy)`            -> list[Slice2D]; RejectError(reason, detail) on bad input
+- `load_items(items, policy)`          -> ({(dataset, item_id): slices}, [reject rows]); never raises
+- `encode_png(pixels)`                 deterministic PNG bytes
+- `pixel_hashes(pixels)`               (sha256, perceptual hash)
+- `near_duplicate(a, b, max_distance)` perceptual-hash comparison
+- `dedup_flags(records)`               exact / near-duplicate flags with `duplicate_of`
+- `check_within_root(path, root)`      path / symlink containment guard
+- `detect_format(path)`, `SUPPORTED_FORMATS`
+- `REJECT_REASONS`                     every reject reason code with its meaning
+"""
+
+from medtrinity_assets.ingest.formats import SUPPORTED_FORMATS, detect_format
+from medtrinity_assets.ingest.guards import check_within_root
+from medtrinity_assets.ingest.hashing import dedup_flags, encode_png, near_duplicate, pixel_hashes
+from medtrinity_assets.ingest.load import load_item, load_items
+from medtrinity_assets.ingest.policy import IngestPolicy
+from medtrinity_assets.ingest.reasons import REJECT_REASONS
+
+__all__ = [
+    "REJECT_REASONS",
+    "SUPPORTED_FORMATS",
+    "IngestPolicy",
+    "check_within_root",
+    "dedup_flags",
+    "detect_format",
+    "encode_png",
+    "load_item",
+    "load_items",
+    "near_duplicate",
+    "pixel_hashes",
+]

@@ -1,0 +1,175 @@
+"""Ground-truth masks: decode every MaskRef onto the image's grid and split planes into MaskLayers.
+
+Conventions (records.MaskRef): ``binary`` nonzero = foreground; ``threshold`` value > threshold
+(lossy JPEG masks); ``multilabel`` integer ids named by `label_table`; ``instance`` every
+nonzero id is one instance of `label`. Raster masks (PNG/JPEG/TIFF) are on the source's stored
+pixel grid and follow the image's permutation/flips; volume masks (NIfTI/NRRD/MHA) are
+canonicalised by their own direction; DICOM-SEG frames are placed by SOP UID / position.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from medtrinity_assets.ingest.formats import detect_format
+from medtrinity_assets.ingest.guards import check_exists, check_within_root
+from medtrinity_assets.ingest.readers.dicom import read_seg_masks
+from medtrinity_assets.ingest.readers.raster import read_raster_labels
+from medtrinity_assets.ingest.readers.volume import read_volume_labels
+from medtrinity_assets.ingest.stack import MaskVolume, Stack
+from medtrinity_assets.records import MaskLayer, MaskRef, RejectError
+
+_KEPT_REASONS = {
+    "decompression_bomb",
+    "shape_mismatch",
+    "unsupported_mask",
+    "path_escapes_root",
+    "mask_missing",
+    "geometry_mismatch",
+    "non_finite_values",
+}
+SPACING_TOL = 0.01
+
+
+def _mask_name(path: str) -> str:
+    name = os.path.basename(path)
+    for ext in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nrrd", ".mha", ".mhd", ".dcm"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def _integer_ids(values: np.ndarray, path: str) -> np.ndarray:
+    if values.dtype.kind == "f":
+        rounded = np.rint(values)
+        if not np.array_equal(rounded, values):
+            raise RejectError("unsupported_mask", f"non-integer values in label map {os.path.basename(path)}")
+        values = rounded.astype(np.int64)
+    if values.dtype.kind == "b":
+        values = values.astype(np.uint8)
+    if values.size and values.min() < 0:
+        values = np.where(values < 0, 0, values)
+    return values
+
+
+def to_convention(values: np.ndarray, ref: MaskRef) -> np.ndarray:
+    """Mask values -> ids: 0/1 for binary/threshold, integer ids for multilabel/instance."""
+    if ref.convention == "binary":
+        return (values != 0).astype(np.uint8)
+    if ref.convention == "threshold":
+        return (values > ref.threshold).astype(np.uint8)
+    if ref.convention in ("multilabel", "instance"):
+        return _integer_ids(values, ref.path)
+    raise RejectError("unsupported_mask", f"unknown mask convention '{ref.convention}'")
+
+
+def _check_spacing(stack: Stack, spacing_zyx: tuple[float, float, float], path: str) -> None:
+    if stack.kind != "volume" or any(s is None for s in stack.spacing):
+        return
+    for a, b in zip(stack.spacing, spacing_zyx):
+        if abs(float(a) - float(b)) > SPACING_TOL * max(abs(float(a)), 1e-6):
+            raise RejectError(
+                "geometry_mismatch",
+                f"mask {os.path.basename(path)} voxel spacing {tuple(round(s, 4) for s in spacing_zyx)} "
+                f"differs from the image's {tuple(round(float(s), 4) for s in stack.spacing)}",
+            )
+
+
+def read_mask_values(ref: MaskRef, stack: Stack, max_pixels: int) -> list[MaskVolume]:
+    """Decode one MaskRef onto `stack`'s canonical grid (RejectError on any mismatch)."""
+    fmt = detect_format(ref.path)
+    name = ref.label or _mask_name(ref.path)
+    if fmt in ("png", "jpeg", "tiff"):
+        values = read_raster_labels(ref.path, fmt, max_pixels, ref.convention)
+        if tuple(values.shape) != tuple(stack.stored_shape):
+            raise _shape_mismatch(ref.path, values.shape, stack.stored_shape)
+        values = stack.to_canonical(values)
+    elif fmt in ("nifti", "nrrd", "mha"):
+        values, spacing = read_volume_labels(ref.path, max_pixels)
+        if tuple(values.shape) != stack.spatial_shape:
+            raise _shape_mismatch(ref.path, values.shape, stack.spatial_shape)
+        _check_spacing(stack, spacing, ref.path)
+    elif fmt == "dicom":
+        volumes = read_seg_masks(ref.path, stack, max_pixels)
+        if ref.convention == "multilabel" and ref.label_table:
+            for v in volumes:
+                v.label = ref.label_table.get(int(v.label_id or 0), v.label)
+        elif ref.label and len(volumes) == 1:
+            volumes[0].label = ref.label
+        return volumes
+    elif fmt == "empty":
+        raise RejectError("corrupt_mask", f"mask {os.path.basename(ref.path)} is empty")
+    else:
+        raise RejectError("unsupported_mask", f"mask {os.path.basename(ref.path)}: format {fmt}")
+    ids = to_convention(values, ref)
+    convention = "binary" if ref.convention in ("binary", "threshold") else ref.convention
+    return [MaskVolume(ids, convention, name, ref.label_table, ref.instance)]
+
+
+def _shape_mismatch(path: str, mask_shape, image_shape) -> RejectError:
+    detail = f"mask {os.path.basename(path)} is {_shape_text(mask_shape)}, image is {_shape_text(image_shape)}"
+    return RejectError("shape_mismatch", detail)
+
+
+def _shape_text(shape) -> str:
+    dims = [int(s) for s in shape]
+    if len(dims) == 3 and dims[0] == 1:
+        dims = dims[1:]
+    return "x".join(str(d) for d in dims)
+
+
+def load_mask_volumes(masks: tuple[MaskRef, ...], stack: Stack, max_pixels: int, root: str | None) -> list[MaskVolume]:
+    """All masks of an item on the image's grid; any bad mask rejects the item."""
+    volumes: list[MaskVolume] = []
+    for ref in masks:
+        check_within_root(ref.path, root)
+        check_exists(ref.path, "mask")
+        try:
+            volumes.extend(read_mask_values(ref, stack, max_pixels))
+        except RejectError as exc:
+            if exc.reason in _KEPT_REASONS or exc.reason == "corrupt_mask":
+                raise
+            raise RejectError(
+                "corrupt_mask", f"mask {os.path.basename(ref.path)}: {exc.reason}: {exc.detail}"
+            ) from None
+    return volumes
+
+
+def split_ids(plane_ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(id, boolean mask) for every positive id of an integer plane, in id order.
+
+    One pass over the foreground pixels (grouped by id), instead of one full-image comparison
+    per id: an instance map with hundreds of nuclei costs about as much as one with two labels.
+    """
+    ys, xs = np.nonzero(plane_ids > 0)
+    if ys.size == 0:
+        return []
+    ids = plane_ids[ys, xs]
+    order = np.argsort(ids, kind="stable")
+    ids, ys, xs = ids[order], ys[order], xs[order]
+    uniq, starts = np.unique(ids, return_index=True)
+    ends = list(starts[1:]) + [ids.size]
+    out = []
+    for value, start, end in zip(uniq, starts, ends):
+        mask = np.zeros(plane_ids.shape, dtype=bool)
+        mask[ys[start:end], xs[start:end]] = True
+        out.append((int(value), mask))
+    return out
+
+
+def mask_layers(plane_ids: np.ndarray, volume: MaskVolume) -> list[MaskLayer]:
+    """MaskLayers of one (already resized) plane of one mask volume; empty structures are omitted."""
+    if volume.convention == "binary":
+        if not plane_ids.any():
+            return []
+        return [MaskLayer(volume.label, plane_ids.astype(bool), instance=volume.instance, label_id=volume.label_id)]
+    layers = []
+    for value, mask in split_ids(plane_ids):
+        if volume.convention == "multilabel":
+            name = (volume.label_table or {}).get(value, f"label_{value}")
+            layers.append(MaskLayer(name, mask, label_id=value))
+        else:
+            layers.append(MaskLayer(volume.label, mask, instance=value))
+    return layers
