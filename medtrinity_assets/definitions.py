@@ -31,7 +31,7 @@ def build_resources() -> dict:
             endpoint_url=settings.env("MEDTRINITY_MLLM_ENDPOINT"),
             device=settings.env("MEDTRINITY_DEVICE", "cpu"),
         ),
-        "experts": load_expert_config(settings.env("MEDTRINITY_EXPERTS")),
+        "experts": load_expert_config(settings.env("MEDTRINITY_EXPERTS") or None, default_device=settings.env("MEDTRINITY_DEVICE", "cpu")),
     }
 
 

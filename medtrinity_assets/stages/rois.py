@@ -54,19 +54,29 @@ def whole_image_row(image: dict) -> dict:
     }
 
 
-def ground_image(image: dict, sl: Slice2D, settings: RoiSettings, experts=None) -> tuple[list[ROI], int]:
-    """ROIs for one image (GT first, then the routed expert); returns (rois, n_dropped_by_cap)."""
-    rois: list[ROI] = []
-    if sl.masks:
-        rois = rois_from_masks(sl, min_area_px=settings.min_area_px, merge_per_label=settings.merge_per_label)
-    elif experts is not None:
-        expert = experts.route(image["modality"], list(image["organs"]), list(image["labels"]))
-        if expert:
-            rois = experts.predict(expert, [sl])[0]
+def cap_rois(rois: list[ROI], settings: RoiSettings) -> tuple[list[ROI], int]:
+    """Keep at most max_rois_per_image (the largest); the number dropped is reported in metadata."""
     n_capped = max(0, len(rois) - settings.max_rois_per_image)
-    if n_capped:  # keep the largest; the cap is reported in metadata
+    if n_capped:
         rois = sorted(rois, key=lambda r: -int(r.mask.sum()))[: settings.max_rois_per_image]
     return rois, n_capped
+
+
+def expert_rois(pending: list[tuple[dict, Slice2D]], experts) -> dict[str, list[ROI]]:
+    """Run routed experts in batches: one predict call per expert (per volume for 3D experts)."""
+    groups: dict[tuple[str, str], list[tuple[dict, Slice2D]]] = {}
+    for image, sl in pending:
+        expert = experts.route(image["modality"], list(image["organs"]), list(image["labels"]))
+        if not expert:
+            continue
+        volume_key = image["item_id"] if experts.spec(expert).spatial_dims == 3 else ""
+        groups.setdefault((expert, volume_key), []).append((image, sl))
+    out: dict[str, list[ROI]] = {}
+    for (expert, _), members in groups.items():
+        members.sort(key=lambda m: (m[0]["item_id"], m[0]["slice_index"] or 0))
+        for (image, _), rois in zip(members, experts.predict(expert, [sl for _, sl in members])):
+            out[image["image_id"]] = rois
+    return out
 
 
 def ground_shard(images: pl.DataFrame, settings: dict[str, RoiSettings], storage, experts=None) -> RoisResult:
@@ -74,47 +84,70 @@ def ground_shard(images: pl.DataFrame, settings: dict[str, RoiSettings], storage
     if images.is_empty():
         return RoisResult(conform([], ROIS_SCHEMA), Rejects("", "", "roi_masks").frame(), 0.0, 0, {})
     rejects = Rejects(images["dataset"][0], images["shard"][0], "roi_masks")
-    rows: list[dict] = []
-    n_capped = 0
+    loaded: list[tuple[dict, Slice2D]] = []
     for image in images.iter_rows(named=True):
         if image["duplicate_of"]:
             continue  # exact/near duplicate of an earlier image of this shard: described once
         try:
             pixels = decode_png(storage.read_uri(image["image_uri"]))
             masks = load_mask_layers(storage.read_uri(image["gt_masks_uri"])) if image["gt_masks_uri"] else []
-            sl = Slice2D(pixels=pixels, masks=masks, slice_axis=image["slice_axis"], slice_index=image["slice_index"])
-            rois, capped = ground_image(image, sl, settings[image["dataset"]], experts)
         except Exception as exc:
             rejects.add(image["item_id"], image["source_file"], "roi_grounding_failed", f"{type(exc).__name__}: {exc}")
             continue
+        loaded.append((image, Slice2D(pixels=pixels, masks=masks, slice_axis=image["slice_axis"], slice_index=image["slice_index"])))
+
+    by_image: dict[str, list[ROI]] = {}
+    for image, sl in loaded:
+        if sl.masks:
+            s = settings[image["dataset"]]
+            by_image[image["image_id"]] = rois_from_masks(sl, min_area_px=s.min_area_px, merge_per_label=s.merge_per_label)
+    if experts is not None:
+        pending = [(image, sl) for image, sl in loaded if not sl.masks]
+        try:
+            by_image.update(expert_rois(pending, experts))
+        except Exception as exc:  # a failing expert leaves those images described whole, with a reject row each
+            for image, _ in pending:
+                rejects.add(image["item_id"], image["source_file"], "expert_failed", f"{type(exc).__name__}: {exc}")
+
+    rows: list[dict] = []
+    n_capped = 0
+    for image, sl in loaded:
+        rois, capped = cap_rois(by_image.get(image["image_id"], []), settings[image["dataset"]])
         n_capped += capped
         if not rois:
             rows.append(whole_image_row(image))
             continue
-        orientation = image["orientation"]
-        relations = roi_relations(rois, sl.width, sl.height, orientation)
-        for idx, (roi, rel) in enumerate(zip(rois, relations)):
-            rec = roi_record(roi, sl.width, sl.height, orientation)
-            overlay = render_overlay(pixels, [roi])
-            overlay_uri = storage.write_bytes(f"overlays/{image['image_id']}/roi_{idx:03d}.png", encode_png(overlay))
-            rows.append(
-                {
-                    "roi_id": f"{image['image_id']}#{idx:03d}",
-                    "image_id": image["image_id"],
-                    "dataset": image["dataset"],
-                    "shard": image["shard"],
-                    "roi_index": idx,
-                    **{k: rec[k] for k in _GEOMETRY_KEYS},
-                    "anatomical_position": anatomical_position(
-                        (rec["bbox_x0"], rec["bbox_y0"], rec["bbox_x1"], rec["bbox_y1"]), sl.width, sl.height, orientation
-                    ),
-                    "relations": list(rel),
-                    "overlay_uri": overlay_uri,
-                }
-            )
+        rows.extend(roi_rows(image, sl, rois, storage))
     df = conform(rows, ROIS_SCHEMA)
     by_origin = dict(df.group_by("origin").len().iter_rows()) if not df.is_empty() else {}
     return RoisResult(df, rejects.frame(), time.perf_counter() - t0, n_capped, by_origin)
+
+
+def roi_rows(image: dict, sl: Slice2D, rois: list[ROI], storage) -> list[dict]:
+    """Manifest rows (geometry, relations, overlay) for the ROIs of one image."""
+    orientation = image["orientation"]
+    organ_labels = {layer.label for layer in sl.masks if layer.label_id is not None}  # label maps hold organs
+    relations = roi_relations(rois, sl.width, sl.height, orientation, organ_labels=organ_labels or None)
+    rows = []
+    for idx, (roi, rel) in enumerate(zip(rois, relations)):
+        rec = roi_record(roi, sl.width, sl.height, orientation)
+        overlay = render_overlay(sl.pixels, [roi])
+        overlay_uri = storage.write_bytes(f"overlays/{image['image_id']}/roi_{idx:03d}.png", encode_png(overlay))
+        box = (rec["bbox_x0"], rec["bbox_y0"], rec["bbox_x1"], rec["bbox_y1"])
+        rows.append(
+            {
+                "roi_id": f"{image['image_id']}#{idx:03d}",
+                "image_id": image["image_id"],
+                "dataset": image["dataset"],
+                "shard": image["shard"],
+                "roi_index": idx,
+                **{k: rec[k] for k in _GEOMETRY_KEYS},
+                "anatomical_position": anatomical_position(box, sl.width, sl.height, orientation),
+                "relations": list(rel),
+                "overlay_uri": overlay_uri,
+            }
+        )
+    return rows
 
 
 _GEOMETRY_KEYS = (
