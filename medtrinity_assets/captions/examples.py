@@ -1,0 +1,114 @@
+"""Realistic `CaptionFacts` for demos, benchmarks and tests (one per common modality).
+
+Passage texts are short excerpts of the project's knowledge corpora (Disease Ontology, CC0;
+MedQuAD, CC BY 4.0) in the form the knowledge stage stores them.
+"""
+
+from __future__ import annotations
+
+from medtrinity_assets.records import CaptionFacts, Passage
+
+from .coarse import coarse_caption
+
+HCC_DO = Passage(
+    chunk_id="disease_ontology:DOID:684:0",
+    corpus="disease_ontology",
+    title="hepatocellular carcinoma",
+    text="hepatocellular carcinoma: A liver carcinoma that has material basis in undifferentiated hepatocytes and "
+    "located in the liver. Also called: Hepatoma. Is a: liver carcinoma. Anatomy: liver. Tumours are often "
+    "heterogeneous, with necrosis and haemorrhage.",
+    score=0.82,
+)
+LIVER_CANCER_MQ = Passage(
+    chunk_id="medquad:CancerGov-0000010_1-1:0",
+    corpus="medquad",
+    title="Adult Primary Liver Cancer",
+    text="What is (are) Adult Primary Liver Cancer? Key Points - Adult primary liver cancer is a disease in which "
+    "malignant (cancer) cells form in the tissues of the liver.",
+    score=0.71,
+)
+TB_MQ = Passage(
+    chunk_id="medquad:CDC-0000003-1:0",
+    corpus="medquad",
+    title="Tuberculosis",
+    text="What is (are) Tuberculosis? Tuberculosis (TB) is a disease caused by bacteria called Mycobacterium "
+    "tuberculosis. The bacteria usually attack the lungs, but TB bacteria can attack any part of the body such as "
+    "the kidney, spine, and brain.",
+    score=0.77,
+)
+GLIOMA_DO = Passage(
+    chunk_id="disease_ontology:DOID:3070:0",
+    corpus="disease_ontology",
+    title="malignant glioma",
+    text="malignant glioma: A cell type cancer that has material basis in glial cells.",
+    score=0.31,
+)
+
+
+def ct_liver() -> CaptionFacts:
+    """Axial abdominal CT, liver ROI in the upper left of the image, recorded HCC."""
+    return CaptionFacts(
+        modality="CT",
+        organs=["abdomen"],
+        coarse_caption=coarse_caption("CT", ["abdomen"], ["hepatocellular carcinoma"], ["liver", "spleen", "aorta"]),
+        roi_label="liver",
+        roi_position="upper left",
+        roi_area_frac=0.183,
+        roi_relations=["borders the spleen", "anterior to and to the patient's right of the aorta"],
+        image_labels=["hepatocellular carcinoma"],
+        other_rois=["spleen", "aorta", "inferior_vena_cava"],
+        knowledge=[HCC_DO, LIVER_CANCER_MQ],
+        orientation="axial, radiological (patient left on image right)",
+        extra={"anatomical_position": "in the patient's right anterior region"},
+    )
+
+
+def xray_lungs() -> CaptionFacts:
+    """Frontal chest radiograph, both lungs as the ROI, recorded tuberculosis."""
+    return CaptionFacts(
+        modality="X-ray",
+        organs=["chest"],
+        coarse_caption=coarse_caption("X-ray", ["chest"], ["tuberculosis"], ["lungs"]),
+        roi_label="lungs",
+        roi_position="middle center",
+        roi_area_frac=0.412,
+        image_labels=["tuberculosis"],
+        knowledge=[TB_MQ],
+        orientation="frontal projection",
+    )
+
+
+def microscopy_nucleus() -> CaptionFacts:
+    """Fluorescence microscopy, one nucleus among many."""
+    return CaptionFacts(
+        modality="microscopy",
+        organs=["cell nuclei"],
+        coarse_caption=coarse_caption("microscopy", ["cell nuclei"], [], ["nucleus"]),
+        roi_label="nucleus",
+        roi_position="lower-middle right-center",
+        roi_area_frac=0.0021,
+        roi_relations=["borders the nucleus #12", "above and left of the nucleus #7 (image side)"],
+        other_rois=["nucleus"],
+    )
+
+
+def mri_brain_whole() -> CaptionFacts:
+    """Brain MRI without an ROI (whole-image description); an off-topic passage was retrieved."""
+    return CaptionFacts(
+        modality="MRI",
+        organs=["brain"],
+        coarse_caption=coarse_caption("MRI", ["brain"], [], []),
+        roi_label=None,
+        roi_position=None,
+        roi_area_frac=None,
+        knowledge=[GLIOMA_DO],
+        orientation="axial, radiological (patient left on image right)",
+    )
+
+
+EXAMPLES = {
+    "ct_liver": ct_liver,
+    "xray_lungs": xray_lungs,
+    "microscopy_nucleus": microscopy_nucleus,
+    "mri_brain_whole": mri_brain_whole,
+}

@@ -1,0 +1,619 @@
+"""Word lists shared by the caption writer and the caption checks.
+
+Three vocabularies live here, each with the small functions that read it:
+
+- **modalities**: families (``ct``, ``mri``, ``xray``, ...) with the words a caption may use for
+  them, DICOM codes, and which families may be named for one another (mammography is an X-ray).
+- **positions**: the image-position phrases the ROI stage writes (``"upper left-center"``,
+  ``"lower-middle right"``; also the hyphen-only ``"upper-left-center"`` form) read into a
+  vertical (``upper``/``middle``/``lower``) and a horizontal (``left``/``center``/``right``) side.
+- **organs**: organ names with adjectives/plurals (for "does the caption name the organ") and
+  the body region of each unambiguous organ (for "does it name an organ from another region").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+# ----------------------------------------------------------------------------- text helpers
+
+_IRREGULAR = {
+    "nuclei": "nucleus",
+    "vertebrae": "vertebra",
+    "vertebral": "vertebra",
+    "bronchi": "bronchus",
+    "lumina": "lumen",
+    "ova": "ovum",
+    "femora": "femur",
+    "cervices": "cervix",
+    "atria": "atrium",
+    "ventricles": "ventricle",
+    "pancreas": "pancreas",
+    "testes": "testis",
+    "axes": "axis",
+    "lens": "lens",
+}
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Crude singular form: ``lungs`` -> ``lung``, ``nuclei`` -> ``nucleus``, ``bodies`` -> ``body``."""
+    w = word.lower()
+    if w in _IRREGULAR:
+        return _IRREGULAR[w]
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
+
+
+def word_stems(text: str) -> set[str]:
+    """Stems of every alphanumeric word of `text`."""
+    return {stem(w) for w in _WORD.findall(text.lower())}
+
+
+def normalise_dashes(text: str) -> str:
+    """Unicode dashes and non-breaking spaces to plain ASCII."""
+    return re.sub(r"[\u2010-\u2015\u2212]", "-", text).replace("\u00a0", " ")
+
+
+_SIDE_WORDS = ("left", "right")
+
+
+def label_text(label: str) -> str:
+    """Human form of a structure label: ``heart_atrium_left`` -> ``left heart atrium``.
+
+    Underscores become spaces and a trailing side word moves to the front; anything else is
+    kept (``vertebrae_T9`` -> ``vertebrae T9``).
+    """
+    words = [w for w in re.split(r"[_\s]+", (label or "").strip()) if w]
+    if len(words) > 1 and words[-1].lower() in _SIDE_WORDS:
+        words = [words[-1]] + words[:-1]
+    return " ".join(words)
+
+
+def join_words(items: list[str], conjunction: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = [i for i in items if i]
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def unique(items) -> list[str]:
+    """Non-empty strings, first occurrence kept, order preserved (case-insensitive)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for item in items:
+        key = (item or "").strip().lower()
+        if key and key not in seen:
+            seen.add(key)
+            out.append(item.strip())
+    return out
+
+
+# ----------------------------------------------------------------------------- modalities
+
+
+@dataclass(frozen=True)
+class ModalityFamily:
+    """One imaging modality: display names, and the words that name it in free text."""
+
+    key: str
+    short: str  # "CT"
+    long: str  # "computed tomography"
+    # terms that name this modality in a caption; matched on word boundaries. Terms written
+    # in capitals are matched case-sensitively (so "US" is not the pronoun "us").
+    terms: tuple[str, ...]
+    texture: str  # what tissue "colour/texture" means for this modality (cautious, generic)
+    contrast_words: tuple[str, str]  # (low, high) appearance words, e.g. hypodense / hyperdense
+
+
+MODALITIES: dict[str, ModalityFamily] = {
+    f.key: f
+    for f in (
+        ModalityFamily(
+            "ct",
+            "CT",
+            "computed tomography",
+            ("CT", "CTA", "HRCT", "CECT", "NCCT", "computed tomography", "CAT scan", "computerized tomography"),
+            "On CT, tissue brightness reflects X-ray attenuation (density): denser tissue appears brighter "
+            "and fluid or fat appears darker",
+            ("hypodense", "hyperdense"),
+        ),
+        ModalityFamily(
+            "mri",
+            "MRI",
+            "magnetic resonance imaging",
+            (
+                "MRI",
+                "MR",
+                "MRA",
+                "fMRI",
+                "magnetic resonance",
+                "T1-weighted",
+                "T2-weighted",
+                "FLAIR",
+                "diffusion-weighted",
+            ),
+            "On MRI, brightness reflects signal intensity, which depends on the sequence and the tissue's "
+            "water, fat and contrast-agent content",
+            ("hypointense", "hyperintense"),
+        ),
+        ModalityFamily(
+            "xray",
+            "X-ray",
+            "radiography",
+            (
+                "X-ray",
+                "X-rays",
+                "Xray",
+                "x ray",
+                "radiograph",
+                "radiographs",
+                "radiography",
+                "radiographic",
+                "CXR",
+                "plain film",
+            ),
+            "On a radiograph, dense structures such as bone are radiopaque (bright) while air-filled "
+            "regions are radiolucent (dark); soft tissue lies in between",
+            ("lucent", "opaque"),
+        ),
+        ModalityFamily(
+            "ultrasound",
+            "ultrasound",
+            "ultrasonography",
+            (
+                "US",
+                "ultrasound",
+                "ultrasonography",
+                "ultrasonographic",
+                "sonography",
+                "sonographic",
+                "sonogram",
+                "echocardiography",
+                "echocardiogram",
+                "Doppler",
+            ),
+            "On ultrasound, brightness reflects echogenicity: strongly reflecting interfaces appear bright "
+            "and fluid appears dark",
+            ("hypoechoic", "hyperechoic"),
+        ),
+        ModalityFamily(
+            "microscopy",
+            "microscopy",
+            "microscopy",
+            (
+                "microscopy",
+                "microscope",
+                "microscopic",
+                "micrograph",
+                "photomicrograph",
+                "histopathology",
+                "histopathological",
+                "histology",
+                "histological",
+                "histologic",
+                "cytology",
+                "cytological",
+                "whole-slide",
+                "whole slide",
+                "H&E",
+                "hematoxylin",
+                "haematoxylin",
+                "immunohistochemistry",
+                "fluorescence microscopy",
+            ),
+            "In microscopy, contrast comes from staining or fluorescence, so structures are told apart by "
+            "their stain or signal intensity, colour and texture",
+            ("faint", "intense"),
+        ),
+        ModalityFamily(
+            "pet",
+            "PET",
+            "positron emission tomography",
+            ("PET", "PET/CT", "PET-CT", "positron emission tomography", "FDG"),
+            "On PET, brightness reflects radiotracer uptake rather than anatomy",
+            ("low-uptake", "high-uptake"),
+        ),
+        ModalityFamily(
+            "nuclear",
+            "nuclear medicine",
+            "nuclear medicine imaging",
+            ("SPECT", "scintigraphy", "scintigram", "bone scan", "nuclear medicine", "gamma camera"),
+            "In nuclear medicine images, brightness reflects radiotracer uptake",
+            ("photopenic", "increased-uptake"),
+        ),
+        ModalityFamily(
+            "mammography",
+            "mammography",
+            "mammography",
+            ("mammogram", "mammograms", "mammography", "mammographic", "tomosynthesis"),
+            "On mammography, fibroglandular tissue and masses appear dense (bright) against darker fat",
+            ("lucent", "dense"),
+        ),
+        ModalityFamily(
+            "angiography",
+            "angiography",
+            "angiography",
+            ("angiography", "angiogram", "DSA", "fluoroscopy", "fluoroscopic"),
+            "On angiography, contrast-filled vessels appear as opaque branching structures",
+            ("lucent", "opaque"),
+        ),
+        ModalityFamily(
+            "endoscopy",
+            "endoscopy",
+            "endoscopy",
+            ("endoscopy", "endoscopic", "colonoscopy", "colonoscopic", "gastroscopy", "bronchoscopy", "laparoscopic"),
+            "Endoscopic images are colour photographs, so mucosal colour, vascular pattern and surface "
+            "texture are visible directly",
+            ("pale", "erythematous"),
+        ),
+        ModalityFamily(
+            "dermoscopy",
+            "dermoscopy",
+            "dermoscopy",
+            ("dermoscopy", "dermoscopic", "dermatoscopy", "dermatoscopic"),
+            "Dermoscopic images are magnified colour photographs of the skin, showing pigment colour and "
+            "structural patterns",
+            ("light", "dark"),
+        ),
+        ModalityFamily(
+            "fundus",
+            "fundus photography",
+            "fundus photography",
+            (
+                "fundus photograph",
+                "fundus photography",
+                "fundus image",
+                "fundoscopy",
+                "funduscopic",
+                "retinal photograph",
+            ),
+            "Fundus photographs are colour images of the retina, where vessels, the optic disc and lesions "
+            "differ in colour and brightness",
+            ("pale", "dark"),
+        ),
+        ModalityFamily(
+            "oct",
+            "OCT",
+            "optical coherence tomography",
+            ("OCT", "optical coherence tomography"),
+            "On OCT, brightness reflects optical reflectivity of the tissue layers",
+            ("hyporeflective", "hyperreflective"),
+        ),
+    )
+}
+
+#: DICOM Modality codes and catalog spellings that are not themselves caption terms.
+MODALITY_CODES: dict[str, str] = {
+    "CT": "ct",
+    "MR": "mri",
+    "MRI": "mri",
+    "CR": "xray",
+    "DX": "xray",
+    "RG": "xray",
+    "XR": "xray",
+    "X-RAY": "xray",
+    "XRAY": "xray",
+    "US": "ultrasound",
+    "MG": "mammography",
+    "PT": "pet",
+    "NM": "nuclear",
+    "XA": "angiography",
+    "RF": "angiography",
+    "SM": "microscopy",
+    "GM": "microscopy",
+    "ES": "endoscopy",
+    "OP": "fundus",
+    "OPT": "oct",
+    "OCT": "oct",
+}
+
+#: Families a caption may name for the image's modality without being wrong (one-way).
+COMPATIBLE_MODALITIES: dict[str, frozenset[str]] = {
+    "mammography": frozenset({"xray"}),
+    "angiography": frozenset({"xray", "ct", "mri"}),
+    "ct": frozenset({"angiography"}),
+    "mri": frozenset({"angiography"}),
+    "xray": frozenset({"angiography"}),
+    "pet": frozenset({"ct", "mri", "nuclear"}),
+    "nuclear": frozenset({"pet"}),
+}
+
+
+def _term_regex(term: str) -> str:
+    return re.escape(term).replace(r"\ ", r"[\s-]+").replace(r"\-", r"[\s-]?")
+
+
+def _is_case_sensitive(term: str) -> bool:
+    return term.isupper() or term in ("fMRI", "PET/CT", "PET-CT")
+
+
+def _family_scanner(case_sensitive: bool) -> re.Pattern[str]:
+    """One alternation over every family's terms; the matching group's name is the family."""
+    groups = []
+    for key, fam in MODALITIES.items():
+        terms = sorted((t for t in fam.terms if _is_case_sensitive(t) == case_sensitive), key=len, reverse=True)
+        if terms:
+            groups.append(f"(?P<{key}>" + "|".join(_term_regex(t) for t in terms) + ")")
+    return re.compile(r"(?<![\w-])(?:" + "|".join(groups) + r")(?!\w)", 0 if case_sensitive else re.IGNORECASE)
+
+
+_SCANNERS = (_family_scanner(True), _family_scanner(False))
+
+
+def modality_mentions(text: str) -> set[str]:
+    """Families named anywhere in `text` (terms in capitals match case-sensitively: "US" is not "us")."""
+    found: set[str] = set()
+    for scanner in _SCANNERS:
+        found |= {m.lastgroup for m in scanner.finditer(text or "") if m.lastgroup}
+    return found
+
+
+def modality_families(modality: str) -> set[str]:
+    """Families of a catalog/DICOM modality string (``"PET/CT"`` -> ``{"pet", "ct"}``); empty if unknown."""
+    value = (modality or "").strip()
+    if not value:
+        return set()
+    code = MODALITY_CODES.get(value.upper())
+    if code:
+        return {code}
+    families = modality_mentions(value)
+    if "pet" in families and "ct" not in families and re.search(r"(?<![a-z])ct(?![a-z])", value, re.I):
+        families.add("ct")
+    return families
+
+
+def modality_names(modality: str) -> tuple[str, str]:
+    """``(short, long)`` display names, e.g. ``("CT", "computed tomography")``; the input itself if unknown."""
+    families = sorted(modality_families(modality))
+    if len(families) != 1:
+        value = (modality or "").strip() or "medical"
+        return value, value
+    fam = MODALITIES[families[0]]
+    return fam.short, fam.long
+
+
+# ----------------------------------------------------------------------------- positions
+#
+# Position phrase vocabulary read by `parse_position_words` (tolerant; any mix of spaces,
+# hyphens, underscores and commas between words):
+#   vertical words   upper | top -> "upper";  lower | bottom -> "lower"
+#   horizontal words left -> "left";  right -> "right"
+#   centre words     middle | mid | center | centre | central: fill whichever axis has no
+#                    side word ("middle left" -> middle/left, "upper center" -> upper/center)
+# The ROI stage writes "<vertical> <horizontal>" with vertical in {upper, upper-middle, middle,
+# lower-middle, lower} and horizontal in {left, left-center, center, right-center, right}; the
+# refinements ("-middle", "-center") only pull towards the centre and do not change the side,
+# so "upper-middle left-center" reads as upper/left.
+
+_VERTICAL_WORDS = {"upper": "upper", "top": "upper", "lower": "lower", "bottom": "lower"}
+_HORIZONTAL_WORDS = {"left": "left", "right": "right"}
+_CENTRE_WORDS = {"middle", "mid", "center", "centre", "central"}
+
+
+@dataclass(frozen=True)
+class PositionWords:
+    """Sides named by a position phrase; ``None`` when the phrase says nothing about an axis."""
+
+    vertical: str | None  # "upper" | "middle" | "lower"
+    horizontal: str | None  # "left" | "center" | "right"
+
+
+def parse_position_words(phrase: str | None) -> PositionWords:
+    """Read a position phrase (see the vocabulary above) into its vertical and horizontal sides."""
+    words = [w for w in re.split(r"[\s\-_,/]+", normalise_dashes(phrase or "").lower()) if w]
+    vertical = next((_VERTICAL_WORDS[w] for w in words if w in _VERTICAL_WORDS), None)
+    horizontal = next((_HORIZONTAL_WORDS[w] for w in words if w in _HORIZONTAL_WORDS), None)
+    if any(w in _CENTRE_WORDS for w in words):
+        if vertical is None:
+            vertical = "middle"
+        if horizontal is None:
+            horizontal = "center"
+    return PositionWords(vertical, horizontal)
+
+
+_POSITION_TERMS = {
+    "upper": "upper",
+    "upper-middle": "upper",
+    "middle": "middle",
+    "lower-middle": "lower",
+    "lower": "lower",
+}
+
+
+def describe_position(phrase: str | None) -> str:
+    """Readable image-position wording for a position phrase, always naming its sides.
+
+    ``"upper left"`` -> ``"the upper left part of the image"``; ``"middle center"`` ->
+    ``"the central part of the image"``; ``"upper-middle left-center"`` -> ``"the upper part of
+    the image, left of centre"``. Unknown phrases are quoted as given.
+    """
+    raw = normalise_dashes(phrase or "").strip().lower()
+    if not raw:
+        return "the image"
+    parts = raw.split()
+    words = parse_position_words(raw)
+    if words.vertical is None and words.horizontal is None:
+        return f"the {raw} part of the image"
+    horizontal_refined = len(parts) == 2 and parts[1] in ("left-center", "right-center")
+    v = words.vertical if words.vertical != "middle" else None
+    h = words.horizontal if words.horizontal != "center" else None
+    if horizontal_refined and h:
+        base = f"the {v} part of the image" if v else "the middle of the image"
+        return f"{base}, {h} of centre"
+    if v and h:
+        return f"the {v} {h} part of the image"
+    if v:
+        return f"the {v} central part of the image"
+    if h:
+        return f"the {h} side of the image, at mid-height"
+    return "the central part of the image"
+
+
+# ----------------------------------------------------------------------------- organs
+
+#: organ -> words that name it (adjectives, plurals beyond the crude stemmer, common synonyms)
+ORGAN_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "lung": ("pulmonary", "lungs", "lobe", "hemithorax"),
+    "liver": ("hepatic",),
+    "kidney": ("renal", "kidneys"),
+    "heart": ("cardiac", "myocardium", "atrium", "ventricle"),
+    "brain": ("cerebral", "intracranial", "cerebrum", "cerebellum", "brainstem"),
+    "head": ("cranial", "skull", "brain"),
+    "chest": ("thorax", "thoracic", "lung", "lungs"),
+    "thorax": ("chest", "thoracic"),
+    "abdomen": ("abdominal",),
+    "pelvis": ("pelvic",),
+    "spleen": ("splenic",),
+    "pancreas": ("pancreatic",),
+    "stomach": ("gastric",),
+    "colon": ("colonic", "bowel"),
+    "bowel": ("intestine", "intestinal", "colon"),
+    "breast": ("mammary",),
+    "bone": ("osseous", "skeletal", "bony"),
+    "vertebra": ("spine", "spinal", "vertebral"),
+    "spine": ("vertebra", "vertebral", "spinal"),
+    "aorta": ("aortic",),
+    "prostate": ("prostatic",),
+    "bladder": ("vesical",),
+    "eye": ("ocular", "orbit", "orbital"),
+    "retina": ("retinal", "fundus"),
+    "skin": ("cutaneous", "dermal", "epidermis"),
+    "nucleus": ("nuclear",),
+    "cell": ("cellular",),
+    "tissue": ("tissues",),
+    "thyroid": ("thyroidal",),
+    "adrenal": ("suprarenal",),
+    "gallbladder": ("biliary", "cholecystic"),
+    "esophagus": ("oesophagus", "esophageal", "oesophageal"),
+    "tibia": ("tibial", "shin"),
+    "femur": ("femoral",),
+    "shoulder": ("glenohumeral",),
+    "body": ("whole-body",),
+}
+
+#: unambiguous organ -> body region (organs spanning regions, e.g. aorta or spine, are left out)
+ORGAN_REGIONS: dict[str, str] = {
+    "brain": "head",
+    "cerebrum": "head",
+    "cerebellum": "head",
+    "brainstem": "head",
+    "skull": "head",
+    "orbit": "head",
+    "eye": "head",
+    "retina": "head",
+    "thyroid": "neck",
+    "larynx": "neck",
+    "lung": "chest",
+    "heart": "chest",
+    "breast": "chest",
+    "mediastinum": "chest",
+    "liver": "abdomen",
+    "spleen": "abdomen",
+    "pancreas": "abdomen",
+    "kidney": "abdomen",
+    "stomach": "abdomen",
+    "gallbladder": "abdomen",
+    "adrenal": "abdomen",
+    "duodenum": "abdomen",
+    "bladder": "pelvis",
+    "prostate": "pelvis",
+    "uterus": "pelvis",
+    "ovary": "pelvis",
+    "rectum": "pelvis",
+    "testis": "pelvis",
+}
+
+#: body-region words (in facts) -> region
+REGION_WORDS: dict[str, str] = {
+    "head": "head",
+    "cranium": "head",
+    "neck": "neck",
+    "chest": "chest",
+    "thorax": "chest",
+    "thoracic": "chest",
+    "abdomen": "abdomen",
+    "abdominal": "abdomen",
+    "pelvis": "pelvis",
+    "pelvic": "pelvis",
+}
+
+#: regions whose organs may legitimately appear together on one image
+ADJACENT_REGIONS: dict[str, frozenset[str]] = {
+    "head": frozenset({"head", "neck"}),
+    "neck": frozenset({"head", "neck", "chest"}),
+    "chest": frozenset({"neck", "chest", "abdomen"}),
+    "abdomen": frozenset({"chest", "abdomen", "pelvis"}),
+    "pelvis": frozenset({"abdomen", "pelvis"}),
+}
+
+_WHOLE_BODY = re.compile(r"\b(whole[\s-]?body|full[\s-]?body|torso|trunk)\b", re.I)
+
+
+def organ_terms(name: str) -> list[set[str]]:
+    """Alternative stem sets that count as naming `name` (each set must be fully present)."""
+    words = [stem(w) for w in _WORD.findall(label_text(name).lower())]
+    words = [w for w in words if w not in ("the", "of", "and")]
+    if not words:
+        return []
+    options = [set(words)]
+    if len(words) == 1:
+        options += [{stem(s)} for s in ORGAN_SYNONYMS.get(words[0], ())]
+    else:
+        # a multi-word structure ("lung upper lobe left") is named when its head organ is
+        options += [{w} for w in words if w in ORGAN_SYNONYMS or w in ORGAN_REGIONS]
+    return options
+
+
+def names_organ(text_stems: set[str], name: str) -> bool:
+    """Whether a text (given as its word stems) names the organ/structure `name`."""
+    return any(option <= text_stems for option in organ_terms(name))
+
+
+def regions_of(names: list[str]) -> set[str]:
+    """Body regions implied by organ/region names; ``{"*"}`` for whole-body, empty if unknown."""
+    regions: set[str] = set()
+    for name in names:
+        if _WHOLE_BODY.search(name or ""):
+            return {"*"}
+        for w in _WORD.findall(label_text(name).lower()):
+            s = stem(w)
+            if s in ORGAN_REGIONS:
+                regions.add(ORGAN_REGIONS[s])
+            elif s in REGION_WORDS:
+                regions.add(REGION_WORDS[s])
+    return regions
+
+
+#: adjectives that name a region-bearing organ unambiguously (for `organs_named`)
+_ORGAN_ADJECTIVES: dict[str, tuple[str, ...]] = {
+    "brain": ("cerebral", "intracranial"),
+    "lung": ("pulmonary",),
+    "heart": ("cardiac",),
+    "liver": ("hepatic",),
+    "kidney": ("renal",),
+    "spleen": ("splenic",),
+    "pancreas": ("pancreatic",),
+    "stomach": ("gastric",),
+    "prostate": ("prostatic",),
+    "retina": ("retinal",),
+    "uterus": ("uterine",),
+    "ovary": ("ovarian",),
+}
+
+
+def organs_named(text_stems: set[str]) -> set[str]:
+    """Region-bearing organs (keys of ORGAN_REGIONS) named in a text, by noun or adjective."""
+    return {
+        organ
+        for organ in ORGAN_REGIONS
+        if organ in text_stems or any(a in text_stems for a in _ORGAN_ADJECTIVES.get(organ, ()))
+    }

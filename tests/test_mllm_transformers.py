@@ -1,0 +1,124 @@
+"""MLLMResource with the transformers backend, on a tiny random LLaVA built here (offline, CPU)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from PIL import Image  # noqa: E402
+
+from medtrinity_assets.captions import build_prompt, prompt_hash  # noqa: E402
+from medtrinity_assets.captions.examples import ct_liver, microscopy_nucleus, xray_lungs  # noqa: E402
+from medtrinity_assets.captions.sections import parse_output  # noqa: E402
+from medtrinity_resources.mllm import CaptionRequest, MLLMResource  # noqa: E402
+from medtrinity_resources.mllm_backends.base import MLLMBackendError  # noqa: E402
+from medtrinity_resources.mllm_backends.hf import (  # noqa: E402
+    chat_text,
+    decode_image,
+    load_model,
+    model_version_of,
+    plan_batches,
+)
+from medtrinity_resources.mllm_backends.tiny_llava import build_tiny_llava  # noqa: E402
+
+MAX_NEW = 6
+
+
+@pytest.fixture(scope="module")
+def tiny_llava(tmp_path_factory):
+    return str(build_tiny_llava(tmp_path_factory.mktemp("tiny-llava")))
+
+
+def overlay_png(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def requests():
+    return [
+        CaptionRequest("roi-a", ct_liver(), overlay_png(1)),
+        CaptionRequest("roi-b", xray_lungs(), overlay_png(2)),
+        CaptionRequest("roi-c", microscopy_nucleus(), None),  # text only
+    ]
+
+
+def test_describe_runs_retries_and_flags(tiny_llava):
+    mllm = MLLMResource(
+        backend="transformers", model_path=tiny_llava, max_new_tokens=MAX_NEW, max_retries=1, batch_size=2
+    )
+    reqs = requests()
+    gens = mllm.describe(reqs)
+    assert [g.request_id for g in gens] == ["roi-a", "roi-b", "roi-c"]  # nothing dropped, order kept
+    for g, r in zip(gens, reqs, strict=True):
+        assert g.backend == "transformers"
+        assert g.model_version == model_version_of(tiny_llava) and len(g.model_version) == 12
+        assert g.prompt_version == "mt-prompt-v1"
+        assert g.prompt_hash == prompt_hash(build_prompt(r.facts))
+        assert g.settings["decoding"] == "greedy" and g.settings["temperature"] == 0.0
+        assert g.settings["max_new_tokens"] == MAX_NEW and g.settings["padding_side"] == "left"
+        assert g.settings["architecture"] == "LlavaForConditionalGeneration"
+        # random weights write garbage: asked again once, then flagged, not dropped
+        assert g.attempts == 2
+        assert g.problems and any(p.startswith("missing_section") for p in g.problems)
+        assert g.tokens_in > 0 and 0 < g.tokens_out <= 2 * MAX_NEW
+    # the second attempt was asked with the longer retry prompt (token counts are summed)
+    once = MLLMResource(backend="transformers", model_path=tiny_llava, max_new_tokens=MAX_NEW, max_retries=0).describe(
+        reqs
+    )
+    for g, g1 in zip(gens, once, strict=True):
+        assert g1.attempts == 1 and g1.problems
+        assert g.tokens_in > 2 * g1.tokens_in
+    # greedy decoding: the same requests give the same answers
+    again = mllm.describe(requests())
+    assert [g.text for g in again] == [g.text for g in gens]
+
+
+def test_describe_matches_bare_generate(tiny_llava):
+    """The answer is what model.generate gives for the chat-templated prompt plus the overlay."""
+    import torch
+
+    req = requests()[0]
+    gen = MLLMResource(backend="transformers", model_path=tiny_llava, max_new_tokens=MAX_NEW, max_retries=0).describe(
+        [req]
+    )[0]
+    loaded = load_model(tiny_llava, "cpu", "float32")
+    text = chat_text(loaded.processor, build_prompt(req.facts), with_image=True)
+    inputs = loaded.processor(text=[text], images=[decode_image(req.image_png)], return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        out = loaded.model.generate(**inputs, max_new_tokens=MAX_NEW, do_sample=False, pad_token_id=loaded.pad_id)
+    raw = loaded.processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0]
+    assert gen.text == parse_output(raw.strip())[0]
+    assert gen.tokens_in == int(inputs["attention_mask"].sum())
+    assert gen.attempts == 1 and "answer_prompt_hash" not in gen.settings
+
+
+def test_model_is_loaded_once(tiny_llava):
+    assert load_model(tiny_llava, "cpu", "float32") is load_model(tiny_llava, "cpu", "float32")
+
+
+def test_describe_text(tiny_llava):
+    mllm = MLLMResource(backend="transformers", model_path=tiny_llava, max_new_tokens=4)
+    answers = mllm.describe_text(["What organ is shown?", "Name the modality."])
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+
+
+def test_plan_batches_separates_image_and_text_requests():
+    batches = plan_batches(["a", "bbb", "cc", "d"], [b"x", None, b"y", b"z"], batch_size=2)
+    assert batches == [[2, 0], [3], [1]]
+
+
+def test_configuration_errors(tmp_path):
+    with pytest.raises(MLLMBackendError, match="model_path"):
+        MLLMResource(backend="transformers").describe(requests()[:1])
+    with pytest.raises(MLLMBackendError, match="not a directory"):
+        MLLMResource(backend="transformers", model_path=str(tmp_path / "nope")).describe(requests()[:1])
+    with pytest.raises(MLLMBackendError, match="needs a model"):
+        MLLMResource().describe_text(["hello"])
