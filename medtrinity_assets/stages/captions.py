@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from medtrinity_assets.captions import coarse_caption
-from medtrinity_assets.knowledge import knowledge_query, retrieve_many
+from medtrinity_assets.knowledge import knowledge_query, retrieve_many, retriever_id
 from medtrinity_assets.records import CaptionFacts, Passage
 from medtrinity_assets.schema import (
     CAPTIONS_SCHEMA,
@@ -58,7 +58,7 @@ def retrieve_for_shard(coarse: pl.DataFrame, store, embedder, top_k: int = 5, ma
     queries = coarse["knowledge_query"].to_list()
     unique = sorted(set(queries))
     results = dict(zip(unique, retrieve_many(store, embedder, unique, top_k=top_k)))
-    retriever = f"hybrid(dense={embedder.model_id},keyword=fts5-bm25,fusion=rrf,k={top_k})"
+    retriever = f"{retriever_id(embedder)},k={top_k}"
     rows = []
     for r in coarse.iter_rows(named=True):
         ps: list[Passage] = results[r["knowledge_query"]]
