@@ -26,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from medtrinity_assets.ingest.policy import IngestPolicy
 from medtrinity_assets.records import MaskRef, SourceItem
 
-MASK_CONVENTIONS = ("binary", "threshold", "multilabel", "instance")
+MASK_CONVENTIONS = ("binary", "threshold", "multilabel", "instance", "boxes", "polygons")
+ANNOTATION_CONVENTIONS = ("boxes", "polygons")  # one file for many images
+Convention = Literal["binary", "threshold", "multilabel", "instance", "boxes", "polygons"]
 IMAGE_FORMATS = ("dicom", "nifti", "nrrd", "mha", "png", "jpeg", "tiff", "auto")
 NAME_RE = r"^[a-z][a-z0-9_]{1,62}$"
 
@@ -43,27 +45,29 @@ class MaskSpec(_Strict):
     """Where the masks of an image are and how to read them."""
 
     pattern: str  # relative to the source root; {stem} = image file name without extension(s)
-    convention: Literal["binary", "threshold", "multilabel", "instance"]
+    convention: Convention
     label: str | None = None  # fixed label (binary/threshold/instance)
     label_regex: str | None = None  # on the mask stem; group 'label' (and optional 'instance'); {stem} allowed
     label_table: dict[int, str] | str | None = None  # multilabel: mapping or a JSON file relative to root
     threshold: int = 127
+    box_format: Literal["xyxy", "xyxy_inclusive", "xywh"] = "xyxy"
 
     @model_validator(mode="after")
     def _needs_a_label(self) -> "MaskSpec":
         if self.convention == "multilabel" and self.label_table is None:
             raise ValueError("label_table is required for convention 'multilabel'")
-        if self.convention != "multilabel" and not (self.label or self.label_regex):
+        if self.convention not in ("multilabel", *ANNOTATION_CONVENTIONS) and not (self.label or self.label_regex):
             raise ValueError(f"label or label_regex is required for convention '{self.convention}'")
         return self
 
 
 class ExplicitMask(_Strict):
     path: str
-    convention: Literal["binary", "threshold", "multilabel", "instance"]
+    convention: Convention
     label: str | None = None
     label_table: dict[int, str] | str | None = None
     threshold: int = 127
+    box_format: Literal["xyxy", "xyxy_inclusive", "xywh"] = "xyxy"
 
 
 class ExplicitItem(_Strict):
@@ -290,6 +294,8 @@ def _masks_for(image_path: str, root: str, specs: list[MaskSpec], source: str) -
                     instance=instance,
                     label_table=table,
                     threshold=spec.threshold,
+                    image_key=os.path.basename(image_path) if spec.convention in ANNOTATION_CONVENTIONS else None,
+                    box_format=spec.box_format,
                 )
             )
     return tuple(refs)
@@ -360,6 +366,8 @@ def list_items(catalog: Catalog, source: SourceConfig) -> list[SourceItem]:
                     label=m.label,
                     label_table=_label_table(m.label_table, root, source.name),
                     threshold=m.threshold,
+                    image_key=os.path.basename(path) if m.convention in ANNOTATION_CONVENTIONS else None,
+                    box_format=m.box_format,
                 )
                 for m in it.masks
             )
@@ -398,6 +406,8 @@ def item_to_json(item: SourceItem) -> str:
                 "instance": m.instance,
                 "label_table": {str(k): v for k, v in (m.label_table or {}).items()} or None,
                 "threshold": m.threshold,
+                "image_key": m.image_key,
+                "box_format": m.box_format,
             }
             for m in item.masks
         ],
@@ -417,6 +427,8 @@ def item_from_json(text: str) -> SourceItem:
             instance=m.get("instance"),
             label_table={int(k): v for k, v in m["label_table"].items()} if m.get("label_table") else None,
             threshold=m.get("threshold", 127),
+            image_key=m.get("image_key"),
+            box_format=m.get("box_format", "xyxy"),
         )
         for m in d["masks"]
     )

@@ -36,6 +36,9 @@ class MaskRef:
       ``threshold``  like binary but lossy (JPEG): foreground = value > `threshold`
       ``multilabel`` integer label map; `label_table` maps ids to names
       ``instance``   integer instance map; every nonzero id is one instance of `label`
+      ``boxes``      a CSV/JSON box list covering many images; rows of this image (`image_key`)
+                     are rasterised as filled rectangles (`box_format`: xyxy | xyxy_inclusive | xywh)
+      ``polygons``   a COCO JSON file; this image's annotations are rasterised (pixel centres)
     """
 
     path: str
@@ -44,6 +47,8 @@ class MaskRef:
     instance: int | None = None
     label_table: dict[int, str] | None = None
     threshold: int = 127
+    image_key: str | None = None  # boxes/polygons: the image's name in the annotation file
+    box_format: str = "xyxy"
 
 
 @dataclass(frozen=True)

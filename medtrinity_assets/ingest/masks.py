@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from medtrinity_assets.ingest.annotations import annotation_layers
 from medtrinity_assets.ingest.formats import detect_format
 from medtrinity_assets.ingest.guards import check_exists, check_within_root
 from medtrinity_assets.ingest.readers.dicom import read_seg_masks
@@ -79,6 +80,13 @@ def _check_spacing(stack: Stack, spacing_zyx: tuple[float, float, float], path: 
 
 def read_mask_values(ref: MaskRef, stack: Stack, max_pixels: int) -> list[MaskVolume]:
     """Decode one MaskRef onto `stack`'s canonical grid (RejectError on any mismatch)."""
+    if ref.convention in ("boxes", "polygons"):
+        height, width = (int(v) for v in tuple(stack.stored_shape)[-2:])
+        volumes = []
+        for label, instance, mask in annotation_layers(ref, height, width):
+            values = np.broadcast_to(mask.astype(np.uint8), tuple(stack.stored_shape)).copy()
+            volumes.append(MaskVolume(stack.to_canonical(values), "binary", label, None, instance))
+        return volumes
     fmt = detect_format(ref.path)
     name = ref.label or _mask_name(ref.path)
     if fmt in ("png", "jpeg", "tiff"):
