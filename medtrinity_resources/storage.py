@@ -3,13 +3,18 @@
 `root` is a local directory (default) or ``s3://bucket/prefix`` (optionally with an
 S3-compatible `endpoint_url`, e.g. MinIO). Keys are always '/'-separated and relative to
 the root. Writes are atomic from a reader's point of view: locally a temp file is renamed
-into place; on S3 an object only becomes visible under its key once the PUT completes.
+into place; on S3 an object only becomes visible under its key once the PUT completes, and
+a large object is uploaded in parts that become visible together when the multipart upload
+completes (a failed multipart upload is aborted, so no part is ever readable). Transient S3
+failures (HTTP 500/502/503/504, throttling, dropped connections) are retried by botocore in
+"standard" mode with exponential backoff, up to `max_attempts` attempts per request.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,19 @@ class _LocalBackend:
                 os.unlink(tmp)
             raise
 
+    def upload_file(self, key: str, local_path: str) -> None:
+        dest = self.path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out, open(local_path, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            os.replace(tmp, dest)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
     def read_bytes(self, key: str) -> bytes:
         try:
             return self.path(key).read_bytes()
@@ -77,13 +95,15 @@ class _LocalBackend:
 
 
 class _S3Backend:
-    def __init__(self, root: str, client: Any) -> None:
+    def __init__(self, root: str, client: Any, multipart_threshold: int, multipart_chunksize: int) -> None:
         rest = root[len("s3://") :]
         self.bucket, _, prefix = rest.partition("/")
         if not self.bucket:
             raise StorageError(f"s3 root needs a bucket: {root}")
         self.prefix = prefix.strip("/")
         self.client = client
+        self.multipart_threshold = multipart_threshold
+        self.multipart_chunksize = multipart_chunksize
 
     def key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -91,8 +111,33 @@ class _S3Backend:
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.key(key)}"
 
+    def _transfer_config(self) -> Any:
+        from boto3.s3.transfer import TransferConfig
+
+        return TransferConfig(
+            multipart_threshold=self.multipart_threshold, multipart_chunksize=self.multipart_chunksize, use_threads=False
+        )
+
+    def _upload(self, key: str, fileobj: Any) -> None:
+        """Multipart upload through s3transfer: parts are retried one by one; on failure the
+        upload is aborted (AbortMultipartUpload), so nothing appears under the key."""
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.upload_fileobj(fileobj, self.bucket, self.key(key), Config=self._transfer_config())
+        except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
+            raise StorageError(f"upload to {self.uri(key)} failed: {exc}") from exc
+
     def write_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self.key(key), Body=data)
+        if len(data) >= self.multipart_threshold:
+            self._upload(key, io.BytesIO(data))
+        else:
+            self.client.put_object(Bucket=self.bucket, Key=self.key(key), Body=data)
+
+    def upload_file(self, key: str, local_path: str) -> None:
+        with open(local_path, "rb") as fh:
+            self._upload(key, fh)
 
     def read_bytes(self, key: str) -> bytes:
         try:
@@ -123,13 +168,34 @@ class _S3Backend:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(key))
 
 
+def s3_client(
+    endpoint_url: str = "", region_name: str = "us-east-1", max_attempts: int = 5, connect_timeout_s: float = 10.0, read_timeout_s: float = 120.0
+) -> Any:
+    """An S3 client that retries transient failures (standard mode: 5xx, throttling, connection
+    errors; exponential backoff with jitter). A custom endpoint (MinIO, moto) uses path-style URLs."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"total_max_attempts": max_attempts, "mode": "standard"},
+        connect_timeout=connect_timeout_s,
+        read_timeout=read_timeout_s,
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, region_name=region_name, config=config)
+
+
 class MedtrinityStorage(ConfigurableResource):
     """Local directory or S3 prefix holding every binary artefact and manifest."""
 
     root: str = "output/dataset"
     endpoint_url: str = ""  # S3-compatible endpoint (MinIO, moto); empty = AWS
     region_name: str = "us-east-1"
-    max_attempts: int = 5  # botocore retries (standard mode) for transient S3 failures
+    max_attempts: int = 5  # attempts per S3 request (botocore standard retry mode) for transient failures
+    multipart_threshold_mb: int = 64  # objects at least this large are uploaded in parts
+    multipart_chunksize_mb: int = 16  # part size (S3's minimum is 5 MiB)
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 120.0
 
     _backend: Any = PrivateAttr(default=None)
 
@@ -140,20 +206,16 @@ class MedtrinityStorage(ConfigurableResource):
     def _get(self) -> _LocalBackend | _S3Backend:
         if self._backend is None:
             if self.is_s3:
-                self._backend = _S3Backend(self.root, self._s3_client())
+                self._backend = _S3Backend(
+                    self.root, self._s3_client(), self.multipart_threshold_mb << 20, self.multipart_chunksize_mb << 20
+                )
             else:
                 self._backend = _LocalBackend(self.root)
         return self._backend
 
     def _s3_client(self) -> Any:
-        from botocore.config import Config
-        from dagster_aws.s3 import S3Resource
-
-        resource = S3Resource(endpoint_url=self.endpoint_url or None, region_name=self.region_name, max_attempts=self.max_attempts)
-        client = resource.get_client()
-        # S3Resource configures retries; make them explicit in standard mode as well.
-        client.meta.config.retries = Config(retries={"max_attempts": self.max_attempts, "mode": "standard"}).retries
-        return client
+        """boto3 S3 client; credentials from the usual AWS chain (env, profile, instance role)."""
+        return s3_client(self.endpoint_url, self.region_name, self.max_attempts, self.connect_timeout_s, self.read_timeout_s)
 
     # -- bytes -------------------------------------------------------------------------
     def uri(self, key: str) -> str:
@@ -161,6 +223,12 @@ class MedtrinityStorage(ConfigurableResource):
 
     def write_bytes(self, key: str, data: bytes) -> str:
         self._get().write_bytes(key, data)
+        return self.uri(key)
+
+    def upload_file(self, key: str, local_path: str) -> str:
+        """Copy a local file (e.g. a large export shard) under `key` without reading it into memory;
+        atomic like `write_bytes` (temp file + rename locally, multipart upload on S3)."""
+        self._get().upload_file(key, local_path)
         return self.uri(key)
 
     def read_bytes(self, key: str) -> bytes:

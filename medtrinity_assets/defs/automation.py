@@ -1,10 +1,27 @@
-"""Schedules and sensors: per-source backfills, and reacting to new or changed source files."""
+"""Schedules, sensors and declarative automation: per-source backfills, reacting to new or changed
+source files, and keeping built partitions fresh when the knowledge index, the prompt or the model changes.
+
+- `<source>_backfill` schedules: every shard of one source (stopped by default).
+- `source_files_sensor` -> `changed_shards_sensor`: a source's files changed -> its manifest is
+  refreshed -> only the shards whose items changed are re-run (the whole chain, one run per shard).
+- `dataset_refresh_sensor` (declarative automation, stopped by default): evaluates the
+  `refresh_when_upstream_changes` condition of roi_masks ... triplets. A partition that was built
+  before is re-run when a dependency was updated outside of its own run (a re-indexed knowledge
+  corpus, an image re-materialised alone) or its code version changed. caption_batches' code version
+  names the prompt version and the MLLM backend/model, so changing either marks caption batches
+  (and, through them, triplets) stale in the UI -- never images, ROIs or retrieval.
+"""
 
 
 import json
+from collections.abc import Sequence
 
 from dagster import (
     AssetKey,
+    AssetSelection,
+    AssetsDefinition,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     EventLogEntry,
@@ -17,9 +34,10 @@ from dagster import (
     sensor,
 )
 
+from medtrinity_assets import settings
 from medtrinity_assets.catalog import item_fingerprint, list_items
 from medtrinity_assets.defs.context import CATALOG
-from medtrinity_assets.defs.jobs import dataset_shard_job, source_manifest_job
+from medtrinity_assets.defs.jobs import dataset_run_tags, dataset_shard_job, source_manifest_job
 from medtrinity_assets.partitions import dataset_shard_key
 
 
@@ -105,5 +123,64 @@ def changed_shards_sensor(context: SensorEvaluationContext, asset_event: EventLo
     return shard_run_requests(mat.partition, shards, "files_changed", str(asset_event.storage_id if hasattr(asset_event, "storage_id") else asset_event.timestamp))
 
 
+# -- declarative automation -------------------------------------------------------------------
+
+# images is refreshed by changed_shards_sensor only (a manifest refresh must not re-ingest every shard).
+REFRESHED_ASSETS = ("roi_masks", "coarse_captions", "retrieved_knowledge", "caption_batches", "triplets")
+
+
+def caption_code_version(backend: str | None = None, model: str | None = None) -> str:
+    """Code version of caption_batches: prompt version + MLLM backend + model (or composer version)."""
+    from medtrinity_assets.captions.composer import COMPOSER_VERSION
+    from medtrinity_assets.captions.prompt import PROMPT_VERSION
+
+    backend = backend if backend is not None else settings.env("MEDTRINITY_MLLM_BACKEND", "grounded_composer")
+    model = model if model is not None else settings.env("MEDTRINITY_MLLM_MODEL")
+    return f"{PROMPT_VERSION}|{backend}:{model or COMPOSER_VERSION}"
+
+
+def refresh_when_upstream_changes() -> AutomationCondition:
+    """Re-run a partition that exists when a dependency updated without it (Dagster ignores updates made
+    by a run that also materialised this asset) or its code version changed; never a missing partition
+    (new sources and shards come from the sensors, schedules and backfills), never while a dependency
+    is missing or in progress, never twice for the same change."""
+    return (
+        (AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed()).since_last_handled()
+        & ~AutomationCondition.missing()
+        & ~AutomationCondition.any_deps_missing()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("refresh_when_upstream_changes")
+
+
+def with_automation(assets: Sequence[AssetsDefinition], caption_version: str | None = None) -> list[AssetsDefinition]:
+    """The assets with their automation conditions and caption_batches' code version attached."""
+    version = caption_version or caption_code_version()
+
+    def attach(spec):
+        name = spec.key.to_user_string()
+        attrs = {}
+        if name in REFRESHED_ASSETS:
+            attrs["automation_condition"] = refresh_when_upstream_changes()
+        if name == "caption_batches":
+            attrs["code_version"] = version
+        return spec.replace_attributes(**attrs) if attrs else spec
+
+    def targeted(a) -> bool:
+        return isinstance(a, AssetsDefinition) and any(k.to_user_string() in REFRESHED_ASSETS for k in a.keys)
+
+    return [a.map_asset_specs(attach) if targeted(a) else a for a in assets]
+
+
+dataset_refresh_sensor = AutomationConditionSensorDefinition(
+    "dataset_refresh_sensor",
+    target=AssetSelection.assets(*REFRESHED_ASSETS),
+    default_status=DefaultSensorStatus.STOPPED,
+    minimum_interval_seconds=60,
+    run_tags={**dataset_run_tags(), "medtrinity/trigger": "automation"},
+    description="Re-runs built dataset partitions when the knowledge index, an upstream partition, the prompt or the MLLM model changes.",
+)
+
+
 SCHEDULES = [source_backfill_schedule(s.name) for s in CATALOG.sources]
-SENSORS = [source_files_sensor, changed_shards_sensor]
+SENSORS = [source_files_sensor, changed_shards_sensor, dataset_refresh_sensor]
