@@ -4,6 +4,12 @@
     medtrinity demo --sources a,b   only these sources (knowledge index is built either way)
     medtrinity ui                   dagster dev on the same instance (DAGSTER_HOME=<repo>/.dagster_home)
     medtrinity summary              where the dataset is and what it holds
+    medtrinity release [--name demo] [--benchmark NAME=DIR]
+                                    build a dataset release (data/releases.yaml) from the triplets:
+                                    Parquet, LLaVA JSON, WebDataset, card, gallery, VQA pairs
+    medtrinity backfill --source S  submit a Dagster backfill of every shard of S (or --shards 00,01)
+                                    to the instance ($DAGSTER_HOME) or a webserver (--webserver URL);
+                                    the daemon runs it under the run queue, the UI shows it
 """
 
 from __future__ import annotations
@@ -44,10 +50,10 @@ class RunOutcome:
     result: object
 
 
-def _run(job, instance, partition_key=None, label: str = "", echo: bool = True) -> RunOutcome:
+def _run(job, instance, partition_key=None, label: str = "", echo: bool = True, run_config: dict | None = None) -> RunOutcome:
     t0 = time.perf_counter()
     result = job.execute_in_process(
-        instance=instance, partition_key=partition_key, raise_on_error=False, run_config=QUIET_CONSOLE
+        instance=instance, partition_key=partition_key, raise_on_error=False, run_config={**QUIET_CONSOLE, **(run_config or {})}
     )
     outcome = RunOutcome(label or job.name, result.success, time.perf_counter() - t0, result)
     if echo:
@@ -92,12 +98,67 @@ def run_demo(sources: list[str] | None = None, skip_knowledge: bool = False) -> 
     instance = DagsterInstance.get()
     print(f"Dagster instance: {instance.root_directory}")
     outcomes = materialize_all(instance, sources, knowledge=not skip_knowledge)
+    print("Release:")
+    release = materialize_release(instance, "demo")
+    outcomes.append(release)
     print()
     print_summary()
+    if release.success:
+        print_release("demo")
     failed = [o.label for o in outcomes if not o.success]
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def materialize_release(instance, name: str, benchmark_dirs: dict[str, str] | None = None, echo: bool = True) -> RunOutcome:
+    """dataset_release + vqa_pairs for one release of data/releases.yaml (one Dagster run)."""
+    from medtrinity_assets.definitions import defs
+    from medtrinity_assets.defs.exports import RELEASES
+
+    if name not in RELEASES:
+        raise SystemExit(f"unknown release: {name} (data/releases.yaml has: {', '.join(sorted(RELEASES))})")
+    run_config = {"ops": {"dataset_release": {"config": {"benchmark_dirs": dict(benchmark_dirs or {})}}}}
+    return _run(defs.resolve_job_def("release_job"), instance, name, f"release[{name}]", echo, run_config)
+
+
+def print_release(name: str) -> None:
+    """Where a built release is and what it holds."""
+    import json
+
+    from medtrinity_assets.definitions import build_resources
+    from medtrinity_assets.export import release_prefix
+
+    storage = build_resources()["storage"]
+    prefix = release_prefix(name)
+    manifest = json.loads(storage.read_bytes(prefix + "release.json"))
+    counts = manifest["counts"]
+    print(f"Release '{name}': {storage.uri(prefix)}")
+    print(f"  {counts['records']} records, {counts['images']} images; splits " + ", ".join(f"{k} {v}" for k, v in counts["per_split"].items()))
+    print(f"  card {storage.uri(prefix + 'README.md')}")
+    print(f"  gallery {storage.uri(prefix + 'gallery/index.html')}")
+
+
+def run_release(name: str, benchmarks: list[str]) -> int:
+    """Build one release on the local instance and print where it is."""
+    from medtrinity_assets.defs.exports import RELEASES
+
+    if name not in RELEASES:
+        raise SystemExit(f"unknown release: {name} (data/releases.yaml has: {', '.join(sorted(RELEASES))})")
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    dirs = {}
+    for item in benchmarks:
+        bench, sep, folder = item.partition("=")
+        if not sep or not bench or not folder:
+            raise SystemExit(f"--benchmark wants NAME=DIR, got {item!r}")
+        dirs[bench] = folder
+    instance = DagsterInstance.get()
+    outcome = materialize_release(instance, name, dirs)
+    if outcome.success:
+        print_release(name)
+    return 0 if outcome.success else 1
 
 
 def dataset_summary():
@@ -141,6 +202,59 @@ def run_ui(port: int) -> int:
     return subprocess.call(cmd, cwd=settings.REPO_ROOT)
 
 
+def run_backfill(args: argparse.Namespace) -> int:
+    """Plan a source backfill, submit it (instance or webserver), optionally wait for it."""
+    from medtrinity_assets.backfill import (
+        SUCCESS_STATUSES,
+        BackfillError,
+        executor_run_config,
+        parse_tags,
+        plan_source_backfill,
+        submit_to_instance,
+        submit_to_webserver,
+        wait_for_backfill,
+    )
+    from medtrinity_assets.definitions import defs
+    from medtrinity_assets.defs.context import CATALOG
+    from medtrinity_assets.defs.jobs import dataset_run_tags
+
+    instance = None
+    try:
+        executor_name = defs.resolve_implicit_global_asset_job_def().executor_def.name
+        plan = plan_source_backfill(
+            CATALOG,
+            args.source,
+            shards=[s.strip() for s in args.shards.split(",") if s.strip()] if args.shards else None,
+            tags={**dataset_run_tags(), **parse_tags(args.tag)},
+            run_config=executor_run_config(args.executor, executor_name),
+            include_manifest=not args.no_manifest,
+        )
+        if args.webserver:
+            backfill_id = submit_to_webserver(args.webserver, plan)
+            where = f"{args.webserver.rstrip('/')}/runs/b/{backfill_id}"
+        else:
+            if not os.environ.get("DAGSTER_HOME"):
+                ensure_dagster_home()
+            from dagster import DagsterInstance
+
+            instance = DagsterInstance.get()
+            backfill_id = submit_to_instance(instance, plan, defs.resolve_asset_graph())
+            where = f"instance {instance.root_directory}"
+        print(f"backfill {backfill_id}: {plan.title}, {len(plan.partition_keys)} shard partition(s), submitted to {where}", flush=True)
+        if not args.wait:
+            print("The daemon runs it (`dagster-daemon run`); follow it under Overview > Backfills in the UI.")
+            return 0
+        status = wait_for_backfill(instance, backfill_id, args.timeout, webserver=args.webserver)
+        print(f"backfill {backfill_id}: {status}")
+        return 0 if status in SUCCESS_STATUSES else 1
+    except BackfillError as exc:
+        print(f"medtrinity backfill: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if instance is not None:
+            instance.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medtrinity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     ui = sub.add_parser("ui", help="start dagster dev on the local instance")
     ui.add_argument("--port", type=int, default=3000)
     sub.add_parser("summary", help="print where the dataset is and what it holds")
+    rel = sub.add_parser("release", help="build a dataset release from the triplets (all formats, card, gallery, VQA)")
+    rel.add_argument("--name", default="demo", help="release name in data/releases.yaml (default: demo)")
+    rel.add_argument("--benchmark", action="append", default=[], metavar="NAME=DIR", help="benchmark image folder to decontaminate against (repeatable)")
+    bf = sub.add_parser("backfill", help="submit a Dagster backfill of one source's shards (run by the daemon)")
+    bf.add_argument("--source", required=True, help="catalog source name")
+    bf.add_argument("--shards", help="comma-separated shard keys, e.g. 00,01 (default: every shard)")
+    bf.add_argument("--webserver", default=os.environ.get("MEDTRINITY_WEBSERVER_URL", ""), help="submit through this Dagster webserver's GraphQL API instead of $DAGSTER_HOME's instance")
+    bf.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra run tag (repeatable), e.g. dagster-k8s/config=...")
+    bf.add_argument("--executor", choices=["in_process", "default"], default="in_process", help="in_process: one process per shard run (default); default: the code location's executor")
+    bf.add_argument("--no-manifest", action="store_true", help="do not refresh the source manifest first")
+    bf.add_argument("--wait", action="store_true", help="wait until the backfill finishes; exit 1 unless it succeeded")
+    bf.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --wait")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return run_demo(args.sources.split(",") if args.sources else None, args.skip_knowledge)
@@ -158,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "summary":
         print_summary()
         return 0
+    if args.command == "release":
+        return run_release(args.name, args.benchmark)
+    if args.command == "backfill":
+        return run_backfill(args)
     return 2
 
 

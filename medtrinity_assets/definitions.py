@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from medtrinity_assets import settings
-from medtrinity_assets.defs import automation, captions, images, jobs, knowledge, rois, sources, triplets
+from medtrinity_assets.defs import automation, captions, exports, images, jobs, knowledge, rois, sources, triplets
 from medtrinity_resources.embedder import SentenceEmbedder
 from medtrinity_resources.expert_models import ExpertModels, load_expert_config
 from medtrinity_resources.io_manager import ParquetManifestIOManager
@@ -21,7 +21,9 @@ def build_resources() -> dict:
         "storage": storage,
         "manifest_io": ParquetManifestIOManager(storage=storage),
         "embedder": SentenceEmbedder(
-            model_path=settings.env("MEDTRINITY_EMBEDDER_MODEL"), device=settings.env("MEDTRINITY_DEVICE", "cpu")
+            model_path=settings.env("MEDTRINITY_EMBEDDER_MODEL"),
+            device=settings.env("MEDTRINITY_DEVICE", "cpu"),
+            dtype=settings.embedder_dtype(settings.env("MEDTRINITY_DEVICE", "cpu")),
         ),
         "knowledge_store": KnowledgeStore(persist_dir=settings.knowledge_dir(), url=settings.env("MEDTRINITY_CHROMA_URL")),
         "mllm": MLLMResource(
@@ -45,11 +47,13 @@ ASSETS = [
     knowledge.retrieved_knowledge,
     captions.caption_batches,
     triplets.triplets,
+    exports.dataset_release,
+    exports.vqa_pairs,
 ]
 
 defs = Definitions(
-    assets=ASSETS,
-    jobs=jobs.ALL_JOBS,
+    assets=automation.with_automation(ASSETS),
+    jobs=jobs.ALL_JOBS + exports.JOBS,
     schedules=automation.SCHEDULES,
     sensors=automation.SENSORS,
     resources=build_resources(),

@@ -23,6 +23,8 @@ EXPECTED_GRAPH = {
     "retrieved_knowledge": {"coarse_captions", "knowledge_index"},
     "caption_batches": {"images", "roi_masks", "coarse_captions", "retrieved_knowledge"},
     "triplets": {"images", "roi_masks", "coarse_captions", "caption_batches"},
+    "dataset_release": {"triplets"},
+    "vqa_pairs": {"dataset_release"},
 }
 
 

@@ -1,0 +1,375 @@
+"""Question–answer pairs derived from released records (the seed's downstream VQA step).
+
+Two generators, one output schema (`VQA_SCHEMA`):
+
+- **rules** (the offline default, used with the grounded-composer backend): closed (yes/no) and
+  open questions built only from structured fields, so every answer is true by construction —
+  modality (open; yes and, when enabled, a "no" about another modality family), organ (open;
+  yes), ROI location (open; yes/no about image halves and sides, in IMAGE terms), ROI
+  finding/structure (open; yes and a "no" naming another label of the same source), ROI size
+  (open), image-level findings (open; yes, or "no abnormal finding" for normal images).
+  Image-level questions are asked once per image (on the clean image); ROI questions once per
+  ROI (on its overlay), at most ``max_rois_per_image`` ROIs per image (largest first).
+- **mllm** (``transformers`` / ``openai`` backends): `MLLMResource.describe_text` writes pairs as
+  JSON from the caption and its facts; malformed pairs and pairs that contradict the record's
+  modality or ROI side are dropped, and a record left with no valid pair gets the rule pairs.
+
+Pairs inherit their record's split, so no question crosses a split boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from medtrinity_assets.captions.vocab import (
+    COMPATIBLE_MODALITIES,
+    MODALITIES,
+    describe_position,
+    join_words,
+    label_text,
+    modality_families,
+    modality_mentions,
+    modality_names,
+    parse_position_words,
+    word_stems,
+)
+
+from .config import VqaSettings
+from .schema import VQA_SCHEMA
+
+VQA_RULES_VERSION = "vqa-rules-v1"
+CATEGORIES = ("modality", "organ", "location", "finding", "size")
+ANSWER_TYPES = ("closed", "open")
+#: modality families offered as the "no" alternative, in this order of preference
+NEGATIVE_MODALITY_FAMILIES = ("ct", "mri", "xray", "ultrasound", "microscopy", "pet", "endoscopy")
+NORMAL_LABELS = {"no finding", "normal", "no abnormality"}
+MAX_OPEN_ANSWER_WORDS = 40
+
+_VERTICAL_HALF = {"upper": "upper", "upper-middle": "upper", "lower": "lower", "lower-middle": "lower"}
+_HORIZONTAL_SIDE = {"left": "left", "left-center": "left", "right": "right", "right-center": "right"}
+_OPPOSITE = {"upper": "lower", "lower": "upper", "left": "right", "right": "left"}
+
+
+@dataclass(frozen=True)
+class QA:
+    question: str
+    answer: str
+    answer_type: str  # closed | open
+    category: str
+    on_overlay: bool = False  # about the outlined ROI: asked on the overlay image
+
+
+def _stable_pick(options: list[str], key: str) -> str | None:
+    if not options:
+        return None
+    return options[int(hashlib.sha1(key.encode()).hexdigest(), 16) % len(options)]
+
+
+def allowed_families(modality: str) -> set[str]:
+    """Families that may be named for this modality (its own plus compatible ones, both ways)."""
+    own = modality_families(modality)
+    allowed = set(own)
+    for f in own:
+        allowed |= COMPATIBLE_MODALITIES.get(f, frozenset())
+    allowed |= {f for f, compat in COMPATIBLE_MODALITIES.items() if compat & own}
+    return allowed
+
+
+def other_modality(modality: str, key: str) -> str | None:
+    """Short name of a modality family this image is certainly not (None when the modality is unknown)."""
+    if not modality_families(modality):
+        return None
+    allowed = allowed_families(modality)
+    options = [MODALITIES[f].short for f in NEGATIVE_MODALITY_FAMILIES if f not in allowed]
+    return _stable_pick(options, key)
+
+
+def size_phrase(area_frac: float) -> str:
+    if area_frac < 0.01:
+        return "less than 1% of the image"
+    if area_frac < 0.05:
+        return "between 1% and 5% of the image"
+    if area_frac < 0.25:
+        return "between 5% and 25% of the image"
+    return "more than a quarter of the image"
+
+
+def image_questions(r: dict, negatives: bool) -> list[QA]:
+    """Modality, organ and image-level finding questions for one image (from any of its records)."""
+    out: list[QA] = []
+    modality = (r.get("modality") or "").strip()
+    if modality:
+        short, _ = modality_names(modality)
+        out.append(QA("What imaging modality was used to acquire this image?", modality, "open", "modality"))
+        out.append(QA(f"Is the imaging modality of this image {short}?", "Yes", "closed", "modality"))
+        other = other_modality(modality, r["image_id"]) if negatives else None
+        if other:
+            out.append(QA(f"Is the imaging modality of this image {other}?", "No", "closed", "modality"))
+    organs = [o for o in (r.get("organs") or []) if o]
+    if organs:
+        out.append(QA("Which organ or body region is shown in this image?", join_words(organs).capitalize(), "open", "organ"))
+        out.append(QA(f"Does this image show the {organs[0]}?", "Yes", "closed", "organ"))
+    labels = [lab for lab in (r.get("labels") or []) if lab]
+    findings = [lab for lab in labels if lab.lower() not in NORMAL_LABELS]
+    if findings:
+        out.append(QA("What finding is reported for this image?", join_words(findings), "open", "finding"))
+        out.append(QA(f"Is {findings[0]} present in this image?", "Yes", "closed", "finding"))
+    elif labels:
+        out.append(QA("Does this image show any abnormal finding?", "No", "closed", "finding"))
+    return out
+
+
+def roi_questions(r: dict, other_labels: list[str], negatives: bool) -> list[QA]:
+    """Structure, location and size questions about one outlined ROI."""
+    label = label_text(r.get("roi_label") or "")
+    if not label:
+        return []
+    out = [
+        QA("What structure is outlined in this image?", label, "open", "finding", True),
+        QA(f"Is the outlined structure the {label}?", "Yes", "closed", "finding", True),
+    ]
+    if negatives:
+        own = word_stems(label)
+        candidates = sorted({label_text(o) for o in other_labels if o and not (word_stems(label_text(o)) & own)})
+        wrong = _stable_pick(candidates, r["sample_id"])
+        if wrong:
+            out.append(QA(f"Is the outlined structure the {wrong}?", "No", "closed", "finding", True))
+    position = r.get("position")
+    if position:
+        where = describe_position(position)
+        where = where[4:] if where.startswith("the ") else where
+        out.append(QA(f"Where is the outlined {label} located in the image?", where[:1].upper() + where[1:], "open", "location", True))
+        vertical, _, horizontal = position.partition(" ")
+        half = _VERTICAL_HALF.get(vertical)
+        side = _HORIZONTAL_SIDE.get(horizontal)
+        if half:
+            out.append(QA(f"Is the outlined {label} in the {half} half of the image?", "Yes", "closed", "location", True))
+            if negatives:
+                out.append(QA(f"Is the outlined {label} in the {_OPPOSITE[half]} half of the image?", "No", "closed", "location", True))
+        if side:
+            out.append(QA(f"Is the outlined {label} on the {side} side of the image?", "Yes", "closed", "location", True))
+            if negatives:
+                out.append(QA(f"Is the outlined {label} on the {_OPPOSITE[side]} side of the image?", "No", "closed", "location", True))
+        if not half and not side:
+            out.append(QA(f"Is the outlined {label} near the centre of the image?", "Yes", "closed", "location", True))
+    if r.get("area_frac") is not None:
+        out.append(QA(f"How large is the outlined {label} relative to the whole image?", size_phrase(float(r["area_frac"])).capitalize(), "open", "size", True))
+    return out
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+@dataclass(frozen=True)
+class VqaTarget:
+    """A record questions are asked about: image-level questions (first record of an image) and/or ROI questions."""
+
+    record: dict
+    image_level: bool
+    roi_level: bool
+
+
+def vqa_targets(records: pl.DataFrame, settings: VqaSettings) -> list[VqaTarget]:
+    """Per image: its first record carries the image-level questions; up to N largest ROIs get ROI questions."""
+    targets: list[VqaTarget] = []
+    if records.is_empty():
+        return targets
+    ordered = records.sort(["image_id", "sample_id"])
+    for _, group in ordered.group_by("image_id", maintain_order=True):
+        rows = group.to_dicts()
+        rois = [r for r in rows if r["roi_origin"] != "none" and r.get("roi_label")]
+        rois = sorted(rois, key=lambda r: (-(r.get("area_frac") or 0.0), r["sample_id"]))[: settings.max_rois_per_image]
+        roi_ids = {r["sample_id"] for r in rois}
+        first = rows[0]
+        if first["sample_id"] not in roi_ids:
+            targets.append(VqaTarget(first, True, False))
+            for r in rois:
+                targets.append(VqaTarget(r, False, True))
+        else:
+            for r in rois:
+                targets.append(VqaTarget(r, r["sample_id"] == first["sample_id"], True))
+    return targets
+
+
+def labels_by_dataset(records: pl.DataFrame) -> dict[str, list[str]]:
+    if records.is_empty():
+        return {}
+    rois = records.filter(pl.col("roi_label").is_not_null())
+    return {ds: sorted(set(g["roi_label"].to_list())) for (ds,), g in rois.group_by("dataset")}
+
+
+def _rows(target: VqaTarget, pairs: list[QA], generator: str) -> list[dict]:
+    r = target.record
+    base = r["sample_id"] if target.roi_level else r["image_id"]
+    counters: dict[str, int] = {}
+    rows = []
+    for qa in pairs:
+        n = counters.get(qa.category, 0)
+        counters[qa.category] = n + 1
+        rows.append(
+            {
+                "qa_id": f"{base}|{qa.category}|{n}",
+                "sample_id": r["sample_id"],
+                "image_id": r["image_id"],
+                "split": r["split"],
+                "dataset": r["dataset"],
+                "image": r["overlay"] if qa.on_overlay else r["image"],
+                "question": qa.question,
+                "answer": qa.answer,
+                "answer_type": qa.answer_type,
+                "category": qa.category,
+                "generator": generator,
+            }
+        )
+    return rows
+
+
+def rule_pairs_for(target: VqaTarget, other_labels: list[str], settings: VqaSettings) -> list[QA]:
+    pairs: list[QA] = []
+    if target.image_level:
+        pairs += image_questions(target.record, settings.negatives)
+    if target.roi_level:
+        pairs += roi_questions(target.record, other_labels, settings.negatives)
+    return pairs
+
+
+def rule_based_pairs(records: pl.DataFrame, settings: VqaSettings) -> pl.DataFrame:
+    """Every rule question for the records (see the module docstring)."""
+    others = labels_by_dataset(records)
+    rows: list[dict] = []
+    for t in vqa_targets(records, settings):
+        rows += _rows(t, rule_pairs_for(t, others.get(t.record["dataset"], []), settings), f"rules:{VQA_RULES_VERSION}")
+    return pl.DataFrame(rows, schema=VQA_SCHEMA) if rows else pl.DataFrame(schema=VQA_SCHEMA)
+
+
+# ----------------------------------------------------------------------------- MLLM path
+
+
+def vqa_prompt(target: VqaTarget) -> str:
+    """Text prompt asking a model for question–answer pairs about one record, as a JSON array."""
+    r = target.record
+    scope = []
+    if target.image_level:
+        scope.append("the image's modality, the organs shown and any reported finding")
+    if target.roi_level:
+        scope.append(f"the outlined region ({label_text(r.get('roi_label') or '')}): what it is, where it lies and how large it is")
+    facts = {
+        "modality": r.get("modality"),
+        "organs": list(r.get("organs") or []),
+        "image_labels": list(r.get("labels") or []),
+        "roi_label": r.get("roi_label") if target.roi_level else None,
+        "roi_position_in_image": r.get("position") if target.roi_level else None,
+        "roi_area_fraction": r.get("area_frac") if target.roi_level else None,
+    }
+    return (
+        "You write visual question answering pairs for a medical image from its verified description.\n"
+        f"Facts (JSON): {json.dumps(facts, ensure_ascii=False)}\n"
+        f"Description: {r.get('caption') or ''}\n\n"
+        f"Write 3 to 6 questions about {' and '.join(scope)}. Use only the facts and the description; left/right mean image "
+        "sides. Mix closed questions (answer exactly 'Yes' or 'No') and open questions (short answers).\n"
+        'Answer with a JSON array only, each item {"question": "...", "answer": "...", "answer_type": "closed" | "open", '
+        '"category": "modality" | "organ" | "location" | "finding" | "size"}.'
+    )
+
+
+def parse_vqa_answer(text: str) -> list[dict]:
+    """The JSON array in a model answer (code fences and text around it tolerated); [] when none."""
+    m = re.search(r"\[.*\]", text or "", re.S)
+    if not m:
+        return []
+    try:
+        data = json.loads(m.group(0))
+    except json.JSONDecodeError:
+        return []
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+
+def _contradicts_modality(text: str, modality: str) -> bool:
+    named = modality_mentions(text)
+    return bool(modality_families(modality)) and bool(named - allowed_families(modality))
+
+
+def validate_pair(item: dict, r: dict, roi_level: bool) -> QA | None:
+    """A well-formed pair consistent with the record, or None."""
+    q = str(item.get("question") or "").strip()
+    a = str(item.get("answer") or "").strip()
+    kind = str(item.get("answer_type") or "").strip().lower()
+    cat = str(item.get("category") or "").strip().lower()
+    if not q.endswith("?") or not a or kind not in ANSWER_TYPES or cat not in CATEGORIES:
+        return None
+    if kind == "closed":
+        if a.lower().rstrip(".") not in ("yes", "no"):
+            return None
+        a = a.lower().rstrip(".").capitalize()
+    elif len(a.split()) > MAX_OPEN_ANSWER_WORDS:
+        return None
+    if cat in ("location", "size") and not roi_level:
+        return None
+    modality = r.get("modality") or ""
+    if cat == "modality":
+        if kind == "open" and _contradicts_modality(a, modality):
+            return None
+        if kind == "closed":
+            asked = modality_mentions(q)
+            own = modality_families(modality)
+            if own and asked:
+                fits = bool(asked & allowed_families(modality))
+                if (a == "Yes") != fits:
+                    return None
+    if cat == "location" and kind == "open" and roi_level:
+        said, truth = parse_position_words(a), parse_position_words(r.get("position"))
+        for got, want in ((said.horizontal, truth.horizontal), (said.vertical, truth.vertical)):
+            if got in ("left", "right", "upper", "lower") and want in ("left", "right", "upper", "lower") and got != want:
+                return None
+    return QA(q, a, kind, cat, on_overlay=roi_level and cat in ("location", "finding", "size"))
+
+
+def mllm_pairs(records: pl.DataFrame, mllm, settings: VqaSettings) -> tuple[pl.DataFrame, dict]:
+    """Pairs written by a model through `mllm.describe_text`; rule pairs where a record got none."""
+    targets = vqa_targets(records, settings)
+    others = labels_by_dataset(records)
+    answers = mllm.describe_text([vqa_prompt(t) for t in targets]) if targets else []
+    generator = f"mllm:{mllm.backend}:{mllm.model_name or mllm.model_path or 'default'}"
+    rows: list[dict] = []
+    stats = {"targets": len(targets), "model_pairs": 0, "invalid_pairs": 0, "fallback_targets": 0}
+    for t, text in zip(targets, answers, strict=True):
+        items = parse_vqa_answer(text)
+        valid = [qa for qa in (validate_pair(i, t.record, t.roi_level) for i in items) if qa is not None]
+        stats["invalid_pairs"] += len(items) - len(valid)
+        if valid:
+            stats["model_pairs"] += len(valid)
+            rows += _rows(t, valid, generator)
+        else:
+            stats["fallback_targets"] += 1
+            rows += _rows(t, rule_pairs_for(t, others.get(t.record["dataset"], []), settings), f"rules:{VQA_RULES_VERSION}")
+    df = pl.DataFrame(rows, schema=VQA_SCHEMA) if rows else pl.DataFrame(schema=VQA_SCHEMA)
+    return df, stats
+
+
+def derive_vqa(records: pl.DataFrame, mllm, settings: VqaSettings) -> tuple[pl.DataFrame, dict]:
+    """Rule pairs for the grounded composer (or no resource), model pairs for model backends."""
+    if mllm is None or getattr(mllm, "backend", "grounded_composer") == "grounded_composer":
+        df = rule_based_pairs(records, settings)
+        return df, {"generator": f"rules:{VQA_RULES_VERSION}", "targets": len(vqa_targets(records, settings))}
+    df, stats = mllm_pairs(records, mllm, settings)
+    return df, {"generator": f"mllm:{mllm.backend}", **stats}
+
+
+def vqa_summary(pairs: pl.DataFrame) -> dict:
+    """Pairs per split, category and answer type; yes/no balance of closed questions."""
+    if pairs.is_empty():
+        return {"pairs": 0}
+    closed = pairs.filter(pl.col("answer_type") == "closed")
+    return {
+        "pairs": pairs.height,
+        "per_split": dict(pairs.group_by("split").len().sort("split").iter_rows()),
+        "per_category": dict(pairs.group_by("category").len().sort("category").iter_rows()),
+        "per_answer_type": dict(pairs.group_by("answer_type").len().sort("answer_type").iter_rows()),
+        "closed_yes": int((closed["answer"] == "Yes").sum()),
+        "closed_no": int((closed["answer"] == "No").sum()),
+    }

@@ -1,0 +1,349 @@
+"""A real release: the pipeline runs for two demo sources on a Dagster instance, then `release_job`
+(dataset_release + vqa_pairs) builds the demo release with a planted benchmark duplicate. Every
+format is read back independently (Parquet through polars and `datasets`, LLaVA JSON, WebDataset
+tars, checksums), splits are checked against patients and volumes, the card and figure are
+inspected, and the gallery is rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from dagster import AssetKey, DagsterInstance
+from PIL import Image
+
+SOURCES = ["sam_med2d_demo", "pydicom_dicom"]
+PLANTED_IMAGE = "sam_med2d_demo/images/amos_0507_31"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    from medtrinity_assets.cli import _run, materialize_all
+    from medtrinity_assets.definitions import build_resources, defs
+
+    instance = DagsterInstance.local_temp(tempdir=str(tmp_path_factory.mktemp("export_dagster_home")))
+    # one small corpus, so that records cite knowledge passages
+    outcomes = [_run(defs.resolve_job_def("knowledge_index_job"), instance, "pubmedqa", "knowledge_index[pubmedqa]", echo=False)]
+    outcomes += materialize_all(instance, sources=SOURCES, knowledge=False, echo=False)
+    assert all(o.success for o in outcomes), [o.label for o in outcomes if not o.success]
+    yield instance, build_resources()["storage"]
+    instance.dispose()
+
+
+def _triplets(storage) -> pl.DataFrame:
+    frames = [storage.read_parquet(k) for k in storage.list_keys("manifests/triplets/") if k.endswith(".parquet")]
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+@pytest.fixture(scope="module")
+def benchmark_dir(pipeline, tmp_path_factory):
+    """A 'benchmark' folder: a re-encoded, resized copy of one demo image among unrelated images."""
+    _, storage = pipeline
+    planted = _triplets(storage).filter(pl.col("image_id") == PLANTED_IMAGE)["image_uri"][0]
+    folder = tmp_path_factory.mktemp("benchmark") / "vqa_rad_like"
+    (folder / "test").mkdir(parents=True)
+    img = Image.open(io.BytesIO(storage.read_uri(planted))).convert("RGB")
+    img = img.resize((int(img.width * 0.7), int(img.height * 0.7)), Image.BICUBIC)
+    img.save(folder / "test" / "synpic_planted.jpg", quality=80)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (128, 128), dtype=np.uint8)).save(folder / "test" / "noise.png")
+    Image.fromarray(np.tile(np.linspace(0, 255, 200, dtype=np.uint8), (150, 1))).save(folder / "gradient.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def release(pipeline, benchmark_dir):
+    from medtrinity_assets.cli import materialize_release
+
+    instance, storage = pipeline
+    outcome = materialize_release(instance, "demo", {"planted": str(benchmark_dir)}, echo=False)
+    root = Path(storage.uri("releases/demo"))
+    return outcome, root, storage
+
+
+@pytest.fixture(scope="module")
+def expected(release):
+    """What the release must hold, from the triplet manifests and the catalog (not from the release)."""
+    from medtrinity_assets.defs.context import CATALOG
+
+    _, _, storage = release
+    t = _triplets(storage)
+    redistributable = [s.name for s in CATALOG.sources if s.redistributable]
+    eligible = t.filter(pl.col("dataset").is_in(redistributable) & ~pl.col("quarantined"))
+    return eligible.filter(pl.col("image_id") != PLANTED_IMAGE), eligible.filter(pl.col("image_id") == PLANTED_IMAGE), t
+
+
+def _parquet(root: Path) -> pl.DataFrame:
+    return pl.concat([pl.read_parquet(p) for p in sorted((root / "data").glob("*.parquet"))])
+
+
+def test_release_job_succeeds_with_passing_checks_and_ui_metadata(release, expected):
+    outcome, root, _ = release
+    assert outcome.success
+    checks = {ev.check_name: ev.passed for ev in outcome.result.get_asset_check_evaluations()}
+    assert checks == {"release_reads_back": True, "splits_disjoint_by_group": True, "no_benchmark_duplicates": True, "vqa_pairs_consistent": True}
+    mat = [e for e in outcome.result.get_asset_materialization_events() if e.asset_key == AssetKey("dataset_release")][0]
+    md = mat.materialization.metadata
+    assert md["records"].value == expected[0].height
+    assert "data:image/png;base64," in md["statistics_figure"].value
+    assert "## Splits" in md["card"].value
+    assert md["decontamination"].value["benchmarks"]["planted"]["matched_release_images"] == 1
+    assert root.is_dir() and (root / "README.md").is_file()
+
+
+def test_every_format_reads_back_with_matching_counts_and_checksums(release, expected, tmp_path):
+    import datasets
+
+    _, root, _ = release
+    kept, _, _ = expected
+    # checksums.sha256 covers every file outside vqa/ (which has its own), and every file matches
+    listed = dict(reversed(line.split("  ", 1)) for line in (root / "checksums.sha256").read_text().splitlines())
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    unlisted = on_disk - set(listed) - {"checksums.sha256"}
+    assert unlisted and all(p.startswith("vqa/") for p in unlisted)
+    assert all(_sha(root / rel) == digest for rel, digest in listed.items())
+    vqa_listed = dict(reversed(line.split("  ", 1)) for line in (root / "vqa" / "checksums.sha256").read_text().splitlines())
+    assert all(_sha(root / "vqa" / rel) == digest for rel, digest in vqa_listed.items())
+
+    # Parquet (polars): exactly the eligible records, images in the release, hashes right
+    df = _parquet(root)
+    assert sorted(df["sample_id"].to_list()) == sorted(kept["triplet_id"].to_list())
+    assert df["release_schema_version"].unique().to_list() == ["1"]
+    for path, digest in df.select("image", "image_sha256").unique().iter_rows():
+        assert _sha(root / path) == digest
+    for path, digest in df.select("overlay", "overlay_sha256").unique().iter_rows():
+        assert _sha(root / path) == digest
+    rois = df.filter(pl.col("roi_origin") != "none")
+    assert rois.height and rois["bbox"].list.len().eq(4).all() and rois["mask_rle"].is_not_null().all()
+    assert (df["passage_ids"].list.len() > 0).any()
+
+    # the same files through Hugging Face datasets, offline, by file and by the card's configs
+    split_files = {p.stem: str(p) for p in sorted((root / "data").glob("*.parquet"))}
+    ds = datasets.load_dataset("parquet", data_files=split_files, cache_dir=str(tmp_path / "hf"))
+    assert {s: ds[s].num_rows for s in ds} == dict(df.group_by("split").len().iter_rows())
+    assert set(ds["train"].column_names) >= {"image", "overlay", "caption", "section_roi", "bbox", "mask_rle", "split"}
+    by_card = datasets.load_dataset(str(root), cache_dir=str(tmp_path / "hf2"))
+    assert {s: by_card[s].num_rows for s in by_card} == {s: ds[s].num_rows for s in ds}
+
+    # LLaVA conversations: one per record, image inside the release, response = caption
+    captions = dict(df.select("sample_id", "caption").iter_rows())
+    llava = [e for p in sorted((root / "llava").glob("*.json")) for e in json.loads(p.read_text())]
+    assert sorted(e["id"] for e in llava) == sorted(captions)
+    for e in llava:
+        assert (root / e["image"]).is_file()
+        human, gpt = e["conversations"]
+        assert human["from"] == "human" and human["value"].startswith("<image>\n") and gpt["value"] == captions[e["id"]]
+
+    # WebDataset: index and SHA256SUMS agree with the bytes; every sample complete, decodable, equal to Parquet
+    index = json.loads((root / "webdataset" / "index.json").read_text())
+    sums = dict(reversed(line.split("  ", 1)) for line in (root / "webdataset" / "SHA256SUMS").read_text().splitlines())
+    records = {r["sample_id"]: r for r in df.iter_rows(named=True)}
+    seen = set()
+    for shard in index["shards"]:
+        path = root / "webdataset" / shard["file"]
+        assert _sha(path) == shard["sha256"] == sums[shard["file"]]
+        with tarfile.open(path) as tar:
+            members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+        keys = {n.split(".", 1)[0] for n in members}
+        assert len(keys) == shard["n_samples"] and len(members) == 3 * len(keys)
+        for key in keys:
+            rec = json.loads(members[f"{key}.json"])
+            want = records[rec["sample_id"]]
+            assert rec["split"] == shard["split"] == want["split"] and rec["caption"] == want["caption"]
+            assert hashlib.sha256(members[f"{key}.png"]).hexdigest() == want["image_sha256"]
+            with Image.open(io.BytesIO(members[f"{key}.png"])) as im:
+                im.load()
+                assert im.size == (want["width"], want["height"])
+            Image.open(io.BytesIO(members[f"{key}.overlay.png"])).load()
+            seen.add(rec["sample_id"])
+    assert seen == set(records)
+
+
+def test_no_patient_volume_or_item_in_two_splits(release, expected):
+    _, root, _ = release
+    _, _, triplets = expected
+    df = _parquet(root).join(triplets.select(pl.col("triplet_id").alias("sample_id"), "patient_hash"), on="sample_id")
+    assert df.group_by("split_group").agg(pl.col("split").n_unique())["split"].max() == 1
+    with_patient = df.filter(pl.col("patient_hash") != "")
+    assert with_patient.height > 0  # the DICOM files carry patients
+    assert with_patient.group_by("patient_hash").agg(pl.col("split").n_unique())["split"].max() == 1
+    assert df.group_by("source_file").agg(pl.col("split").n_unique())["split"].max() == 1
+    sam = df.filter(pl.col("dataset") == "sam_med2d_demo").with_columns(pl.col("source_file").str.extract(r"images/(.+)_\d+\.png").alias("volume"))
+    assert sam["volume"].null_count() == 0
+    assert sam.group_by("volume").agg(pl.col("split").n_unique())["split"].max() == 1
+    assert "patient_hash" not in _parquet(root).columns  # only the salted split group is exported
+
+
+def test_planted_benchmark_duplicate_is_removed_and_reported(release, expected):
+    _, root, storage = release
+    _, planted, _ = expected
+    assert planted.height >= 1
+    df = _parquet(root)
+    assert PLANTED_IMAGE not in df["image_id"].to_list()
+    assert not (root / storage.key_of(planted["image_uri"][0])).exists()  # its image is not shipped either
+    report = json.loads((root / "reports" / "decontamination.json").read_text())
+    assert report["action"] == "drop"
+    assert report["benchmarks"]["planted"]["benchmark_images"] == 3
+    assert report["benchmarks"]["planted"]["matched_release_images"] == 1
+    assert report["benchmarks"]["planted"]["matched_records"] == planted.height
+    matches = pl.read_parquet(root / "reports" / "benchmark_matches.parquet")
+    assert matches.select("image_id", "benchmark_file").rows() == [(PLANTED_IMAGE, "test/synpic_planted.jpg")]
+    assert "| planted | 3 | 0 | 1 |" in (root / "README.md").read_text()
+
+
+def test_flag_action_keeps_and_marks_and_rebuilds_are_byte_identical(release, benchmark_dir):
+    from medtrinity_assets.defs.context import CATALOG
+    from medtrinity_assets.export import build_release, parse_releases, verify_release
+
+    _, root, storage = release
+    raw = {
+        "releases": [
+            {"name": "export_test_flag", "sources": SOURCES, "decontamination": "flag", "benchmark_dirs": {"planted": str(benchmark_dir)},
+             "split_salt": "medtrinity-demo-split-v1", "group_patterns": {"sam_med2d_demo": r"^images/(?P<group>.+)_\d+\.png$"}, "shard_max_samples": 10},
+        ]
+    }
+    config = parse_releases(raw)["export_test_flag"]
+    result = build_release(storage, config, CATALOG)
+    assert result.verification.ok, result.verification.problems
+    flagged = result.records.filter(pl.col("benchmark_match").is_not_null())
+    assert set(flagged["image_id"]) == {PLANTED_IMAGE}
+    assert flagged["benchmark_match"].unique().to_list() == ["planted:test/synpic_planted.jpg"]
+    assert len(result.shards) > 3  # cut at 10 samples per shard
+    # same inputs and config: identical files
+    first = (Path(result.uri) / "checksums.sha256").read_text()
+    again = build_release(storage, config, CATALOG)
+    assert (Path(again.uri) / "checksums.sha256").read_text() == first and again.stale_removed == []
+    # damage is found on read-back
+    shard = Path(result.uri) / "webdataset" / result.shards[0].file
+    data = bytearray(shard.read_bytes())
+    data[1000] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    (Path(result.uri) / "llava" / "train.json").unlink()
+    problems = verify_release(storage, "export_test_flag").problems
+    assert any(f"{result.shards[0].file}: content does not match" in p for p in problems)
+    assert any("llava/train.json: listed in checksums.sha256 but missing" in p for p in problems)
+    shutil.rmtree(result.uri)
+
+
+def test_licence_filter_and_empty_release_error(release):
+    from medtrinity_assets.defs.context import CATALOG
+    from medtrinity_assets.export import ReleaseError, build_release, parse_releases
+
+    _, root, storage = release
+    manifest = json.loads((root / "release.json").read_text())
+    status = {s["name"]: s["status"] for s in manifest["sources"]}
+    assert status["niivue_nifti"] == "excluded: not redistributable"
+    assert status["sam_med2d_demo"] == status["pydicom_dicom"] == "included"
+    config = parse_releases({"releases": [{"name": "export_test_empty", "sources": ["niivue_nifti"], "redistributable_only": True}]})["export_test_empty"]
+    with pytest.raises(ReleaseError, match="no eligible records.*niivue_nifti: excluded: not redistributable") as err:
+        build_release(storage, config, CATALOG)
+    assert err.value.reason == "empty_release"
+
+
+def test_card_counts_licences_rejects_and_figure(release, expected):
+    from medtrinity_assets.defs.context import CATALOG
+    from medtrinity_assets.export import load_rejects
+
+    _, root, storage = release
+    card = (root / "README.md").read_text()
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert {f["split"] for f in front["configs"][0]["data_files"]} == {p.stem for p in (root / "data").glob("*.parquet")}
+    df = _parquet(root)
+    for modality, n in df.group_by("modality").len().iter_rows():
+        images = df.filter(pl.col("modality") == modality)["image_id"].n_unique()
+        assert re.search(rf"\| {re.escape(modality)} \| {n} \| {images} \|", card), modality
+    for organ, n in df.explode("organs").group_by("organs").len().iter_rows():
+        assert f"| {organ} | {n} |" in card
+    for s in CATALOG.sources:
+        assert s.licence in card and (s.citation or "-") in card
+    included = [s["name"] for s in json.loads((root / "release.json").read_text())["sources"] if s["status"] == "included"]
+    assert set(SOURCES) <= set(included)
+    n_rejects = load_rejects(storage, included).height
+    assert (f"**Rejects.** {n_rejects} input" in card) if n_rejects else ("No input of the included sources was rejected" in card)
+    if n_rejects:
+        for stage, source, reason, n in load_rejects(storage, included).group_by("stage", "dataset", "reason").len().iter_rows():
+            assert f"| {stage} | {source} | {reason} | {n} |" in card
+    assert "**Quarantine.** 0 of the selected sources' triplets" in card
+    words = [len(c.split()) for c in df["caption"].to_list()]
+    assert f"| caption length (words) | {min(words)} |" in card
+    with Image.open(root / "card" / "statistics.png") as fig:
+        assert fig.format == "PNG" and fig.size[0] >= 1200 and fig.size[1] >= 800
+
+
+def test_gallery_renders_in_headless_chromium(release, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("chromium is not installed: `apt-get install -y chromium` (CI installs it in .ci/setup.d/chromium.sh)")
+    _, root, _ = release
+    df = _parquet(root)
+    page = root / "gallery" / "index.html"
+    cmd = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),
+    ]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    articles = re.findall(r'<article class="sample"[^>]*data-sample-id="([^"]+)"', dom)
+    assert len(articles) == min(48, df.height)
+    assert set(articles) <= set(df["sample_id"].to_list())
+    assert set(df["dataset"].unique()) == {a.split("/", 1)[0] for a in articles}  # every source sampled
+    shown = df.filter(pl.col("sample_id").is_in(articles))
+    n_images = sum(1 if r["overlay"] == r["image"] else 2 for r in shown.iter_rows(named=True))
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    assert f'data-images-loaded="{n_images}"' in body and 'data-images-failed="0"' in body, body
+    assert dom.count('<dd class="section_') == 5 * len(articles)
+    first = shown.filter(pl.col("sample_id") == articles[0]).row(0, named=True)
+    import html as html_lib
+
+    assert html_lib.escape(first["caption"], quote=True) in dom
+    for pid in first["passage_ids"]:
+        assert f"<code>{html_lib.escape(pid)}</code>" in dom
+
+
+def test_vqa_pairs_are_grounded_and_exported(release):
+    _, root, storage = release
+    df = _parquet(root)
+    manifest = storage.read_parquet("manifests/vqa_pairs/demo.parquet")
+    files = pl.concat([pl.read_parquet(p) for p in sorted((root / "vqa").glob("*.parquet"))])
+    assert manifest.height > df["image_id"].n_unique() and manifest.sort("qa_id").equals(files.sort("qa_id"))
+    joined = manifest.join(df.select("sample_id", pl.col("split").alias("rsplit"), "modality", "bbox", "width", "height", "roi_label"), on="sample_id")
+    assert joined.height == manifest.height and (joined["split"] == joined["rsplit"]).all()
+    assert (joined.filter((pl.col("category") == "modality") & (pl.col("answer_type") == "open"))["answer"] == joined.filter(
+        (pl.col("category") == "modality") & (pl.col("answer_type") == "open"))["modality"]).all()
+    # closed location answers agree with the ROI box geometry (not with the position phrase they came from)
+    checked = 0
+    for r in joined.filter((pl.col("category") == "location") & (pl.col("answer_type") == "closed")).iter_rows(named=True):
+        x0, y0, x1, y1 = r["bbox"]
+        cx, cy = (x0 + x1 + 1) / 2 / r["width"], (y0 + y1 + 1) / 2 / r["height"]
+        m = re.search(r"in the (upper|lower) half|on the (left|right) side|near the centre", r["question"])
+        truth = {"upper": cy < 0.5, "lower": cy > 0.5, "left": cx < 0.5, "right": cx > 0.5}.get(m.group(1) or m.group(2), None) if (m.group(1) or m.group(2)) else (0.4 <= cx <= 0.6 and 0.4 <= cy <= 0.6)
+        assert (r["answer"] == "Yes") == truth, r
+        checked += 1
+    assert checked > 20
+    llava = [e for p in sorted((root / "vqa").glob("llava_*.json")) for e in json.loads(p.read_text())]
+    assert len(llava) == manifest.height and all((root / e["image"]).is_file() for e in llava)
+
+
+def test_cli_release_command(release, capsys, monkeypatch, tmp_path):
+    from medtrinity_assets.cli import main, print_release
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    _, root, _ = release
+    with pytest.raises(SystemExit, match="unknown release: nope"):
+        main(["release", "--name", "nope"])
+    print_release("demo")
+    out = capsys.readouterr().out
+    assert f"Release 'demo': {root}" in out and "gallery" in out

@@ -1,0 +1,197 @@
+"""VQA derivation: rule pairs are true by construction; model pairs are parsed, checked, and fall back."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import polars as pl
+import pytest
+
+from medtrinity_assets.export.config import VqaSettings
+from medtrinity_assets.export.llava import vqa_conversations
+from medtrinity_assets.export.vqa import derive_vqa, parse_vqa_answer, rule_based_pairs, validate_pair, vqa_summary, vqa_targets
+from medtrinity_resources.mllm import MLLMResource
+
+
+def _record(sample_id: str, image_id: str, label: str | None, position: str | None, area: float | None, **kw) -> dict:
+    base = {
+        "sample_id": sample_id,
+        "image_id": image_id,
+        "split": "train",
+        "dataset": "src",
+        "image": f"images/{image_id}.png",
+        "overlay": f"overlays/{sample_id}.png" if label else f"images/{image_id}.png",
+        "modality": "CT",
+        "organs": ["abdomen"],
+        "labels": [],
+        "roi_label": label,
+        "roi_origin": "ground_truth" if label else "none",
+        "position": position,
+        "area_frac": area,
+        "caption": "A CT image of the abdomen.",
+    }
+    return {**base, **kw}
+
+
+def _records() -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            _record("src/a#000", "src/a", "liver", "upper-middle left-center", 0.08),
+            _record("src/a#001", "src/a", "spleen", "middle right", 0.004),
+            _record("src/a#002", "src/a", "kidney_left", "middle center", 0.02),
+            _record("src/b#whole", "src/b", None, None, None, modality="X-ray", organs=["chest"], labels=["tuberculosis"], split="val"),
+            _record("src/c#whole", "src/c", None, None, None, modality="X-ray", organs=["chest"], labels=["no finding"], split="test"),
+        ]
+    )
+
+
+def _qa(pairs: pl.DataFrame, sample_id: str) -> dict[str, str]:
+    return dict(pairs.filter(pl.col("sample_id") == sample_id).select("question", "answer").iter_rows())
+
+
+def test_rule_pairs_are_grounded_in_the_record():
+    pairs = rule_based_pairs(_records(), VqaSettings())
+    assert pairs["qa_id"].is_unique().all()
+    assert set(pairs["category"]) == {"modality", "organ", "location", "finding", "size"}
+    liver = _qa(pairs, "src/a#000")
+    # image-level questions ride on the image's first record, once per image
+    assert liver["What imaging modality was used to acquire this image?"] == "CT"
+    assert liver["Is the imaging modality of this image CT?"] == "Yes"
+    assert liver["Which organ or body region is shown in this image?"] == "Abdomen"
+    assert pairs.filter((pl.col("image_id") == "src/a") & (pl.col("category") == "modality") & (pl.col("answer_type") == "open")).height == 1
+    # ROI questions: structure, halves/sides in image terms, size bucket
+    assert liver["What structure is outlined in this image?"] == "liver"
+    assert liver["Where is the outlined liver located in the image?"] == "Upper part of the image, left of centre"
+    assert liver["Is the outlined liver in the upper half of the image?"] == "Yes"
+    assert liver["Is the outlined liver in the lower half of the image?"] == "No"
+    assert liver["Is the outlined liver on the left side of the image?"] == "Yes"
+    assert liver["Is the outlined liver on the right side of the image?"] == "No"
+    assert liver["How large is the outlined liver relative to the whole image?"] == "Between 5% and 25% of the image"
+    spleen = _qa(pairs, "src/a#001")
+    assert "Is the outlined spleen in the upper half of the image?" not in spleen  # 'middle': no half claimed
+    assert spleen["Is the outlined spleen on the right side of the image?"] == "Yes"
+    kidney = _qa(pairs, "src/a#002")
+    assert kidney["Is the outlined left kidney near the centre of the image?"] == "Yes"
+    # a "no" about the structure names another label of the source, never one sharing a word
+    wrong = [q for q, a in liver.items() if q.startswith("Is the outlined structure the") and a == "No"]
+    assert len(wrong) == 1 and "liver" not in wrong[0]
+    # the negative modality is one the image certainly is not
+    no_mod = [q for q, a in liver.items() if "imaging modality of this image" in q and a == "No"]
+    assert len(no_mod) == 1 and "CT" not in no_mod[0]
+    # findings: reported labels, and normal images get a "no abnormality" question
+    tb = _qa(pairs, "src/b#whole")
+    assert tb["What finding is reported for this image?"] == "tuberculosis"
+    assert tb["Is tuberculosis present in this image?"] == "Yes"
+    assert _qa(pairs, "src/c#whole") == {
+        **{k: v for k, v in _qa(pairs, "src/c#whole").items() if "finding" not in k},
+        "Does this image show any abnormal finding?": "No",
+    }
+    # ROI questions are asked on the overlay, image-level questions on the clean image; splits inherited
+    roi_rows = pairs.filter(pl.col("category").is_in(["location", "size"]))
+    assert (roi_rows["image"].str.starts_with("overlays/")).all()
+    assert (pairs.filter(pl.col("category") == "modality")["image"].str.starts_with("images/")).all()
+    assert dict(pairs.group_by("sample_id").agg(pl.col("split").first()).iter_rows()) == {
+        "src/a#000": "train", "src/a#001": "train", "src/a#002": "train", "src/b#whole": "val", "src/c#whole": "test"
+    }
+    summary = vqa_summary(pairs)
+    assert summary["closed_yes"] + summary["closed_no"] == pairs.filter(pl.col("answer_type") == "closed").height
+    llava = vqa_conversations(pairs)
+    assert len(llava) == pairs.height and llava[0]["conversations"][0]["value"].startswith("<image>\n")
+
+
+def test_roi_cap_and_no_negatives():
+    settings = VqaSettings(max_rois_per_image=1, negatives=False)
+    targets = vqa_targets(_records(), settings)
+    roi_targets = [t.record["sample_id"] for t in targets if t.roi_level]
+    assert roi_targets == ["src/a#000"]  # the largest ROI of image a
+    pairs = rule_based_pairs(_records(), settings)
+    noes = pairs.filter((pl.col("answer_type") == "closed") & (pl.col("answer") == "No"))
+    assert noes["question"].to_list() == ["Does this image show any abnormal finding?"]  # a fact, not a negative sample
+
+
+def test_model_pairs_are_validated_against_the_record():
+    r = _records().row(0, named=True)
+    ok = validate_pair({"question": "Is this a CT scan?", "answer": "yes.", "answer_type": "closed", "category": "modality"}, r, True)
+    assert ok is not None and ok.answer == "Yes"
+    assert validate_pair({"question": "Is this an MRI?", "answer": "Yes", "answer_type": "closed", "category": "modality"}, r, True) is None
+    assert validate_pair({"question": "Is this an MRI?", "answer": "No", "answer_type": "closed", "category": "modality"}, r, True) is not None
+    assert validate_pair({"question": "Which modality?", "answer": "An MRI scan", "answer_type": "open", "category": "modality"}, r, True) is None
+    assert validate_pair({"question": "Where is it?", "answer": "On the right", "answer_type": "open", "category": "location"}, r, True) is None
+    assert validate_pair({"question": "Where is it?", "answer": "Upper left", "answer_type": "open", "category": "location"}, r, True) is not None
+    assert validate_pair({"question": "Is it big?", "answer": "maybe", "answer_type": "closed", "category": "size"}, r, True) is None
+    assert validate_pair({"question": "Where is it?", "answer": "Upper left", "answer_type": "open", "category": "location"}, r, False) is None
+    assert validate_pair({"question": "No question mark", "answer": "CT", "answer_type": "open", "category": "modality"}, r, True) is None
+    assert parse_vqa_answer('Here you go:\n```json\n[{"question": "q?", "answer": "a"}]\n```') == [{"question": "q?", "answer": "a"}]
+    assert parse_vqa_answer("no json here") == []
+
+
+class _QAServer:
+    """A local OpenAI-compatible chat-completions endpoint answering with scripted JSON pairs."""
+
+    def __init__(self, answer_for):
+        self.prompts: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                prompt = body["messages"][0]["content"][-1]["text"]
+                server.prompts.append(prompt)
+                payload = {
+                    "id": "x",
+                    "model": body["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer_for(prompt)}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 10},
+                }
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def qa_server():
+    def answer_for(prompt: str) -> str:
+        if '"roi_label": "spleen"' in prompt:
+            return "I cannot help with that."  # no pairs: this record falls back to the rules
+        return json.dumps(
+            [
+                {"question": "What modality is this?", "answer": "Computed tomography", "answer_type": "open", "category": "modality"},
+                {"question": "Is this an ultrasound image?", "answer": "Yes", "answer_type": "closed", "category": "modality"},  # contradicts: dropped
+                {"question": "Is the region small?", "answer": "perhaps", "answer_type": "closed", "category": "size"},  # malformed: dropped
+            ]
+        )
+
+    server = _QAServer(answer_for)
+    yield server
+    server.close()
+
+
+def test_model_backend_writes_pairs_through_describe_text(qa_server):
+    mllm = MLLMResource(backend="openai", endpoint_url=qa_server.url, model_name="qa-model", max_retries=0, retry_backoff_s=0.01)
+    records = _records().head(2)
+    pairs, info = derive_vqa(records, mllm, VqaSettings())
+    assert len(qa_server.prompts) == 2 and all("Description: A CT image of the abdomen." in p for p in qa_server.prompts)
+    assert info["targets"] == 2 and info["model_pairs"] == 1 and info["invalid_pairs"] == 2 and info["fallback_targets"] == 1
+    model = pairs.filter(pl.col("generator") == "mllm:openai:qa-model")
+    assert model.select("sample_id", "answer").rows() == [("src/a#000", "Computed tomography")]
+    fallback = pairs.filter(pl.col("generator").str.starts_with("rules:"))
+    assert set(fallback["sample_id"]) == {"src/a#001"} and fallback.height > 3
+    # the grounded composer (offline default) uses the rules without calling any model
+    offline, info = derive_vqa(records, MLLMResource(backend="grounded_composer"), VqaSettings())
+    assert info["generator"].startswith("rules:") and offline.height > 0 and len(qa_server.prompts) == 2
