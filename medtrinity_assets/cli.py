@@ -27,12 +27,14 @@ from medtrinity_assets import settings
 
 
 def ensure_dagster_home() -> Path:
-    """Use $DAGSTER_HOME, or <repo>/.dagster_home with the repo's dagster.yaml copied in."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.REPO_ROOT / ".dagster_home").resolve()
+    """Use $DAGSTER_HOME as configured (its dagster.yaml is never touched, e.g. a Postgres one),
+    or <repo>/.dagster_home kept in sync with the repo's dagster.yaml."""
+    preset = os.environ.get("DAGSTER_HOME")
+    home = Path(preset or settings.REPO_ROOT / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     src = settings.REPO_ROOT / "dagster.yaml"
     dst = home / "dagster.yaml"
-    if src.is_file() and (not dst.exists() or dst.read_bytes() != src.read_bytes()):
+    if src.is_file() and (not dst.exists() or (not preset and dst.read_bytes() != src.read_bytes())):
         shutil.copyfile(src, dst)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
@@ -87,23 +89,27 @@ def materialize_all(instance, sources: list[str] | None = None, knowledge: bool 
         for shard in CATALOG.shard_keys:
             key = dataset_shard_key(name, shard)
             outcomes.append(_run(defs.resolve_job_def("dataset_shard_job"), instance, key, f"dataset[{name}|{shard}]", echo))
+    outcomes.append(_run(defs.resolve_job_def("image_duplicates_job"), instance, None, "image_duplicates", echo))
     return outcomes
 
 
-def run_demo(sources: list[str] | None = None, skip_knowledge: bool = False) -> int:
-    """Materialise the whole graph on the local instance (the runs show in `medtrinity ui`)."""
+def run_demo(sources: list[str] | None = None, skip_knowledge: bool = False, release: bool | None = None) -> int:
+    """Materialise the whole graph on the local instance (the runs show in `medtrinity ui`);
+    the demo release is built when every source ran (or when asked for)."""
     ensure_dagster_home()
     from dagster import DagsterInstance
 
     instance = DagsterInstance.get()
     print(f"Dagster instance: {instance.root_directory}")
     outcomes = materialize_all(instance, sources, knowledge=not skip_knowledge)
-    print("Release:")
-    release = materialize_release(instance, "demo")
-    outcomes.append(release)
+    built = None
+    if release if release is not None else not sources:
+        print("Release:")
+        built = materialize_release(instance, "demo")
+        outcomes.append(built)
     print()
     print_summary()
-    if release.success:
+    if built is not None and built.success:
         print_release("demo")
     failed = [o.label for o in outcomes if not o.success]
     if failed:
@@ -261,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="materialise the whole graph for every catalog source on the local instance")
     demo.add_argument("--sources", help="comma-separated source names (default: all)")
     demo.add_argument("--skip-knowledge", action="store_true", help="reuse the existing knowledge index")
+    demo.add_argument(
+        "--release", action=argparse.BooleanOptionalAction, default=None,
+        help="build the demo release at the end (default: only when every source ran)",
+    )
     ui = sub.add_parser("ui", help="start dagster dev on the local instance")
     ui.add_argument("--port", type=int, default=3000)
     sub.add_parser("summary", help="print where the dataset is and what it holds")
@@ -278,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     bf.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --wait")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return run_demo(args.sources.split(",") if args.sources else None, args.skip_knowledge)
+        return run_demo(args.sources.split(",") if args.sources else None, args.skip_knowledge, args.release)
     if args.command == "ui":
         return run_ui(args.port)
     if args.command == "summary":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from medtrinity_assets import settings
-from medtrinity_assets.defs import automation, captions, exports, images, jobs, knowledge, rois, sources, triplets
+from medtrinity_assets.defs import automation, captions, duplicates, exports, images, jobs, knowledge, rois, sources, triplets
 from medtrinity_resources.embedder import SentenceEmbedder
 from medtrinity_resources.expert_models import ExpertModels, load_expert_config
 from medtrinity_resources.io_manager import ParquetManifestIOManager
@@ -47,6 +47,7 @@ ASSETS = [
     knowledge.retrieved_knowledge,
     captions.caption_batches,
     triplets.triplets,
+    duplicates.image_duplicates,
     exports.dataset_release,
     exports.vqa_pairs,
 ]

@@ -23,6 +23,7 @@ EXPECTED_GRAPH = {
     "retrieved_knowledge": {"coarse_captions", "knowledge_index"},
     "caption_batches": {"images", "roi_masks", "coarse_captions", "retrieved_knowledge"},
     "triplets": {"images", "roi_masks", "coarse_captions", "caption_batches"},
+    "image_duplicates": {"images"},
     "dataset_release": {"triplets"},
     "vqa_pairs": {"dataset_release"},
 }

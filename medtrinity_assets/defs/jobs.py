@@ -53,4 +53,10 @@ dataset_shard_job = define_asset_job(
     tags=dataset_run_tags(),
 )
 
-ALL_JOBS = [knowledge_index_job, retrieval_evaluation_job, source_manifest_job, dataset_shard_job]
+image_duplicates_job = define_asset_job(
+    "image_duplicates_job",
+    selection=AssetSelection.assets("image_duplicates"),
+    description="Exact and near-duplicate images within and across every source.",
+)
+
+ALL_JOBS = [knowledge_index_job, retrieval_evaluation_job, source_manifest_job, dataset_shard_job, image_duplicates_job]
