@@ -104,6 +104,9 @@ class RoiSettings(_Strict):
     min_area_px: int = Field(16, ge=1)
     merge_per_label: bool = False
     max_rois_per_image: int = Field(64, ge=1)
+    # an image that repeats an earlier one of its shard (same pixels or perceptual hash) is
+    # described once (drop) or again (keep); it is recorded in images.duplicate_of either way
+    duplicates: Literal["drop", "keep"] = "drop"
 
 
 class SourceConfig(_Strict):

@@ -24,7 +24,7 @@ EXPECTED_GRAPH = {
     "caption_batches": {"images", "roi_masks", "coarse_captions", "retrieved_knowledge"},
     "triplets": {"images", "roi_masks", "coarse_captions", "caption_batches"},
     "image_duplicates": {"images"},
-    "dataset_release": {"triplets"},
+    "dataset_release": {"triplets", "image_duplicates"},
     "vqa_pairs": {"dataset_release"},
 }
 

@@ -38,3 +38,17 @@ def test_exact_and_near_duplicates_across_sources():
     assert dups["kind"].to_list() == ["exact", "near"]
     assert (dups["duplicate_of_dataset"] == "a_src").all()
     assert find_duplicates(images.filter(pl.col("image_id") != "b_src/copy").filter(pl.col("image_id") != "c_src/resized")).is_empty()
+
+
+def test_release_drops_duplicate_images_unless_kept(tmp_path):
+    from medtrinity_assets.export.release import drop_duplicate_images
+    from medtrinity_resources.storage import MedtrinityStorage
+
+    storage = MedtrinityStorage(root=str(tmp_path))
+    records = pl.DataFrame({"image_id": ["a_src/h0001", "b_src/copy", "c_src/other"], "caption": ["x", "y", "z"]})
+    assert drop_duplicate_images(storage, records).height == 3  # no report yet: nothing to drop
+    storage.write_parquet(
+        "manifests/image_duplicates/all.parquet",
+        pl.DataFrame({"image_id": ["b_src/copy"], "duplicate_of": ["a_src/h0001"]}),
+    )
+    assert drop_duplicate_images(storage, records)["image_id"].to_list() == ["a_src/h0001", "c_src/other"]

@@ -49,7 +49,7 @@ def card_preview(card: str, max_chars: int = 6000) -> str:
 
 @asset(
     partitions_def=RELEASE_PARTITIONS,
-    deps=[AssetDep("triplets", partition_mapping=AllPartitionMapping())],
+    deps=[AssetDep("triplets", partition_mapping=AllPartitionMapping()), AssetDep("image_duplicates")],
     group_name="release",
     kinds={"parquet", "json", "html"},
     check_specs=[

@@ -73,6 +73,9 @@ class ReleaseConfig(_Strict):
     benchmark_dirs: dict[str, str] = {}
     phash_max_distance: int = Field(4, ge=0, le=32)
     decontamination: Literal["drop", "flag"] = "drop"
+    # exact/near duplicate images across shards and sources (asset image_duplicates): the first
+    # image is kept; `keep` releases every copy
+    duplicates: Literal["drop", "keep"] = "drop"
     shard_max_samples: int = Field(1000, ge=1)
     shard_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
     gallery_samples: int = Field(48, ge=1)

@@ -124,6 +124,15 @@ def select_records(triplets: pl.DataFrame, config: ReleaseConfig, catalog: Catal
     return Selection(df, entries, {"quarantined": quarantined.height, "reasons": reasons, "included": config.include_quarantined})
 
 
+def drop_duplicate_images(storage: MedtrinityStorage, records: pl.DataFrame) -> pl.DataFrame:
+    """Records of images that `image_duplicates` found to repeat an earlier image are left out."""
+    key = "manifests/image_duplicates/all.parquet"
+    if records.is_empty() or not storage.exists(key):
+        return records
+    duplicate_ids = storage.read_parquet(key)["image_id"]
+    return records.filter(~pl.col("image_id").is_in(duplicate_ids.implode()))
+
+
 # ----------------------------------------------------------------------------- files
 
 
@@ -327,7 +336,7 @@ def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Ca
     benchmarks_at = config.benchmark_paths()  # fail on a missing folder before any work
     triplets, fingerprint = load_triplets(storage, names)
     selection = select_records(triplets, config, catalog)
-    records = selection.records
+    records = drop_duplicate_images(storage, selection.records) if config.duplicates == "drop" else selection.records
     if records.is_empty():
         raise ReleaseError(
             "empty_release",

@@ -86,7 +86,7 @@ def ground_shard(images: pl.DataFrame, settings: dict[str, RoiSettings], storage
     rejects = Rejects(images["dataset"][0], images["shard"][0], "roi_masks")
     loaded: list[tuple[dict, Slice2D]] = []
     for image in images.iter_rows(named=True):
-        if image["duplicate_of"]:
+        if image["duplicate_of"] and settings[image["dataset"]].duplicates == "drop":
             continue  # exact/near duplicate of an earlier image of this shard: described once
         try:
             pixels = decode_png(storage.read_uri(image["image_uri"]))
