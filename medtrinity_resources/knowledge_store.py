@@ -182,6 +182,26 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def _add_filters(sql: list[str], params: list[Any], corpora: Iterable[str] | None, concept_ids: Iterable[str] | None) -> bool:
+    """Append corpus / concept-id filters on chunks `c`; False when a filter can match nothing."""
+    if corpora is not None:
+        names = list(corpora)
+        if not names:
+            return False
+        sql.append(f"AND c.corpus IN ({','.join('?' * len(names))})")
+        params.extend(names)
+    if concept_ids is not None:
+        keys = sorted({concept_key(c) for c in concept_ids if c})
+        if not keys:
+            return False
+        sql.append(
+            "AND c.rowid IN (SELECT chunk_rowid FROM chunk_concepts"
+            f" WHERE concept_key IN ({','.join('?' * len(keys))}))"
+        )
+        params.extend(keys)
+    return True
+
+
 class KnowledgeStore(ConfigurableResource):
     """Dense (chromadb) + keyword (SQLite FTS5) chunk store, one collection per corpus."""
 
@@ -455,21 +475,8 @@ class KnowledgeStore(ConfigurableResource):
             "FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid WHERE chunks_fts MATCH ?",
         ]
         params: list[Any] = [match_expression]
-        if corpora is not None:
-            names = list(corpora)
-            if not names:
-                return []
-            sql.append(f"AND c.corpus IN ({','.join('?' * len(names))})")
-            params.extend(names)
-        if concept_ids is not None:
-            keys = sorted({concept_key(c) for c in concept_ids if c})
-            if not keys:
-                return []
-            sql.append(
-                "AND c.rowid IN (SELECT chunk_rowid FROM chunk_concepts"
-                f" WHERE concept_key IN ({','.join('?' * len(keys))}))"
-            )
-            params.extend(keys)
+        if not _add_filters(sql, params, corpora, concept_ids):
+            return []
         sql.append("ORDER BY rank, c.chunk_id LIMIT ?")
         params.append(int(n_results))
         with self._db() as db:
@@ -492,21 +499,8 @@ class KnowledgeStore(ConfigurableResource):
             f"WHERE n.name_key IN ({','.join('?' * len(keys))})",
         ]
         params: list[Any] = list(keys)
-        if corpora is not None:
-            names_ = list(corpora)
-            if not names_:
-                return []
-            sql.append(f"AND c.corpus IN ({','.join('?' * len(names_))})")
-            params.extend(names_)
-        if concept_ids is not None:
-            ckeys = sorted({concept_key(c) for c in concept_ids if c})
-            if not ckeys:
-                return []
-            sql.append(
-                "AND c.rowid IN (SELECT chunk_rowid FROM chunk_concepts"
-                f" WHERE concept_key IN ({','.join('?' * len(ckeys))}))"
-            )
-            params.extend(ckeys)
+        if not _add_filters(sql, params, corpora, concept_ids):
+            return []
         sql.append("ORDER BY c.chunk_id LIMIT ?")
         params.append(int(n_results))
         with self._db() as db:

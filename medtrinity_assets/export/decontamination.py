@@ -18,6 +18,7 @@ from pathlib import Path
 import imagehash
 import polars as pl
 from PIL import Image
+from medtrinity_assets.ingest.hashing import hash_bands
 
 BENCHMARK_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 PHASH_BITS = 64
@@ -67,16 +68,6 @@ def hash_benchmark(name: str, folder: Path) -> BenchmarkHashes:
     return out
 
 
-def _bands(value: int, n_bands: int, n_bits: int = PHASH_BITS) -> list[tuple[int, int]]:
-    """(band, piece) pairs: two hashes within n_bands - 1 bits share at least one piece."""
-    out, start = [], 0
-    for b in range(n_bands):
-        width = n_bits // n_bands + (1 if b < n_bits % n_bands else 0)
-        out.append((b, (value >> start) & ((1 << width) - 1)))
-        start += width
-    return out
-
-
 class PhashIndex:
     """Multi-index hashing over 64-bit perceptual hashes: every entry within `max_distance` bits."""
 
@@ -92,7 +83,7 @@ class PhashIndex:
         value = int(phash, 16)
         idx = len(self.values)
         self.values.append(value)
-        for key in _bands(value, self.n_bands):
+        for key in hash_bands(value, PHASH_BITS, self.n_bands):
             self._bands.setdefault(key, []).append(idx)
         return idx
 
@@ -101,7 +92,7 @@ class PhashIndex:
         value = int(phash, 16)
         seen: set[int] = set()
         hits = []
-        for key in _bands(value, self.n_bands):
+        for key in hash_bands(value, PHASH_BITS, self.n_bands):
             for idx in self._bands.get(key, ()):
                 if idx in seen:
                     continue

@@ -56,7 +56,7 @@ def near_duplicate(phash_a: str, phash_b: str, max_distance: int = 4) -> bool:
     return phash_distance(phash_a, phash_b) <= max_distance
 
 
-def _bands(value: int, n_bits: int, n_bands: int) -> list[tuple[int, int]]:
+def hash_bands(value: int, n_bits: int, n_bands: int) -> list[tuple[int, int]]:
     """(band index, band value) pieces; two hashes within n_bands-1 bits share at least one piece."""
     out, start = [], 0
     for b in range(n_bands):
@@ -103,7 +103,7 @@ def dedup_flags(records: pl.DataFrame, max_distance: int = 4) -> pl.DataFrame:
         match, match_dist = None, None
         if ph:
             value, n_bits = int(ph, 16), 4 * len(ph)
-            bands = _bands(value, n_bits, n_bands)
+            bands = hash_bands(value, n_bits, n_bands)
             seen: set[int] = set()
             for band, piece in bands:
                 for other in band_index.get((n_bits, band, piece), ()):
