@@ -182,6 +182,15 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+_CHUNK_COLUMNS = "chunk_id, corpus, doc_id, chunk_no, title, text, content_hash, concept_ids, metadata"
+
+
+def _stored_chunk(row: tuple) -> "StoredChunk":
+    """A `chunks` row selected with _CHUNK_COLUMNS."""
+    concepts = tuple(c for c in row[7].split(CONCEPT_DELIMITER) if c)
+    return StoredChunk(row[0], row[1], row[2], int(row[3]), row[4], row[5], row[6], concepts, json.loads(row[8]))
+
+
 def _add_filters(sql: list[str], params: list[Any], corpora: Iterable[str] | None, concept_ids: Iterable[str] | None) -> bool:
     """Append corpus / concept-id filters on chunks `c`; False when a filter can match nothing."""
     if corpora is not None:
@@ -513,42 +522,14 @@ class KnowledgeStore(ConfigurableResource):
         with self._db() as db:
             for part in _batches(ids, 500):
                 marks = ",".join("?" * len(part))
-                for row in db.execute(
-                    "SELECT chunk_id, corpus, doc_id, chunk_no, title, text, content_hash, concept_ids, metadata"
-                    f" FROM chunks WHERE chunk_id IN ({marks})",
-                    list(part),
-                ):
-                    out[row[0]] = StoredChunk(
-                        row[0],
-                        row[1],
-                        row[2],
-                        int(row[3]),
-                        row[4],
-                        row[5],
-                        row[6],
-                        tuple(c for c in row[7].split(CONCEPT_DELIMITER) if c),
-                        json.loads(row[8]),
-                    )
+                for row in db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE chunk_id IN ({marks})", list(part)):
+                    out[row[0]] = _stored_chunk(row)
         return out
 
     def iter_chunks(self, corpus: str, first_only: bool = False) -> Iterator[StoredChunk]:
         """Stored chunks of a corpus ordered by chunk id (`first_only`: chunk 0 of each document)."""
         where = "corpus = ? AND chunk_no = 0" if first_only else "corpus = ?"
         with self._db() as db:
-            rows = db.execute(
-                "SELECT chunk_id, corpus, doc_id, chunk_no, title, text, content_hash, concept_ids, metadata"
-                f" FROM chunks WHERE {where} ORDER BY chunk_id",
-                (corpus,),
-            ).fetchall()
+            rows = db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE {where} ORDER BY chunk_id", (corpus,)).fetchall()
         for row in rows:
-            yield StoredChunk(
-                row[0],
-                row[1],
-                row[2],
-                int(row[3]),
-                row[4],
-                row[5],
-                row[6],
-                tuple(c for c in row[7].split(CONCEPT_DELIMITER) if c),
-                json.loads(row[8]),
-            )
+            yield _stored_chunk(row)
