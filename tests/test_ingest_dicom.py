@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medtrinity_assets.ingest import IngestPolicy, encode_png, load_item, load_items
 from medtrinity_assets.ingest.deid import DEFAULT_PATIENT_SALT, safe_error_text, standard_uid_name
+from helpers import file_item
 from medtrinity_assets.records import MaskRef, RejectError, SourceItem
 
 SOURCES = Path(__file__).resolve().parents[1] / "data" / "sources"
@@ -50,18 +50,7 @@ PHI = {
 
 
 def _item(path, fmt="dicom", modality="auto", organs=(), masks=(), root=None, dataset="t") -> SourceItem:
-    path = str(path)
-    return SourceItem(
-        dataset=dataset,
-        item_id=os.path.basename(path),
-        image_path=path,
-        rel_path=os.path.basename(path),
-        format=fmt,
-        modality=modality,
-        organs=tuple(organs),
-        masks=tuple(masks),
-        extra={"source_root": str(root)} if root else {},
-    )
+    return file_item(path, fmt, modality, organs=organs, masks=masks, root=root, dataset=dataset)
 
 
 def make_dicom(

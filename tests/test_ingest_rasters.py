@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -13,20 +12,12 @@ from medtrinity_assets.ingest import IngestPolicy, load_item
 from medtrinity_assets.ingest.intensity import ct_window_for_organs
 from medtrinity_assets.ingest.resize import target_size
 from medtrinity_assets.ingest.slicing import evenly_spaced
+from helpers import file_item
 from medtrinity_assets.records import MaskRef, RejectError, SourceItem
 
 
 def _item(path, fmt, masks=(), modality="X-ray") -> SourceItem:
-    path = str(path)
-    return SourceItem(
-        dataset="t",
-        item_id=os.path.basename(path),
-        image_path=path,
-        rel_path=os.path.basename(path),
-        format=fmt,
-        modality=modality,
-        masks=tuple(masks),
-    )
+    return file_item(path, fmt, modality, masks=masks)
 
 
 def test_16bit_png_scaled_by_percentiles(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ import SimpleITK as sitk
 
 from medtrinity_assets.ingest import IngestPolicy, load_item
 from medtrinity_assets.ingest.orientation import reorientation_from_direction
+from helpers import file_item
 from medtrinity_assets.records import MaskRef, RejectError, SourceItem
 
 RAS_STORED = (-1.0, 0, 0, 0, -1.0, 0, 0, 0, 1.0)  # index i -> patient Right, j -> Anterior, k -> Superior
@@ -17,17 +17,7 @@ LPS_STORED = (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)
 
 
 def _item(path, modality="MRI", masks=(), fmt="nifti", organs=()) -> SourceItem:
-    path = str(path)
-    return SourceItem(
-        dataset="t",
-        item_id=os.path.basename(path),
-        image_path=path,
-        rel_path=os.path.basename(path),
-        format=fmt,
-        modality=modality,
-        organs=tuple(organs),
-        masks=tuple(masks),
-    )
+    return file_item(path, fmt, modality, organs=organs, masks=masks)
 
 
 def write_volume(path, array_kji: np.ndarray, direction=LPS_STORED, spacing=(1.0, 1.0, 1.0)) -> str:

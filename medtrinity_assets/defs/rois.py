@@ -9,6 +9,7 @@ from medtrinity_assets.defs.metadata import preview, throughput, write_rejects
 from medtrinity_assets.partitions import split_key
 from medtrinity_assets.rois import box_from_mask, rle_decode
 from medtrinity_assets.stages.rois import ground_shard
+from medtrinity_assets.stages.triplets import geometry_problems
 from medtrinity_resources.expert_models import ExpertModels
 from medtrinity_resources.storage import MedtrinityStorage
 
@@ -53,11 +54,7 @@ def roi_masks(context: AssetExecutionContext, images: pl.DataFrame, storage: Med
     }
     yield Output(rois, metadata=md)
     sizes = {r["image_id"]: (r["width"], r["height"]) for r in images.iter_rows(named=True)}
-    outside = [
-        r["roi_id"]
-        for r in real.iter_rows(named=True)
-        if not (0 <= r["bbox_x0"] <= r["bbox_x1"] < sizes[r["image_id"]][0] and 0 <= r["bbox_y0"] <= r["bbox_y1"] < sizes[r["image_id"]][1])
-    ]
+    outside = [r["roi_id"] for r in real.iter_rows(named=True) if geometry_problems(r, *sizes[r["image_id"]])]
     yield AssetCheckResult(check_name="boxes_inside_images", passed=not outside, metadata={"outside": MetadataValue.json(outside[:50])})
     mismatched = boxes_match_masks(rois)
     yield AssetCheckResult(check_name="boxes_match_masks", passed=not mismatched, metadata={"mismatched": MetadataValue.json(mismatched[:50])})
