@@ -87,6 +87,11 @@ class Slice2D:
     slice_axis: str | None = None  # None for 2D sources; axial | coronal | sagittal | frame
     slice_index: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable, PHI-free
+    # native values on the display grid (float32 (H, W); HU for CT, before windowing); None when
+    # the pixels are the source's own values (8-bit rasters, RGB photographs)
+    native: np.ndarray | None = None
+    native_unit: str | None = None  # HU | raw
+    frame: "DisplayFrame | None" = None
 
     @property
     def height(self) -> int:
@@ -111,28 +116,167 @@ class ROI:
 
 @dataclass
 class Passage:
-    """A retrieved knowledge chunk."""
+    """A retrieved knowledge chunk (``concept_ids``: the concepts it is about, when known)."""
 
     chunk_id: str
     corpus: str
     title: str
     text: str
     score: float
+    concept_ids: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------
+# Typed facts (the contract between ROI grounding, knowledge and caption writing/checking).
+# Facts flow as these fields; wording is produced only when a caption or a VQA pair is written.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DisplayFrame:
+    """How a displayed 2D image relates to the patient, as recorded by ingestion.
+
+    plane:         axial | coronal | sagittal | projection | None (photographs, microscopy)
+    lateral:       radiological (image left = patient right) | neurological | None (no side claim)
+    up:            what image-up points to: anterior | superior | None
+    anterior_side: sagittal images: the image side facing anterior, left | right | None
+    world_*:       pixel (row, col) -> patient LPS millimetres, where the source has a world frame:
+                   world = origin + row * row_dir * spacing_rc[0] + col * col_dir * spacing_rc[1]
+                   (row/col are displayed-pixel indices after orientation, slicing and resize).
+    spacing_rc:    mm per displayed pixel (row, col), where known.
+    """
+
+    plane: str | None = None
+    lateral: str | None = None
+    up: str | None = None
+    anterior_side: str | None = None
+    world_origin: tuple[float, float, float] | None = None
+    world_row_dir: tuple[float, float, float] | None = None
+    world_col_dir: tuple[float, float, float] | None = None
+    spacing_rc: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class GridPosition:
+    """Where an ROI lies. Image frame always; patient frame only when the display frame allows.
+
+    row, col:       5 x 5 grid cell of the box centre, 0 = top / image left.
+    patient_side:   right | left | midline | None (decided from world coordinates when the frame
+                    has them; None = no side may be claimed)
+    patient_level:  anterior | posterior | superior | inferior | central | None
+    """
+
+    row: int
+    col: int
+    patient_side: str | None = None
+    patient_level: str | None = None
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One typed relation of an ROI to another structure on the same image.
+
+    kind:       within | overlaps | borders | contains | direction
+    other:      the other structure's label (raw; worded at caption time)
+    direction:  kind == direction: image frame left | right | above | below, or patient frame
+                patient_right | patient_left | anterior | posterior | superior | inferior
+    count:      how many structures of that label (contains 3 nuclei)
+    """
+
+    kind: str
+    other: str
+    direction: str | None = None
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Pixel measurements of one ROI on its slice (IBSI / pyradiomics naming where one exists).
+
+    Every value is None when it could not be measured; `unmeasured` then says why
+    (field name -> reason, e.g. ``{"ring_mean": "roi_covers_image"}``).
+
+    intensity_unit:  HU (CT, native values before windowing) | relative (MR, X-ray, US, NM,
+                     grey microscopy: 0..1 of the slice's native range) | rgb (photographs, H&E)
+    mean / ring_mean / std / ring_std:  inside the ROI and in a ring of surrounding tissue,
+                     in `intensity_unit` (luminance 0..1 for rgb)
+    contrast:        (mean - ring_mean) / pooled std (a standardised difference, unitless)
+    hue_delta / saturation_delta:  rgb only: ROI minus ring (hue in degrees, saturation 0..1)
+    entropy:         first-order entropy (bits) of the ROI's intensities
+    glcm_contrast / glcm_homogeneity:  grey-level co-occurrence features inside the ROI
+    area_px / area_mm2 / equivalent_diameter_px / equivalent_diameter_mm:  size
+    circularity:     4 pi area / perimeter^2 (1 = disc)
+    elongation:      minor / major axis length (1 = round, near 0 = elongated)
+    solidity:        area / convex hull area
+    margin_sharpness:  mean gradient magnitude across the border relative to the ROI/ring difference
+    n_components:    connected components of this ROI's mask
+    label_count:     ROIs with this label on the image (e.g. 125 nuclei)
+    """
+
+    intensity_unit: str | None = None
+    mean: float | None = None
+    ring_mean: float | None = None
+    std: float | None = None
+    ring_std: float | None = None
+    contrast: float | None = None
+    hue_delta: float | None = None
+    saturation_delta: float | None = None
+    entropy: float | None = None
+    glcm_contrast: float | None = None
+    glcm_homogeneity: float | None = None
+    area_px: int | None = None
+    area_mm2: float | None = None
+    equivalent_diameter_px: float | None = None
+    equivalent_diameter_mm: float | None = None
+    circularity: float | None = None
+    elongation: float | None = None
+    solidity: float | None = None
+    margin_sharpness: float | None = None
+    n_components: int | None = None
+    label_count: int | None = None
+    unmeasured: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConceptRef:
+    """A label or finding mapped to a concept (Disease Ontology id for findings, anatomy id for structures).
+
+    kind:        finding | anatomy | normal (explicitly normal / no finding)
+    match_type:  exact | synonym | catalog (user mapping) | normalised | none (unmapped)
+    """
+
+    concept_id: str
+    kind: str
+    name: str
+    matched: str = ""
+    match_type: str = "exact"
 
 
 @dataclass
 class CaptionFacts:
-    """Everything the caption writer may state, already resolved to text."""
+    """Everything the caption writer may state, as typed facts (no prose to be parsed back).
+
+    `roi_position` and `extra["anatomical_position"]` are the legacy wording kept while the typed
+    fields (`position`, `frame`, `relations`, `measurements`, `concepts`) take over.
+    """
 
     modality: str
     organs: list[str]
     coarse_caption: str
     roi_label: str | None  # None when the image has no ROI (whole-image description)
-    roi_position: str | None  # e.g. "upper-left-center"
+    roi_position: str | None  # legacy image-terms phrase, e.g. "upper left-center"
     roi_area_frac: float | None
-    roi_relations: list[str] = field(default_factory=list)
+    roi_relations: list[str] = field(default_factory=list)  # legacy relation sentences
     image_labels: list[str] = field(default_factory=list)
     other_rois: list[str] = field(default_factory=list)
     knowledge: list[Passage] = field(default_factory=list)
-    orientation: str = ""  # display convention recorded by ingestion
+    orientation: str = ""  # legacy display convention text recorded by ingestion
     extra: dict[str, Any] = field(default_factory=dict)
+    # typed facts
+    frame: DisplayFrame | None = None
+    position: GridPosition | None = None
+    relations: list[Relation] = field(default_factory=list)
+    measurements: Measurements | None = None
+    roi_concept: ConceptRef | None = None  # the ROI label's concept
+    finding_concepts: list[ConceptRef] = field(default_factory=list)  # recorded image-level findings
+    spacing_mm: tuple[float, float] | None = None  # (row, col) mm per displayed pixel
