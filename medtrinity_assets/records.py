@@ -68,14 +68,72 @@ class SourceItem:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
 class MaskLayer:
-    """A boolean mask aligned pixel-for-pixel with a `Slice2D`'s pixels."""
+    """A boolean mask aligned pixel-for-pixel with a `Slice2D`'s pixels, stored sparsely.
 
-    label: str
-    mask: np.ndarray  # bool, shape (H, W)
-    instance: int | None = None
-    label_id: int | None = None
+    The layer keeps only its bounding-box crop (`crop`, bool) placed at `offset` (row, col) in
+    an image of `shape` (H, W); `mask` builds the full (H, W) bool array on each access, so an
+    image with thousands of instances holds thousands of small crops, not thousands of full
+    frames. `MaskLayer(label, full_mask, ...)` crops a full mask; `MaskLayer.from_crop` takes a
+    crop directly. A mask that is not 2-D is kept as given (consumers reject it).
+    """
+
+    __slots__ = ("label", "instance", "label_id", "crop", "offset", "shape")
+
+    def __init__(self, label: str, mask: np.ndarray, instance: int | None = None, label_id: int | None = None) -> None:
+        self.label, self.instance, self.label_id = label, instance, label_id
+        self.mask = mask
+
+    @classmethod
+    def from_crop(
+        cls,
+        label: str,
+        crop: np.ndarray,
+        offset: tuple[int, int],
+        shape: tuple[int, int],
+        instance: int | None = None,
+        label_id: int | None = None,
+    ) -> "MaskLayer":
+        layer = cls.__new__(cls)
+        layer.label, layer.instance, layer.label_id = label, instance, label_id
+        layer.crop = np.asarray(crop, dtype=bool)
+        layer.offset = (int(offset[0]), int(offset[1]))
+        layer.shape = (int(shape[0]), int(shape[1]))
+        return layer
+
+    @property
+    def mask(self) -> np.ndarray:
+        if self.crop.ndim != 2 or tuple(self.crop.shape) == self.shape:
+            return self.crop
+        full = np.zeros(self.shape, dtype=bool)
+        r, c = self.offset
+        full[r : r + self.crop.shape[0], c : c + self.crop.shape[1]] = self.crop
+        return full
+
+    @mask.setter
+    def mask(self, value: np.ndarray) -> None:
+        arr = np.asarray(value)
+        if arr.ndim != 2:
+            self.crop, self.offset, self.shape = arr, (0, 0), tuple(int(s) for s in arr.shape)
+            return
+        fg = arr if arr.dtype == bool else arr != 0
+        rows, cols = np.flatnonzero(fg.any(axis=1)), np.flatnonzero(fg.any(axis=0))
+        if rows.size == 0:
+            self.crop, self.offset = np.zeros((0, 0), dtype=bool), (0, 0)
+        else:
+            self.crop = np.ascontiguousarray(fg[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+            self.offset = (int(rows[0]), int(cols[0]))
+        self.shape = (int(arr.shape[0]), int(arr.shape[1]))
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.crop))
+
+    def __repr__(self) -> str:
+        return (
+            f"MaskLayer(label={self.label!r}, instance={self.instance}, label_id={self.label_id}, "
+            f"shape={self.shape}, offset={self.offset}, crop={tuple(self.crop.shape)})"
+        )
 
 
 @dataclass

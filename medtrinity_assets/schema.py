@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: images.gt_small_components, images.image_signature
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -60,8 +60,10 @@ IMAGES_SCHEMA = pl.Schema(
         "image_uri": Str,
         "gt_masks_uri": Str,
         "n_gt_layers": pl.Int32,
+        "gt_small_components": pl.Int32,  # GT components below the source's rois.min_area_px (not grounded)
         "image_sha256": Str,
         "image_phash": Str,
+        "image_signature": Str,  # 16x16 grey thumbnail, hex: pixel confirmation of near duplicates
         "duplicate_of": Str,
         "orientation": Str,
         "patient_hash": Str,

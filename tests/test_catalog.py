@@ -32,9 +32,9 @@ def test_bundled_catalog_lists_every_demo_source():
     assert counts["pydicom_dicom"] == 9
     assert counts["totalsegmentator_example"] == 2
     sam = {i.item_id: i for i in list_items(cat, cat.source("sam_med2d_demo"))}
-    assert len(sam["images/s0114_111"].masks) == 15
-    assert sam["images/amos_0507_31"].masks == () and sam["images/amos_0507_31"].modality == "MRI"
-    labels = {m.label for m in sam["images/s0619_32"].masks}
+    assert len(sam["images/s0114_111.png"].masks) == 15
+    assert sam["images/amos_0507_31.png"].masks == () and sam["images/amos_0507_31.png"].modality == "MRI"
+    labels = {m.label for m in sam["images/s0619_32.png"].masks}
     assert "hip left" in labels and "gluteus maximus right" in labels
     # every demo source keeps its README with origin and licence
     for s in cat.sources:

@@ -23,7 +23,7 @@ from dagster import AssetKey, DagsterInstance
 from PIL import Image
 
 SOURCES = ["sam_med2d_demo", "pydicom_dicom"]
-PLANTED_IMAGE = "sam_med2d_demo/images/amos_0507_31"
+PLANTED_IMAGE = "sam_med2d_demo/images/amos_0507_31.png"
 
 
 def _sha(path: Path) -> str:

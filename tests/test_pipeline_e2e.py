@@ -65,7 +65,7 @@ def test_triplets_for_every_demo_source(demo):
     # images without any ROI are described whole, never dropped
     whole = t.filter(pl.col("roi_origin") == "none")
     assert {"pydicom_dicom", "niivue_nifti"} <= set(whole["dataset"].to_list())
-    assert "images/amos_0507_31" in {r.split("/", 1)[1].split("#")[0] for r in whole["triplet_id"].to_list()}
+    assert "images/amos_0507_31.png" in {r.split("/", 1)[1].split("#")[0] for r in whole["triplet_id"].to_list()}
 
 
 def _rois(storage, dataset: str) -> pl.DataFrame:

@@ -13,7 +13,7 @@ from dagster import (
 )
 
 from medtrinity_assets.defs.context import CATALOG, DATASET_PARTITIONS
-from medtrinity_assets.stages.sources import build_source_manifest, changed_shards
+from medtrinity_assets.stages.sources import changed_shards, source_manifest_and_findings
 from medtrinity_resources.io_manager import manifest_key
 from medtrinity_resources.storage import MedtrinityStorage
 
@@ -29,7 +29,9 @@ from medtrinity_resources.storage import MedtrinityStorage
 def source_manifest(context: AssetExecutionContext, storage: MedtrinityStorage):
     dataset = context.partition_key
     source = CATALOG.source(dataset)
-    manifest = build_source_manifest(CATALOG, source)
+    manifest, findings = source_manifest_and_findings(CATALOG, source)
+    for finding in findings:
+        context.log.warning(finding)
     previous_key = manifest_key("source_manifest", dataset)
     previous = storage.read_parquet(previous_key) if storage.exists(previous_key) else None
     changed = changed_shards(previous, manifest)
@@ -43,6 +45,7 @@ def source_manifest(context: AssetExecutionContext, storage: MedtrinityStorage):
             "items_with_masks": MetadataValue.int(int((manifest["n_masks"] > 0).sum())),
             "licence": MetadataValue.text(source.licence),
             "redistributable": MetadataValue.bool(source.redistributable),
+            "catalog_findings": MetadataValue.json(findings),
         },
     )
     bad = manifest.filter(~pl.col("shard").is_in(CATALOG.shard_keys))

@@ -14,7 +14,7 @@ import numpy as np
 
 from medtrinity_assets.ingest.deid import patient_hash, patient_salt, safe_error_text
 from medtrinity_assets.ingest.formats import resolve_format
-from medtrinity_assets.ingest.guards import check_detached_data, check_exists, check_within_root
+from medtrinity_assets.ingest.guards import check_detached_data, check_exists, check_regular_file, check_within_root
 from medtrinity_assets.ingest.intensity import IntensityPlan, IntensitySource, plan_intensity
 from medtrinity_assets.ingest.masks import load_mask_volumes, mask_layers
 from medtrinity_assets.ingest.orientation import ORIENTATION_TEXT, cut_plane, plane_spacing
@@ -164,6 +164,7 @@ def load_item(item: SourceItem, policy: IngestPolicy) -> list[Slice2D]:
     root = str(item.extra.get("source_root") or "") or None
     path = check_within_root(item.image_path, root)
     check_exists(item.image_path)
+    check_regular_file(path)
     fmt = resolve_format(path, item.format)
     stack = normalise_colour(read_stack(path, fmt, item, policy, root), policy.keep_colour)
     axis = choose_axis(stack, policy.slicing)

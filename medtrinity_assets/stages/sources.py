@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import polars as pl
 
-from medtrinity_assets.catalog import Catalog, SourceConfig, item_fingerprint, item_to_json, list_items
+from medtrinity_assets.catalog import Catalog, SourceConfig, item_fingerprint, item_to_json, list_source
 from medtrinity_assets.schema import SOURCE_MANIFEST_SCHEMA, conform
 
 
 def build_source_manifest(catalog: Catalog, source: SourceConfig) -> pl.DataFrame:
+    return source_manifest_and_findings(catalog, source)[0]
+
+
+def source_manifest_and_findings(catalog: Catalog, source: SourceConfig) -> tuple[pl.DataFrame, list[str]]:
+    """The manifest of one source and the catalog findings of its listing (warnings naming source and field).
+
+    Manifest rejects (id collisions, unmatched names) stay in the manifest; the images stage
+    writes them to its rejects table.
+    """
+    listing = list_source(catalog, source)
     rows = [
         {
             "dataset": it.dataset,
@@ -23,9 +33,9 @@ def build_source_manifest(catalog: Catalog, source: SourceConfig) -> pl.DataFram
             "fingerprint": item_fingerprint(it),
             "item_json": item_to_json(it),
         }
-        for it in list_items(catalog, source)
+        for it in listing.items
     ]
-    return conform(rows, SOURCE_MANIFEST_SCHEMA)
+    return conform(rows, SOURCE_MANIFEST_SCHEMA), listing.findings
 
 
 def changed_shards(old: pl.DataFrame | None, new: pl.DataFrame) -> list[str]:
