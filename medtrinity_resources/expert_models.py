@@ -650,19 +650,13 @@ def load_expert_config(path: str | Path | None, default_device: str | None = Non
           - {modality: CT, organ: spleen, expert: spleen_ct}
           - {modality: X-ray, expert: cxr_yolo}
     """
-    import yaml
-    from pydantic import ValidationError
+    from medtrinity_resources.yaml_config import read_yaml_mapping, validate_config
 
     if not path:
         return ExpertModels()
     config_path = Path(path)
-    if not config_path.is_file():
-        raise ExpertConfigError(f"expert config {config_path} does not exist")
-    try:
-        raw = yaml.safe_load(config_path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ExpertConfigError(f"expert config {config_path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, Mapping) or set(raw) - {"experts", "routing"}:
+    raw = read_yaml_mapping(config_path, "expert config", ExpertConfigError)
+    if set(raw) - {"experts", "routing"}:
         raise ExpertConfigError(f"expert config {config_path} must be a mapping with keys experts, routing")
     experts = []
     for entry in raw.get("experts") or []:
@@ -672,13 +666,10 @@ def load_expert_config(path: str | Path | None, default_device: str | None = Non
         if default_device and "device" not in entry:
             entry["device"] = default_device
         experts.append(entry)
-    try:
-        resource = ExpertModels(
-            experts=[ExpertSpec(**e) for e in experts],
-            routing=[RouteRule(**r) for r in raw.get("routing") or []],
-        )
-    except (ValidationError, TypeError) as exc:
-        raise ExpertConfigError(f"expert config {config_path}: {exc}") from exc
+    where = f"expert config {config_path}: "
+    specs = [validate_config(ExpertSpec, e, raw, ExpertConfigError, top=f"expert '{e.get('name', f'#{i}')}'", prefix=where) for i, e in enumerate(experts)]
+    rules = [validate_config(RouteRule, r, raw, ExpertConfigError, top=f"routing rule #{i}", prefix=where) for i, r in enumerate(raw.get("routing") or [])]
+    resource = ExpertModels(experts=specs, routing=rules)
     names = [e.name for e in resource.experts]
     if len(set(names)) != len(names):
         raise ExpertConfigError(f"expert config {config_path}: duplicate expert names {names}")

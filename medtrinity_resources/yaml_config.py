@@ -68,7 +68,8 @@ def describe_validation_error(
     """Every error of `err` as ``<where>: field '<path>': <message>``.
 
     `entries` maps a top-level key holding named entries (e.g. ``sources``) to what one entry is
-    called (``source``): errors inside an entry are attributed to it by name.
+    called (``source``): errors inside an entry are attributed to it by name. An empty `top`
+    leaves errors outside entries unattributed (the caller's message names the entry).
     """
     lines = []
     for e in err.errors():
@@ -79,7 +80,7 @@ def describe_validation_error(
             loc = loc[2:]
         field = ".".join(str(p) for p in loc) or "(entry)"
         message = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: field '{field}': {message}")
+        lines.append(f"{where}: field '{field}': {message}" if where else f"field '{field}': {message}")
     return "; ".join(lines)
 
 
