@@ -1,8 +1,8 @@
 """The files under a source root, walked once, and glob matching over them (wcmatch).
 
-Directory symlinks are listed but never descended into (a loop under ``**`` cannot multiply
+Directory symlinks are neither items nor descended into (a loop under ``**`` cannot multiply
 items; a link to a directory inside the root would only duplicate it, one outside is refused
-anyway). Patterns use wcmatch's glob syntax with ``**`` (GLOBSTAR); hidden files are skipped.
+anyway); they are reported as a finding. Patterns use wcmatch's glob syntax with ``**`` (GLOBSTAR); hidden files are skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class FileIndex:
     root: str
     entries: list[str] = field(default_factory=list)  # relative posix paths (files, dirs, special files), sorted
     by_dir: dict[str, list[str]] = field(default_factory=dict)  # directory ('' = root) -> sorted names
-    dir_links: list[str] = field(default_factory=list)  # directory symlinks listed but not followed
+    dir_links: list[str] = field(default_factory=list)  # directory symlinks: neither entries nor followed
 
     @classmethod
     def scan(cls, root: str) -> "FileIndex":
@@ -30,10 +30,9 @@ class FileIndex:
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
             rel_dir = "" if rel_dir == "." else rel_dir
-            dirnames.sort()
-            for name in dirnames:
-                if os.path.islink(os.path.join(dirpath, name)):
-                    index.dir_links.append(f"{rel_dir}/{name}" if rel_dir else name)
+            links = sorted(n for n in dirnames if os.path.islink(os.path.join(dirpath, n)))
+            index.dir_links.extend(f"{rel_dir}/{n}" if rel_dir else n for n in links)
+            dirnames[:] = sorted(n for n in dirnames if n not in links)
             names = sorted(dirnames + filenames)
             index.by_dir[rel_dir] = names
             index.entries.extend(f"{rel_dir}/{n}" if rel_dir else n for n in names)

@@ -57,7 +57,7 @@ class MaskResolver:
         self.all_mask_files = set(index.match([as_wildcards(s.pattern) for s in specs])) if specs else set()
         self.files_matched = [set() for _ in specs]
         self.regex_missed = [set() for _ in specs]
-        self.refs_made = [0 for _ in specs]
+        self.claimed = [set() for _ in specs]  # files that became a mask of some image
 
     def masks_for(self, image_rel: str, values: dict[str, str]) -> tuple[MaskRef, ...]:
         refs: list[MaskRef] = []
@@ -73,7 +73,7 @@ class MaskResolver:
                 if regex is not None and label is None:
                     self.regex_missed[i].add(rel)
                     continue
-                self.refs_made[i] += 1
+                self.claimed[i].add(rel)
                 refs.append(self._ref(spec, self.tables[i], rel, image_rel, label, instance))
         return tuple(refs)
 
@@ -105,8 +105,8 @@ class MaskResolver:
             field = f"layout.masks.{i}"
             if not self.files_matched[i]:
                 raise CatalogError(f"source '{name}': field '{field}.pattern': '{spec.pattern}' matches no mask file for any image")
-            missed = sorted(self.regex_missed[i])
-            if missed and not self.refs_made[i]:
+            missed = sorted(self.regex_missed[i] - self.claimed[i])  # matched by no image's label_regex
+            if missed and not self.claimed[i]:
                 raise CatalogError(
                     f"source '{name}': field '{field}.label_regex': matches none of the {len(missed)} mask files "
                     f"of the pattern (e.g. '{missed[0]}')"

@@ -14,12 +14,15 @@ Public API (what the Dagster assets call):
 - `REJECT_REASONS`                     every reject reason code with its meaning
 """
 
+from medtrinity_assets.ingest.deid import redact_library_logs
 from medtrinity_assets.ingest.formats import SUPPORTED_FORMATS, detect_format
 from medtrinity_assets.ingest.guards import check_within_root
 from medtrinity_assets.ingest.hashing import dedup_flags, encode_png, near_duplicate, pixel_hashes
 from medtrinity_assets.ingest.load import load_item, load_items
 from medtrinity_assets.ingest.policy import IngestPolicy
 from medtrinity_assets.ingest.reasons import REJECT_REASONS
+
+redact_library_logs()  # decoders' own logs never carry header values or file metadata
 
 __all__ = [
     "REJECT_REASONS",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import re
 from functools import lru_cache
@@ -180,21 +181,53 @@ _QUOTED_RE = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\[[^\]]*\]|\{[^}]*\}|<[^>]*
 _SAFE_WORD_RE = re.compile(r"^[a-z][a-z_()\-]*[a-z)]?[.,;:]?$|^[.,;:()\-]$")
 
 
-def safe_error_text(exc: BaseException, limit: int = 300) -> str:
-    """'Type: message' of an exception with every word that could carry a value withheld.
-
-    Decoder messages echo header values (a name, a date, a VOI LUT entry), quoted or not; reject
-    details are persisted, so only the exception type and the message's lower-case words are
-    kept: quoted or bracketed parts, numbers, and any word with capitals, digits or symbols
-    become '…'.
-    """
-    first_line = (str(exc).strip().splitlines() or [""])[0]
-    words = []
+def redact_text(message: str) -> str:
+    """The first line of `message` with every word that could carry a value replaced by '…'."""
+    first_line = (message.strip().splitlines() or [""])[0]
+    words: list[str] = []
     for word in _QUOTED_RE.sub(" … ", first_line).split():
         kept = word if _SAFE_WORD_RE.match(word) else "…"
         if not (kept == "…" and words and words[-1] == "…"):
             words.append(kept)
-    text = " ".join(words)
+    return " ".join(words)
+
+
+def safe_error_text(exc: BaseException, limit: int = 300) -> str:
+    """'Type: message' of an exception with every word that could carry a value withheld.
+
+    Decoder messages echo header values (a name, a date, a VOI LUT entry), quoted or not; reject
+    details are persisted, so only the exception type (with the errno name of an OSError) and the
+    message's lower-case words are kept: quoted or bracketed parts, numbers, and any word with
+    capitals, digits or symbols become '…'.
+    """
+    text = redact_text(str(exc))
     code = errno.errorcode.get(exc.errno, "") if isinstance(exc, OSError) and isinstance(exc.errno, int) else ""
     name = f"{type(exc).__name__}[{code}]" if code else type(exc).__name__
     return f"{name}: {text}"[:limit] if text else name
+
+
+class _RedactedLibraryLog(logging.Filter):
+    """Drops a library's debug records and reduces its warnings to value-free words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return False
+        record.msg, record.args = redact_text(record.getMessage()), None
+        return True
+
+
+def redact_library_logs() -> None:
+    """Library loggers that echo file contents keep only value-free warnings.
+
+    pydicom logs every value warning ("Invalid value for VR ...: '<the value>'") whatever the
+    warnings filters say; Pillow's TIFF/EXIF plugin logs tag values (an EXIF Artist name) at
+    debug level. Filters are per logger, so every Pillow plugin logger gets one.
+    """
+    from PIL import Image
+
+    Image.init()
+    names = ["pydicom", "tifffile", *(n for n in list(logging.root.manager.loggerDict) if n == "PIL" or n.startswith("PIL."))]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactedLibraryLog) for f in logger.filters):
+            logger.addFilter(_RedactedLibraryLog())

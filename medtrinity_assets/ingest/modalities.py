@@ -39,7 +39,7 @@ class ExtraModality(_Strict):
     """A modality a catalog adds to the vocabulary (its name and other spellings)."""
 
     name: str
-    aliases: list[str] = []
+    aliases: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=1)
