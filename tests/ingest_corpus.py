@@ -24,7 +24,6 @@ from PIL import Image, PngImagePlugin
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import generate_uid
 
 from helpers import PHI, make_dicom, save
 
@@ -97,18 +96,25 @@ def _voi_lut_dicom(path: Path) -> None:
     save(ds, path)
 
 
-def _files(root: Path, outside: Path) -> dict[str, str | None]:  # noqa: PLR0915 - a few lines per kind
+def _files(root: Path, outside: Path) -> dict[str, str | None]:
     """Writes every file of the `corpus` source; returns rel path -> expected reason (None = good)."""
     img, masks = root / "img", root / "masks"
     img.mkdir(parents=True)
     masks.mkdir()
-    grey = _grey(1)
     exp: dict[str, str | None] = {}
+    _good_files(img, masks, exp)
+    _bad_files(img, masks, exp)
+    _bad_volumes_links_and_dirs(img, masks, outside, exp)
+    return exp
+
+
+def _good_files(img: Path, masks: Path, exp: dict[str, str | None]) -> None:
+    """Good files that used to crash, hang, collide or leak (and one whose output path is taken)."""
+    grey = _grey(1)
 
     def good(rel: str) -> None:
         exp[rel] = None
 
-    # ---- good files that used to crash, hang, collide or leak
     _png(img / f"{LONG}.png", grey)
     good(f"img/{LONG}.png")  # long file name
     _nifti(img / f"{LONG[:200]}.nii.gz", _rng().normal(size=(6, 32, 32)).astype(np.float32))
@@ -167,7 +173,9 @@ def _files(root: Path, outside: Path) -> dict[str, str | None]:  # noqa: PLR0915
     (img / ".hidden.png").write_bytes(b"not listed")  # hidden: not an item
     (img / "notes.txt").write_text("side file: not an item")
 
-    # ---- bad files
+
+def _bad_files(img: Path, masks: Path, exp: dict[str, str | None]) -> None:
+    grey = _grey(1)
     os.mkfifo(img / "pipe.png")
     exp["img/pipe.png"] = "special_file"
     _png(img / "fifo_mask.png", grey)
@@ -217,6 +225,13 @@ def _files(root: Path, outside: Path) -> dict[str, str | None]:  # noqa: PLR0915
     exp["img/undecodable.dcm"] = "decode_failed"
     _voi_lut_dicom(img / "voi_lut.dcm")
     exp["img/voi_lut.dcm"] = "corrupt_file"  # a VOI LUT of text
+
+
+def _bad_volumes_links_and_dirs(img: Path, masks: Path, outside: Path, exp: dict[str, str | None]) -> None:
+    def good(rel: str) -> None:
+        exp[rel] = None
+
+    grey = _grey(1)
     vol = _rng().normal(size=(6, 32, 32)).astype(np.float32)
     _nifti(img / "nan.nii.gz", np.where(vol > 1.5, np.nan, vol).astype(np.float32))
     exp["img/nan.nii.gz"] = "non_finite_values"
@@ -256,7 +271,6 @@ def _files(root: Path, outside: Path) -> dict[str, str | None]:  # noqa: PLR0915
     _png(img / "colour_inst.png", grey)
     _png(masks / "colour_inst.png", colour_ids)
     exp["img/colour_inst.png"] = "unsupported_mask"
-    return exp
 
 
 def build_corpus(base: Path) -> tuple[Path, dict[str, dict[str, str | None]]]:
