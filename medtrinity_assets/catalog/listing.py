@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import logging
 import os
 from dataclasses import dataclass, field
 
@@ -26,7 +25,6 @@ from medtrinity_assets.ingest.formats import EXTENSIONS, format_from_name, strip
 from medtrinity_assets.ingest.modalities import canonical_modality
 from medtrinity_assets.records import MaskRef, SourceItem
 
-log = logging.getLogger(__name__)
 MANIFEST_REJECT = "manifest_reject"
 
 
@@ -50,7 +48,7 @@ class _Facts:
 
 
 def list_items(catalog: Catalog, source: SourceConfig) -> list[SourceItem]:
-    """All items of a source, sorted by item id, each with its shard (findings are logged)."""
+    """All items of a source, sorted by item id, each with its shard (`list_source` also gives the findings)."""
     return list_source(catalog, source).items
 
 
@@ -65,8 +63,6 @@ def list_source(catalog: Catalog, source: SourceConfig) -> Listing:
         listing = _explicit_listing(catalog, source, root)
     _flag_collisions(listing)
     listing.items.sort(key=lambda i: i.item_id)
-    for finding in listing.findings:
-        log.warning(finding)
     return listing
 
 
