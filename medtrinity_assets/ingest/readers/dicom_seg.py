@@ -24,13 +24,13 @@ from medtrinity_assets.records import RejectError
 
 
 def _segment_labels(ds: pydicom.Dataset) -> dict[int, str]:
+    """Segment number -> structure name: the coded property's meaning (mandatory in a conformant
+    SEG), the free-text Segment Label only when no code is given."""
     labels = {}
     for item in ds.get("SegmentSequence", []) or []:
         number = header_int(item, "SegmentNumber", 0)
-        name = str(item.get("SegmentLabel", "") or "")
-        if not name:
-            code = seq_item(item, "SegmentedPropertyTypeCodeSequence")
-            name = str(getattr(code, "CodeMeaning", "") or "")
+        code = seq_item(item, "SegmentedPropertyTypeCodeSequence")
+        name = str(getattr(code, "CodeMeaning", "") or "") or str(item.get("SegmentLabel", "") or "")
         name = re.sub(r"[^\w ()/+.,'-]", "", name).strip()[:64]  # a structure name, nothing else
         labels[number] = name or f"segment_{number}"
     return labels
