@@ -19,7 +19,7 @@ from medtrinity_assets.catalog.names import capture_groups, check_regex, templat
 from medtrinity_assets.ingest.modalities import ExtraModality, canonical_modality, known_modalities
 from medtrinity_resources.yaml_config import read_yaml_mapping, validate_config
 
-SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys", "/usr", "/var/run")
+SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/run", "/sbin", "/sys", "/var/run")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
