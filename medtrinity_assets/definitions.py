@@ -7,7 +7,7 @@ from dagster import Definitions
 from medtrinity_assets import settings
 from medtrinity_assets.defs import automation, captions, duplicates, exports, images, jobs, knowledge, rois, sources, triplets
 from medtrinity_resources.embedder import SentenceEmbedder
-from medtrinity_resources.expert_models import ExpertModels, load_expert_config
+from medtrinity_resources.experts import ExpertModels, load_expert_config
 from medtrinity_resources.io_manager import ParquetManifestIOManager
 from medtrinity_resources.knowledge_store import KnowledgeStore
 from medtrinity_resources.mllm import MLLMResource

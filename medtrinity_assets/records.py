@@ -173,6 +173,24 @@ class ROI:
 
 
 @dataclass
+class LabelMap:
+    """An expert model's answer for one image: an integer id per pixel, with what the ids mean.
+
+    kind ``semantic``: ids are classes (0 = background); ROI grounding makes one ROI per connected
+    component of each class, scored by the mean of `confidence` over the component.
+    kind ``instance``: ids are instances (0 = none), each one ROI with `scores[id]`; where
+    instances overlap the higher-scoring one holds the pixel.
+    """
+
+    ids: np.ndarray  # int32 (H, W)
+    labels: dict[int, str]  # semantic: class id -> label; instance: instance id -> its class label
+    origin: str  # model:<name>@<version>
+    kind: str = "semantic"
+    confidence: np.ndarray | None = None  # semantic: float32 (H, W) probability of the chosen class
+    scores: dict[int, float] = field(default_factory=dict)  # instance: detection score per id
+
+
+@dataclass
 class Passage:
     """A retrieved knowledge chunk (``concept_ids``: the concepts it is about, when known)."""
 
@@ -221,13 +239,16 @@ class GridPosition:
     row, col:       5 x 5 grid cell of the box centre, 0 = top / image left.
     patient_side:   right | left | midline | None (decided from world coordinates when the frame
                     has them; None = no side may be claimed)
-    patient_level:  anterior | posterior | superior | inferior | central | None
+    patient_level:  anterior | posterior | superior | inferior | central | None (by the grid row
+                    and the frame's image-up direction)
+    patient_depth:  sagittal images: anterior | central | posterior by the grid column
     """
 
     row: int
     col: int
     patient_side: str | None = None
     patient_level: str | None = None
+    patient_depth: str | None = None  # sagittal images: anterior | central | posterior
 
 
 @dataclass(frozen=True)
@@ -266,7 +287,8 @@ class Measurements:
     circularity:     4 pi area / perimeter^2 (1 = disc)
     elongation:      minor / major axis length (1 = round, near 0 = elongated)
     solidity:        area / convex hull area
-    margin_sharpness:  mean gradient magnitude across the border relative to the ROI/ring difference
+    margin_sharpness:  mean gradient magnitude on the border band / mean gradient magnitude inside
+                     the ROI and in the ring (> 1: the border is sharper than the texture around it)
     n_components:    connected components of this ROI's mask
     label_count:     ROIs with this label on the image (e.g. 125 nuclei)
     """
@@ -314,8 +336,8 @@ class ConceptRef:
 class CaptionFacts:
     """Everything the caption writer may state, as typed facts (no prose to be parsed back).
 
-    `roi_position` and `extra["anatomical_position"]` are the legacy wording kept while the typed
-    fields (`position`, `frame`, `relations`, `measurements`, `concepts`) take over.
+    `roi_position` is the image-terms name of the grid cell (the ``position`` column); the typed
+    fields (`position`, `frame`, `relations`, `measurements`, concepts) carry the facts.
     """
 
     modality: str
@@ -324,11 +346,11 @@ class CaptionFacts:
     roi_label: str | None  # None when the image has no ROI (whole-image description)
     roi_position: str | None  # legacy image-terms phrase, e.g. "upper left-center"
     roi_area_frac: float | None
-    roi_relations: list[str] = field(default_factory=list)  # legacy relation sentences
+    roi_relations: list[str] = field(default_factory=list)  # deprecated: relation sentences (use `relations`)
     image_labels: list[str] = field(default_factory=list)
     other_rois: list[str] = field(default_factory=list)
     knowledge: list[Passage] = field(default_factory=list)
-    orientation: str = ""  # legacy display convention text recorded by ingestion
+    orientation: str = ""  # display convention text recorded by ingestion (human-readable provenance)
     extra: dict[str, Any] = field(default_factory=dict)
     # typed facts
     frame: DisplayFrame | None = None

@@ -13,7 +13,7 @@ import polars as pl
 import torch
 import yaml
 
-from medtrinity_resources.expert_models import write_monai_bundle
+from expert_builders import write_monai_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 

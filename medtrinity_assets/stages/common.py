@@ -130,3 +130,20 @@ def load_mask_layers(data: bytes) -> list:
 
 def decode_png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def encode_native(values: np.ndarray) -> bytes:
+    """Native values of a displayed slice as a compressed npz (int16 when the values are whole numbers
+    in range, e.g. Hounsfield units; float32 otherwise)."""
+    values = np.asarray(values, dtype=np.float32)
+    whole = np.isfinite(values).all() and np.array_equal(values, np.rint(values))
+    small = whole and values.size and float(values.min()) >= -32768 and float(values.max()) <= 32767
+    buf = io.BytesIO()
+    np.savez_compressed(buf, values=values.astype(np.int16) if small else values)
+    return buf.getvalue()
+
+
+def decode_native(data: bytes) -> np.ndarray:
+    """float32 values written by `encode_native`."""
+    with np.load(io.BytesIO(data)) as z:
+        return z["values"].astype(np.float32)

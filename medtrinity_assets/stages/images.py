@@ -21,7 +21,8 @@ from medtrinity_assets.ingest.masks import small_components
 from medtrinity_assets.ingest.modalities import dicom_modality
 from medtrinity_assets.records import RejectError, Slice2D, SourceItem
 from medtrinity_assets.schema import IMAGES_SCHEMA, conform
-from medtrinity_assets.stages.common import Rejects, dumps, save_mask_layers
+from medtrinity_assets.stages.common import Rejects, dumps, encode_native, save_mask_layers
+from medtrinity_assets.stages.facts import frame_columns
 
 
 @dataclass
@@ -116,6 +117,9 @@ def _write_slice(item: SourceItem, sl: Slice2D, policy: IngestPolicy, settings: 
     masks_uri = None
     if sl.masks:
         masks_uri = _write(storage, f"gt_masks/{base}.npz", save_mask_layers(sl.masks, (sl.height, sl.width)), "mask stack")
+    native_uri = None
+    if sl.native is not None:
+        native_uri = _write(storage, f"native/{base}.npz", encode_native(sl.native), "native values")
     sha, phash = pixel_hashes(sl.pixels)
     meta = dict(sl.meta)
     return {
@@ -141,6 +145,9 @@ def _write_slice(item: SourceItem, sl: Slice2D, policy: IngestPolicy, settings: 
         "image_signature": image_signature(sl.pixels),
         "duplicate_of": None,
         "orientation": str(meta.get("orientation", "")),
+        **frame_columns(sl.frame),
+        "native_uri": native_uri,
+        "native_unit": sl.native_unit if native_uri else None,
         "patient_hash": str(meta.get("patient_hash", "")),
         "ingest_meta": dumps(meta),
         "ingest_policy": policy.model_dump_json(),
