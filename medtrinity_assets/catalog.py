@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medtrinity_assets.ingest.policy import IngestPolicy
+from medtrinity_assets.phi.policy import PhiPolicy
 from medtrinity_assets.records import MaskRef, SourceItem
 
 MASK_CONVENTIONS = ("binary", "threshold", "multilabel", "instance", "boxes", "polygons")
@@ -123,6 +124,7 @@ class SourceConfig(_Strict):
     overrides: list[Override] = []
     ingest: IngestPolicy = IngestPolicy()
     rois: RoiSettings = RoiSettings()
+    phi: PhiPolicy = PhiPolicy()  # burned-in text: auto | mask | quarantine | allow (medtrinity_assets/phi)
 
     @field_validator("modality")
     @classmethod

@@ -33,7 +33,7 @@ def images(context: AssetExecutionContext, source_manifest: pl.DataFrame, storag
     dataset, shard = split_key(context.partition_key)
     manifest = source_manifest.filter((pl.col("dataset") == dataset) & (pl.col("shard") == shard))
     policies = {dataset: CATALOG.source(dataset).ingest}
-    result = ingest_shard(manifest, policies, storage)
+    result = ingest_shard(manifest, policies, storage, phi={dataset: CATALOG.source(dataset).phi})
     context.log.info(f"{dataset}/{shard}: {manifest.height} items -> {result.images.height} images, {result.rejects.height} rejects")
     md = {
         "items": MetadataValue.int(manifest.height),

@@ -9,6 +9,7 @@ import polars as pl
 
 from medtrinity_assets.catalog import item_from_json
 from medtrinity_assets.ingest import IngestPolicy, dedup_flags, encode_png, load_item, pixel_hashes
+from medtrinity_assets.phi import PhiPolicy, screen_item
 from medtrinity_assets.records import RejectError, Slice2D, SourceItem
 from medtrinity_assets.schema import IMAGES_SCHEMA, conform
 from medtrinity_assets.stages.common import Rejects, dumps, save_mask_layers
@@ -52,8 +53,13 @@ def image_suffix(sl: Slice2D) -> str:
     return f"@{sl.slice_axis}{int(sl.slice_index or 0):04d}"
 
 
-def ingest_shard(manifest: pl.DataFrame, policies: dict[str, IngestPolicy], storage) -> ImagesResult:
-    """Ingest every item of a (dataset, shard) manifest slice. Bad items become rejects."""
+def ingest_shard(
+    manifest: pl.DataFrame, policies: dict[str, IngestPolicy], storage, phi: dict[str, PhiPolicy] | None = None
+) -> ImagesResult:
+    """Ingest every item of a (dataset, shard) manifest slice. Bad items become rejects.
+
+    `phi` is each source's PHI policy (default: `PhiPolicy()`, i.e. ``auto``); burned-in text is
+    screened (and masked) right after loading, before anything is hashed or written."""
     t0 = time.perf_counter()
     if manifest.is_empty():
         return ImagesResult(conform([], IMAGES_SCHEMA), Rejects("", "", "images").frame(), 0, 0.0)
@@ -73,8 +79,9 @@ def ingest_shard(manifest: pl.DataFrame, policies: dict[str, IngestPolicy], stor
         except Exception as exc:  # an unexpected failure must not lose the rest of the shard
             rejects.add(item.item_id, item.rel_path, "unexpected_error", f"{type(exc).__name__}: {exc}")
             continue
-        for sl in slices:
-            rows.append(_write_slice(item, sl, policy, storage))
+        phi_columns = screen_item(item, slices, (phi or {}).get(item.dataset), policy.patient_salt_env)  # masks in place
+        for sl, phi_cols in zip(slices, phi_columns):
+            rows.append({**_write_slice(item, sl, policy, storage), **phi_cols})
     images = conform(rows, IMAGES_SCHEMA)
     if not images.is_empty():
         flags = dedup_flags(images.select("image_id", "image_sha256", "image_phash"))

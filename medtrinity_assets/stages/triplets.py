@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from medtrinity_assets.phi import triplet_phi
 from medtrinity_assets.schema import SCHEMA_VERSION, SECTION_COLUMNS, TRIPLETS_SCHEMA, conform
 
 
@@ -87,4 +88,4 @@ def assemble_triplets(
                 "quarantine_reasons": sorted(set(reasons)),
             }
         )
-    return conform(rows, TRIPLETS_SCHEMA)
+    return conform(triplet_phi(rows, images), TRIPLETS_SCHEMA)  # PHI columns and quarantine reasons
