@@ -16,6 +16,7 @@ from dagster import (
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
 from medtrinity_assets.defs.metadata import preview, throughput, write_rejects
 from medtrinity_assets.partitions import split_key
+from medtrinity_assets.phi import phi_clear, phi_summary
 from medtrinity_assets.stages.images import ingest_shard
 from medtrinity_resources.storage import MedtrinityStorage
 
@@ -42,7 +43,8 @@ def images(context: AssetExecutionContext, source_manifest: pl.DataFrame, storag
         "modalities": MetadataValue.json(dict(result.images.group_by("modality").len().iter_rows()) if result.images.height else {}),
         **throughput(result.images.height, result.seconds, "images"),
         **write_rejects(storage, "images", dataset, shard, result.rejects),
-        **preview(storage, result.images["image_uri"][0] if result.images.height else None, "first image"),
+        "phi": MetadataValue.json(phi_summary(result.images)),
+        **preview(storage, next(iter(phi_clear(result.images)["image_uri"]), None), "first image"),
     }
     yield Output(result.images, metadata=md)
     produced = set(result.images["item_id"].to_list()) | set(result.rejects["item_id"].to_list())

@@ -10,7 +10,7 @@
 from medtrinity_assets.phi.patterns import pixel_kinds, scrub_text, text_kinds
 from medtrinity_assets.phi.pixels import KEPT, MASKED, NO_TEXT, QUARANTINED, PixelVerdict, TextRegion, judge, mask_regions, screen_pixels
 from medtrinity_assets.phi.policy import PhiPolicy
-from medtrinity_assets.phi.stage import TRIPLET_TEXT_FIELDS, phi_summary, screen_item, triplet_phi
+from medtrinity_assets.phi.stage import TRIPLET_TEXT_FIELDS, phi_clear, phi_summary, screen_item, triplet_phi
 from medtrinity_assets.phi.text_scan import field_reasons
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "judge",
     "mask_regions",
     "phi_summary",
+    "phi_clear",
     "pixel_kinds",
     "scrub_text",
     "screen_item",

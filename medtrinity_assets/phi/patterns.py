@@ -60,11 +60,17 @@ def contains_phrase(text: str, phrases: Iterable[str]) -> bool:
     return any(p and f" {p} " in padded for p in phrases)
 
 
+def _squashed_match(text: str, phrases: Iterable[str], min_len: int = 5) -> bool:
+    """OCR often drops or adds spaces: compare without them (long phrases only)."""
+    squashed = normalise(text).replace(" ", "")
+    return any(len(q) >= min_len and q in squashed for q in (p.replace(" ", "") for p in phrases))
+
+
 def pixel_kinds(text: str, identity_phrases: Iterable[str] = ()) -> list[str]:
     """PHI kinds of one region of burned-in text read by OCR (sorted, unique; empty = not PHI-like)."""
     kinds = {kind for kind, regexes in _pixel_patterns().items() if any(rx.search(text) for rx in regexes)}
     if unknown_words(text):
         kinds.add("name")
-    if contains_phrase(text, identity_phrases):
+    if contains_phrase(text, identity_phrases) or _squashed_match(text, identity_phrases):
         kinds.add("header_name")
     return sorted(kinds)

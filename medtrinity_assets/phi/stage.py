@@ -112,6 +112,11 @@ def triplet_phi(rows: list[dict], images: pl.DataFrame) -> list[dict]:
     return rows
 
 
+def phi_clear(images: pl.DataFrame) -> pl.DataFrame:
+    """Images whose pixels may be shown (UI previews): not quarantined for PHI."""
+    return images.filter(pl.col("phi_action") != QUARANTINED) if "phi_action" in images.columns else images
+
+
 def phi_summary(images: pl.DataFrame) -> dict[str, int]:
     """Images per PHI action, plus how many carried text (UI metadata of the images asset)."""
     if images.is_empty():
