@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from medtrinity_assets.phi.synthetic import KNOWN_TEXT_IMAGES
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def bundled_slices() -> tuple[tuple[str, np.ndarray], ...]:
 
 
 #: images that really carry burned-in annotations (institution name, time) in the bundled data
-REAL_TEXT = ("pydicom_dicom/US1_UNCR@None",)
+REAL_TEXT = tuple(f"{name}@None" for name in KNOWN_TEXT_IMAGES)
 
 
 def clean_bundled(min_side: int = 0) -> list[tuple[str, np.ndarray]]:

@@ -28,7 +28,7 @@ class OcrSettings(_Strict):
     rec_min_score: float = Field(0.5, ge=0.0, le=1.0)
     min_aspect: float = Field(2.0, ge=0.0)
     pad_px: int = Field(2, ge=0)
-    pad_frac: float = Field(0.2, ge=0.0, le=2.0)
+    pad_frac: float = Field(0.35, ge=0.0, le=2.0)
 
 
 def _compile_all(patterns: dict[str, list[str]], where: str) -> dict[str, list[re.Pattern[str]]]:

@@ -22,6 +22,8 @@ KINDS = ("name", "date", "id", "time")
 SIZES = (12, 15, 19, 24, 30)
 POSITIONS = ("top_left", "top_right", "bottom_left", "bottom_right", "centre", "top_centre", "bottom_centre")
 CONTRASTS = ("high", "medium", "low", "label_box", "colour")
+#: bundled images that really carry burned-in annotations (institution name, time): not "clean"
+KNOWN_TEXT_IMAGES = ("pydicom_dicom/US1_UNCR",)
 
 
 @dataclass(frozen=True)
