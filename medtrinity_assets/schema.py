@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = "3"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements
+SCHEMA_VERSION = "4"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -90,6 +90,19 @@ SOURCE_MANIFEST_SCHEMA = pl.Schema(
     }
 )
 
+# burned-in text screening of each image (medtrinity_assets/phi): never the text itself
+PHI_IMAGE_COLUMNS = {
+    "phi_policy": Str,  # JSON of the source's PhiPolicy
+    "phi_action": Str,  # no_text | kept | masked | quarantined
+    "phi_text_regions": pl.Int32,
+    "phi_text_boxes": pl.List(pl.List(pl.Int32)),  # [x0, y0, x1, y1] per region, inclusive
+    "phi_kinds": StrList,  # PHI kinds the regions' text matched (name, date, time, id, ..., header_name)
+    "phi_reasons": StrList,  # quarantine reasons from the pixels (phi_pixels:<kind>)
+    "phi_header_hashes": StrList,  # keyed hashes of DICOM header identity values
+    "phi_ocr": Str,  # OCR engine and version ('' when OCR is off)
+}
+PHI_TRIPLET_COLUMNS = {"phi_policy": Str, "phi_action": Str, "phi_text_regions": pl.Int32}
+
 IMAGES_SCHEMA = pl.Schema(
     {
         "image_id": Str,
@@ -120,6 +133,7 @@ IMAGES_SCHEMA = pl.Schema(
         "patient_hash": Str,
         "ingest_meta": Str,  # JSON, PHI-free
         "ingest_policy": Str,  # JSON of the policy applied
+        **PHI_IMAGE_COLUMNS,
     }
 )
 
@@ -254,6 +268,7 @@ TRIPLETS_SCHEMA = pl.Schema(
         "caption_model_version": Str,
         "generation_settings": Str,
         "ingest_policy": Str,
+        **PHI_TRIPLET_COLUMNS,
         "licence": Str,
         "redistributable": pl.Boolean,
         "quarantined": pl.Boolean,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medtrinity_assets.ingest.modalities import ExtraModality
 from medtrinity_assets.ingest.policy import IngestPolicy
+from medtrinity_assets.phi.policy import PhiPolicy
 
 ANNOTATION_CONVENTIONS = ("boxes", "polygons")  # one file for many images
 Convention = Literal["binary", "threshold", "multilabel", "instance", "boxes", "polygons"]
@@ -151,6 +152,7 @@ class SourceConfig(_Strict):
     overrides: list[Override] = []
     ingest: IngestPolicy = IngestPolicy()
     rois: RoiSettings = RoiSettings()
+    phi: PhiPolicy = PhiPolicy()  # burned-in text: auto | mask | quarantine | allow (medtrinity_assets/phi)
 
 
 class Catalog(_Strict):

@@ -16,6 +16,7 @@ from dagster import (
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
 from medtrinity_assets.defs.metadata import preview, throughput, write_rejects
 from medtrinity_assets.partitions import split_key
+from medtrinity_assets.phi import phi_clear, phi_summary
 from medtrinity_assets.stages.images import ingest_shard
 from medtrinity_resources.storage import MedtrinityStorage
 
@@ -33,7 +34,8 @@ def images(context: AssetExecutionContext, source_manifest: pl.DataFrame, storag
     dataset, shard = split_key(context.partition_key)
     manifest = source_manifest.filter((pl.col("dataset") == dataset) & (pl.col("shard") == shard))
     policies = {dataset: CATALOG.source(dataset).ingest}
-    result = ingest_shard(manifest, policies, storage, {dataset: CATALOG.source(dataset).rois})
+    source = CATALOG.source(dataset)
+    result = ingest_shard(manifest, policies, storage, {dataset: source.rois}, phi={dataset: source.phi})
     context.log.info(f"{dataset}/{shard}: {manifest.height} items -> {result.images.height} images, {result.rejects.height} rejects")
     md = {
         "items": MetadataValue.int(manifest.height),
@@ -43,7 +45,8 @@ def images(context: AssetExecutionContext, source_manifest: pl.DataFrame, storag
         "modalities": MetadataValue.json(dict(result.images.group_by("modality").len().iter_rows()) if result.images.height else {}),
         **throughput(result.images.height, result.seconds, "images"),
         **write_rejects(storage, "images", dataset, shard, result.rejects),
-        **preview(storage, result.images["image_uri"][0] if result.images.height else None, "first image"),
+        "phi": MetadataValue.json(phi_summary(result.images)),
+        **preview(storage, next(iter(phi_clear(result.images)["image_uri"]), None), "first image"),
     }
     yield Output(result.images, metadata=md)
     produced = set(result.images["item_id"].to_list()) | set(result.rejects["item_id"].to_list())

@@ -7,6 +7,7 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Met
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS, GPU_POOL
 from medtrinity_assets.defs.metadata import preview, throughput, write_rejects
 from medtrinity_assets.partitions import split_key
+from medtrinity_assets.phi import phi_clear
 from medtrinity_assets.rois import box_from_mask, rle_decode
 from medtrinity_assets.stages.rois import ground_shard
 from medtrinity_assets.stages.triplets import geometry_problems
@@ -50,7 +51,7 @@ def roi_masks(context: AssetExecutionContext, images: pl.DataFrame, storage: Med
         "labels": MetadataValue.json(dict(real.group_by("label").len().sort("len", descending=True).head(20).iter_rows()) if real.height else {}),
         **throughput(images.height, result.seconds, "images"),
         **write_rejects(storage, "roi_masks", dataset, shard, result.rejects),
-        **preview(storage, real["overlay_uri"][0] if real.height else None, "ROI overlay"),
+        **preview(storage, next(iter(real.filter(pl.col("image_id").is_in(phi_clear(images)["image_id"].to_list()))["overlay_uri"]), None), "ROI overlay"),
     }
     yield Output(rois, metadata=md)
     sizes = {r["image_id"]: (r["width"], r["height"]) for r in images.iter_rows(named=True)}

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from medtrinity_assets.phi import scrub_text
 from medtrinity_assets.schema import REJECTS_SCHEMA, conform
 
 
@@ -33,7 +34,7 @@ class Rejects:
                 "item_id": item_id,
                 "source_file": source_file,
                 "reason": reason,
-                "detail": detail[:500],
+                "detail": scrub_text(detail)[:500],  # PHI patterns -> <kind>
             }
         )
 

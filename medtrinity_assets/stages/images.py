@@ -19,6 +19,7 @@ from medtrinity_assets.ingest.deid import safe_error_text
 from medtrinity_assets.ingest.hashing import image_signature
 from medtrinity_assets.ingest.masks import small_components
 from medtrinity_assets.ingest.modalities import dicom_modality
+from medtrinity_assets.phi import PhiPolicy, screen_item
 from medtrinity_assets.records import RejectError, Slice2D, SourceItem
 from medtrinity_assets.schema import IMAGES_SCHEMA, conform
 from medtrinity_assets.stages.common import Rejects, dumps, encode_native, save_mask_layers
@@ -56,11 +57,14 @@ def ingest_shard(
     policies: dict[str, IngestPolicy],
     storage,
     roi_settings: dict[str, RoiSettings] | None = None,
+    phi: dict[str, PhiPolicy] | None = None,
 ) -> ImagesResult:
     """Ingest every item of a (dataset, shard) manifest slice. Bad items become rejects.
 
     `roi_settings` (per dataset) lets each image count the GT components ROI grounding will
     drop as smaller than ``min_area_px`` (column ``gt_small_components``); defaults otherwise.
+    `phi` is each source's PHI policy (default: `PhiPolicy()`, i.e. ``auto``); burned-in text is
+    screened (and masked) right after loading, before anything is hashed or written.
     """
     t0 = time.perf_counter()
     if manifest.is_empty():
@@ -76,7 +80,7 @@ def ingest_shard(
             continue
         settings = (roi_settings or {}).get(item.dataset) or RoiSettings()
         try:
-            rows.extend(_ingest_item(item, policies[item.dataset], settings, storage))
+            rows.extend(_ingest_item(item, policies[item.dataset], settings, storage, (phi or {}).get(item.dataset)))
         except RejectError as exc:
             rejects.add(item.item_id, item.rel_path, exc.reason, exc.detail)
         except Exception as exc:  # noqa: BLE001 - a failing read, write or bug must not lose the rest of the shard
@@ -96,12 +100,16 @@ class _WriteError(Exception):
     """A storage write of an item's output failed (the cause is chained)."""
 
 
-def _ingest_item(item: SourceItem, policy: IngestPolicy, settings: RoiSettings, storage) -> list[dict]:
-    """Rows of every slice of one item; all of its writes done, or an exception (nothing returned)."""
+def _ingest_item(item: SourceItem, policy: IngestPolicy, settings: RoiSettings, storage, phi: PhiPolicy | None = None) -> list[dict]:
+    """Rows of every slice of one item; all of its writes done, or an exception (nothing returned).
+
+    Burned-in text is screened (and masked in place, native values included) before anything is
+    hashed or written."""
     slices = load_item(item, policy)
     if not slices:
         raise RejectError("no_slices", "no slice passed the slicing policy")
-    return [_write_slice(item, sl, policy, settings, storage) for sl in slices]
+    phi_columns = screen_item(item, slices, phi, policy.patient_salt_env)
+    return [{**_write_slice(item, sl, policy, settings, storage), **cols} for sl, cols in zip(slices, phi_columns)]
 
 
 def _write(storage, key: str, data: bytes, what: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from medtrinity_assets.phi import triplet_phi
 from medtrinity_assets.schema import (
     FRAME_COLUMNS,
     MEASUREMENT_COLUMNS,
@@ -101,4 +102,4 @@ def assemble_triplets(
                 "quarantine_reasons": sorted(set(reasons)),
             }
         )
-    return conform(rows, TRIPLETS_SCHEMA)
+    return conform(triplet_phi(rows, images), TRIPLETS_SCHEMA)  # PHI columns and quarantine reasons
