@@ -115,7 +115,7 @@ class SourceConfig(_Strict):
     modality: str  # CT | MRI | X-ray | Ultrasound | Microscopy | ... | auto (from the DICOM header)
     organs: list[str] = []
     format: Literal["dicom", "nifti", "nrrd", "mha", "png", "jpeg", "tiff", "auto"] = "auto"
-    root: str  # relative to the catalog file, absolute, or s3://
+    root: str  # a local directory, relative to the catalog file or absolute (s3:// roots are rejected when listed)
     layout: Layout
     licence: str
     citation: str = ""

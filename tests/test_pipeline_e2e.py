@@ -18,12 +18,12 @@ SOURCES = REPO / "data" / "sources"
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    from medtrinity_assets.cli import materialize_all
-    from medtrinity_assets.definitions import build_resources
+    from helpers import materialize_all
+    from medtrinity_assets.defs.resources import storage_from_settings
 
     instance = DagsterInstance.local_temp(tempdir=str(tmp_path_factory.mktemp("dagster_home")))
     outcomes = materialize_all(instance, echo=False)
-    storage = build_resources()["storage"]
+    storage = storage_from_settings()
     yield instance, outcomes, storage
     instance.dispose()
 
