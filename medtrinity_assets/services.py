@@ -88,7 +88,7 @@ class DagsterServices:
             return 0.0
         return session_cpu_seconds(self.proc.pid)
 
-    def stop(self, grace_s: float = 3.0) -> None:
+    def stop(self, grace_s: float = 1.5) -> None:
         """SIGTERM to the process group of the services, SIGKILL to what is left after `grace_s`
         (`dagster dev` takes ~10 s to wind down its idle daemon threads; the commands stop it once
         every run they launched has finished, and SQLite rolls back anything half-written)."""

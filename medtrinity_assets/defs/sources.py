@@ -7,6 +7,7 @@ and its shard's file sizes and mtimes), reported by `source_files_sensor` (to th
 whose source's catalog entry) changed as stale, and a run of that shard rebuilds its chain.
 """
 
+import hashlib
 from collections.abc import Mapping
 
 import polars as pl
@@ -20,6 +21,7 @@ from dagster import (
     AssetRecordsFilter,
     AssetSpec,
     DagsterInstance,
+    DataVersion,
     MetadataValue,
     Output,
     asset,
@@ -71,6 +73,15 @@ def changed_observations(fingerprints: Mapping[str, str], current: Mapping[str, 
     ]
 
 
+def manifest_version(manifest: pl.DataFrame) -> DataVersion:
+    """A digest of the listed items and their fingerprints: the shard's manifest changes (and its
+    whole chain becomes stale) exactly when an item or one of its files does."""
+    h = hashlib.sha256()
+    for item_id, fingerprint, item_json in manifest.select("item_id", "fingerprint", "item_json").sort("item_id").iter_rows():
+        h.update(f"{item_id}|{fingerprint}|{item_json}\n".encode())
+    return DataVersion(h.hexdigest()[:16])
+
+
 @asset(
     partitions_def=DATASET_SHARD_PARTITIONS,
     deps=[source_files],
@@ -92,6 +103,7 @@ def source_manifest(context: AssetExecutionContext):
     manifest = build_source_manifest(CATALOG, source).filter(pl.col("shard") == shard)
     yield Output(
         manifest,
+        data_version=manifest_version(manifest),
         metadata={
             "items": MetadataValue.int(manifest.height),
             "items_with_masks": MetadataValue.int(int((manifest["n_masks"] > 0).sum())),
