@@ -342,6 +342,13 @@ def test_backfill_plan_targets_one_source_and_rejects_bad_input(capsys):
 # -- declarative automation, evaluated as the daemon's dataset_refresh_sensor does ----------------
 
 
+def as_definitions(assets):
+    """AssetsDefinitions for Dagster's stale-status test helper (external AssetSpecs wrapped)."""
+    from dagster import AssetsDefinition, AssetSpec
+
+    return [AssetsDefinition(specs=[a]) if isinstance(a, AssetSpec) else a for a in assets]
+
+
 def test_automation_refreshes_only_what_an_upstream_change_affects(tmp_path):
     """A re-indexed knowledge corpus re-runs retrieval, captions and triplets of the partitions that
     exist; a new prompt/model version re-runs only caption batches and triplets, and marks the caption
@@ -392,12 +399,12 @@ def test_automation_refreshes_only_what_an_upstream_change_affects(tmp_path):
             "caption_batches": {partition}, "triplets": {partition},
         }, requested
 
-        stale = get_stale_status_resolver(instance, new_model_assets)
+        stale = get_stale_status_resolver(instance, as_definitions(new_model_assets))
         assert stale.get_status(AssetKey("caption_batches"), partition) == StaleStatus.STALE
         # (Dagster marks only the asset whose code version changed; triplets follow via the automation)
         for fresh in ["images", "roi_masks", "coarse_captions", "retrieved_knowledge"]:
             assert stale.get_status(AssetKey(fresh), partition) == StaleStatus.FRESH, fresh
-        unchanged = get_stale_status_resolver(instance, with_automation(versioned(ASSETS, resources)))
+        unchanged = get_stale_status_resolver(instance, as_definitions(with_automation(versioned(ASSETS, resources))))
         assert unchanged.get_status(AssetKey("caption_batches"), partition) == StaleStatus.FRESH
     finally:
         instance.dispose()
