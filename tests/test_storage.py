@@ -76,3 +76,21 @@ def test_moved_root_reads_relative_references_and_names_old_absolute_ones(tmp_pa
     assert moved.read_uri(ref) == b"png" and moved.key_of(ref) == "images/src/x.png"
     with pytest.raises(StorageError, match=r"absolute location outside this storage root .*rebuild them"):
         moved.read_uri(legacy)
+
+
+def test_rejects_are_gathered_per_source(tmp_path):
+    from medtrinity_assets.defs.rejects import per_source_tables
+    from medtrinity_assets.schema import REJECTS_SCHEMA
+    from medtrinity_assets.stages.common import rejects_key
+    from medtrinity_assets.stages.rejects import collect_rejects, rejects_by_source
+
+    storage = MedtrinityStorage(root=str(tmp_path))
+    row = {"dataset": "a", "shard": "01", "stage": "images", "item_id": "x", "source_file": "x.png", "reason": "corrupt_file", "detail": "truncated"}
+    storage.write_parquet(rejects_key("images", "a", "01"), pl.DataFrame([row], schema=REJECTS_SCHEMA))
+    storage.write_parquet(rejects_key("images", "b", "00"), pl.DataFrame(schema=REJECTS_SCHEMA))  # a clean shard
+    storage.write_parquet(rejects_key("images", "gone", "00"), pl.DataFrame([{**row, "dataset": "gone"}], schema=REJECTS_SCHEMA))
+    rejects = collect_rejects(storage, ["a", "b"], ["00", "01"])
+    assert rejects.height == 1 and rejects_by_source(rejects, ["a", "b"]) == {"a": 1, "b": 0}  # sources no longer in the catalog left out
+    table = per_source_tables(rejects)
+    assert table.startswith("### a (1)") and "corrupt_file" in table and "### b" not in table
+    assert collect_rejects(MedtrinityStorage(root=str(tmp_path / "empty")), ["a"], ["00"]).is_empty()

@@ -15,13 +15,11 @@ REJECTING_STAGES = ("images", "roi_masks")
 def collect_rejects(storage, sources: Iterable[str], shards: Iterable[str], stages: Iterable[str] = REJECTING_STAGES) -> pl.DataFrame:
     """Every rejects row the stages wrote for these sources and shards (missing files: none yet)."""
     frames = []
-    shards = list(shards)
+    wanted = {rejects_key(stage, source, shard) for stage in stages for source in sources for shard in shards}
     for stage in stages:
-        for source in sources:
-            for shard in shards:
-                key = rejects_key(stage, source, shard)
-                if storage.exists(key):
-                    frames.append(storage.read_parquet(key))
+        for key in storage.list_keys(f"rejects/{stage}/"):  # one listing per stage, not a lookup per shard
+            if key in wanted:
+                frames.append(storage.read_parquet(key))
     if not frames:
         return pl.DataFrame(schema=REJECTS_SCHEMA)
     return pl.concat([f.select(list(REJECTS_SCHEMA)) for f in frames], how="vertical_relaxed").sort("dataset", "shard", "stage", "item_id")
