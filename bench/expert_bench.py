@@ -27,12 +27,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from medtrinity_assets.records import Slice2D  # noqa: E402
-from medtrinity_resources.expert_models import (  # noqa: E402
+from medtrinity_assets.rois import rois_from_label_map  # noqa: E402
+from medtrinity_resources.experts import (  # noqa: E402
     ExpertModels,
     ExpertSpec,
     load_expert,
     prepare_ultralytics_env,
-    write_monai_bundle,
     yolo_image,
 )
 
@@ -128,7 +128,12 @@ def bench_monai(root: Path, slices: list[Slice2D], device: str, batch: int, repe
     torch.manual_seed(0)
     network = parser.get_parsed_content("net")
     fit_discs(network, slices[: min(8, len(slices))], fit_steps)
-    bundle = write_monai_bundle(root / "unet2d", UNET, network.state_dict(), ["background", "organ", "lesion"])
+    from monai.bundle import init_bundle
+
+    bundle = root / "unet2d"
+    labels = {"0": "background", "1": "organ", "2": "lesion"}
+    init_bundle(bundle, network=network, inference_str={"network_def": UNET},
+                metadata_str={"version": "0.1.0", "network_data_format": {"outputs": {"pred": {"channel_def": labels}}}})
     spec = ExpertSpec(name="unet", kind="monai_bundle", path=str(bundle), device=device, batch_size=batch,
                       score_threshold=0.0)
     experts = ExpertModels(experts=[spec])
@@ -145,7 +150,7 @@ def bench_monai(root: Path, slices: list[Slice2D], device: str, batch: int, repe
     n_rois = []
 
     def ours() -> None:
-        out = experts.predict("unet", slices)
+        out = [rois_from_label_map(lm, spec.min_area_px, spec.score_threshold) for lm in experts.predict("unet", slices)]
         n_rois.append(sum(len(r) for r in out))
 
     return {"model": "monai_unet2d", **timed_pair(bare, ours, repeats), "rois_per_image": n_rois[-1] / len(slices)}
@@ -179,7 +184,7 @@ def bench_yolo(root: Path, slices: list[Slice2D], device: str, batch: int, repea
                                retina_masks=True, verbose=False, save=False)
 
     def ours() -> None:
-        out = experts.predict("yolo", slices)
+        out = [rois_from_label_map(lm, spec.min_area_px, spec.score_threshold) for lm in experts.predict("yolo", slices)]
         n_rois.append(sum(len(r) for r in out))
 
     return {"model": "yolo11n_seg", **timed_pair(bare, ours, repeats), "rois_per_image": n_rois[-1] / len(slices)}

@@ -68,14 +68,72 @@ class SourceItem:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
 class MaskLayer:
-    """A boolean mask aligned pixel-for-pixel with a `Slice2D`'s pixels."""
+    """A boolean mask aligned pixel-for-pixel with a `Slice2D`'s pixels, stored sparsely.
 
-    label: str
-    mask: np.ndarray  # bool, shape (H, W)
-    instance: int | None = None
-    label_id: int | None = None
+    The layer keeps only its bounding-box crop (`crop`, bool) placed at `offset` (row, col) in
+    an image of `shape` (H, W); `mask` builds the full (H, W) bool array on each access, so an
+    image with thousands of instances holds thousands of small crops, not thousands of full
+    frames. `MaskLayer(label, full_mask, ...)` crops a full mask; `MaskLayer.from_crop` takes a
+    crop directly. A mask that is not 2-D is kept as given (consumers reject it).
+    """
+
+    __slots__ = ("label", "instance", "label_id", "crop", "offset", "shape")
+
+    def __init__(self, label: str, mask: np.ndarray, instance: int | None = None, label_id: int | None = None) -> None:
+        self.label, self.instance, self.label_id = label, instance, label_id
+        self.mask = mask
+
+    @classmethod
+    def from_crop(
+        cls,
+        label: str,
+        crop: np.ndarray,
+        offset: tuple[int, int],
+        shape: tuple[int, int],
+        instance: int | None = None,
+        label_id: int | None = None,
+    ) -> "MaskLayer":
+        layer = cls.__new__(cls)
+        layer.label, layer.instance, layer.label_id = label, instance, label_id
+        layer.crop = np.asarray(crop, dtype=bool)
+        layer.offset = (int(offset[0]), int(offset[1]))
+        layer.shape = (int(shape[0]), int(shape[1]))
+        return layer
+
+    @property
+    def mask(self) -> np.ndarray:
+        if self.crop.ndim != 2 or tuple(self.crop.shape) == self.shape:
+            return self.crop
+        full = np.zeros(self.shape, dtype=bool)
+        r, c = self.offset
+        full[r : r + self.crop.shape[0], c : c + self.crop.shape[1]] = self.crop
+        return full
+
+    @mask.setter
+    def mask(self, value: np.ndarray) -> None:
+        arr = np.asarray(value)
+        if arr.ndim != 2:
+            self.crop, self.offset, self.shape = arr, (0, 0), tuple(int(s) for s in arr.shape)
+            return
+        fg = arr if arr.dtype == bool else arr != 0
+        rows, cols = np.flatnonzero(fg.any(axis=1)), np.flatnonzero(fg.any(axis=0))
+        if rows.size == 0:
+            self.crop, self.offset = np.zeros((0, 0), dtype=bool), (0, 0)
+        else:
+            self.crop = np.ascontiguousarray(fg[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+            self.offset = (int(rows[0]), int(cols[0]))
+        self.shape = (int(arr.shape[0]), int(arr.shape[1]))
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.crop))
+
+    def __repr__(self) -> str:
+        return (
+            f"MaskLayer(label={self.label!r}, instance={self.instance}, label_id={self.label_id}, "
+            f"shape={self.shape}, offset={self.offset}, crop={tuple(self.crop.shape)})"
+        )
 
 
 @dataclass
@@ -112,6 +170,24 @@ class ROI:
     mask: np.ndarray  # bool (H, W)
     score: float | None = None
     instance: int | None = None
+
+
+@dataclass
+class LabelMap:
+    """An expert model's answer for one image: an integer id per pixel, with what the ids mean.
+
+    kind ``semantic``: ids are classes (0 = background); ROI grounding makes one ROI per connected
+    component of each class, scored by the mean of `confidence` over the component.
+    kind ``instance``: ids are instances (0 = none), each one ROI with `scores[id]`; where
+    instances overlap the higher-scoring one holds the pixel.
+    """
+
+    ids: np.ndarray  # int32 (H, W)
+    labels: dict[int, str]  # semantic: class id -> label; instance: instance id -> its class label
+    origin: str  # model:<name>@<version>
+    kind: str = "semantic"
+    confidence: np.ndarray | None = None  # semantic: float32 (H, W) probability of the chosen class
+    scores: dict[int, float] = field(default_factory=dict)  # instance: detection score per id
 
 
 @dataclass
@@ -163,13 +239,16 @@ class GridPosition:
     row, col:       5 x 5 grid cell of the box centre, 0 = top / image left.
     patient_side:   right | left | midline | None (decided from world coordinates when the frame
                     has them; None = no side may be claimed)
-    patient_level:  anterior | posterior | superior | inferior | central | None
+    patient_level:  anterior | posterior | superior | inferior | central | None (by the grid row
+                    and the frame's image-up direction)
+    patient_depth:  sagittal images: anterior | central | posterior by the grid column
     """
 
     row: int
     col: int
     patient_side: str | None = None
     patient_level: str | None = None
+    patient_depth: str | None = None  # sagittal images: anterior | central | posterior
 
 
 @dataclass(frozen=True)
@@ -208,7 +287,8 @@ class Measurements:
     circularity:     4 pi area / perimeter^2 (1 = disc)
     elongation:      minor / major axis length (1 = round, near 0 = elongated)
     solidity:        area / convex hull area
-    margin_sharpness:  mean gradient magnitude across the border relative to the ROI/ring difference
+    margin_sharpness:  mean gradient magnitude on the border band / mean gradient magnitude inside
+                     the ROI and in the ring (> 1: the border is sharper than the texture around it)
     n_components:    connected components of this ROI's mask
     label_count:     ROIs with this label on the image (e.g. 125 nuclei)
     """
@@ -256,8 +336,8 @@ class ConceptRef:
 class CaptionFacts:
     """Everything the caption writer may state, as typed facts (no prose to be parsed back).
 
-    `roi_position` and `extra["anatomical_position"]` are the legacy wording kept while the typed
-    fields (`position`, `frame`, `relations`, `measurements`, `concepts`) take over.
+    `roi_position` is the image-terms name of the grid cell (the ``position`` column); the typed
+    fields (`position`, `frame`, `relations`, `measurements`, concepts) carry the facts.
     """
 
     modality: str
@@ -266,11 +346,11 @@ class CaptionFacts:
     roi_label: str | None  # None when the image has no ROI (whole-image description)
     roi_position: str | None  # legacy image-terms phrase, e.g. "upper left-center"
     roi_area_frac: float | None
-    roi_relations: list[str] = field(default_factory=list)  # legacy relation sentences
+    roi_relations: list[str] = field(default_factory=list)  # deprecated: relation sentences (use `relations`)
     image_labels: list[str] = field(default_factory=list)
     other_rois: list[str] = field(default_factory=list)
     knowledge: list[Passage] = field(default_factory=list)
-    orientation: str = ""  # legacy display convention text recorded by ingestion
+    orientation: str = ""  # display convention text recorded by ingestion (human-readable provenance)
     extra: dict[str, Any] = field(default_factory=dict)
     # typed facts
     frame: DisplayFrame | None = None

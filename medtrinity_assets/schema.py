@@ -8,11 +8,59 @@ from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "3"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
 F64List = pl.List(pl.Float64)
+
+#: the display frame of an image (records.DisplayFrame), images and triplets
+FRAME_COLUMNS = {
+    "frame_plane": Str,  # axial | coronal | sagittal | projection | null
+    "frame_lateral": Str,  # radiological | neurological | null (no side claim)
+    "frame_up": Str,  # anterior | superior | null
+    "frame_anterior_side": Str,  # sagittal: left | right
+    "spacing_row_mm": pl.Float64,  # mm per displayed pixel (null: unknown)
+    "spacing_col_mm": pl.Float64,
+    "world_origin": F64List,  # LPS mm of displayed pixel (0, 0); null without a world frame
+    "world_row_dir": F64List,
+    "world_col_dir": F64List,
+}
+
+#: the typed position of an ROI (records.GridPosition), ROIs and triplets
+POSITION_COLUMNS = {
+    "grid_row": pl.Int8,  # 0..4, top to bottom
+    "grid_col": pl.Int8,  # 0..4, image left to right
+    "patient_side": Str,  # right | left | midline | null (from world coordinates only)
+    "patient_level": Str,  # anterior | central | posterior | superior | inferior | null
+    "patient_depth": Str,  # sagittal: anterior | central | posterior
+}
+
+RELATION_STRUCT = pl.Struct({"kind": Str, "other": Str, "direction": Str, "count": pl.Int32})
+
+#: pixel measurements of an ROI (records.Measurements; area_px and n_components have their own columns)
+MEASUREMENT_COLUMNS = {
+    "m_intensity_unit": Str,  # HU | relative | rgb
+    "m_mean": pl.Float64,
+    "m_ring_mean": pl.Float64,
+    "m_std": pl.Float64,
+    "m_ring_std": pl.Float64,
+    "m_contrast": pl.Float64,
+    "m_hue_delta": pl.Float64,
+    "m_saturation_delta": pl.Float64,
+    "m_entropy": pl.Float64,
+    "m_glcm_contrast": pl.Float64,
+    "m_glcm_homogeneity": pl.Float64,
+    "m_area_mm2": pl.Float64,
+    "m_equivalent_diameter_px": pl.Float64,
+    "m_equivalent_diameter_mm": pl.Float64,
+    "m_circularity": pl.Float64,
+    "m_elongation": pl.Float64,
+    "m_solidity": pl.Float64,
+    "m_margin_sharpness": pl.Float64,
+    "m_label_count": pl.Int32,
+    "m_unmeasured": Str,  # JSON {field: reason}
+}
 
 REJECTS_SCHEMA = pl.Schema(
     {
@@ -60,10 +108,15 @@ IMAGES_SCHEMA = pl.Schema(
         "image_uri": Str,
         "gt_masks_uri": Str,
         "n_gt_layers": pl.Int32,
+        "gt_small_components": pl.Int32,  # GT components below the source's rois.min_area_px (not grounded)
         "image_sha256": Str,
         "image_phash": Str,
+        "image_signature": Str,  # 16x16 grey thumbnail, hex: pixel confirmation of near duplicates
         "duplicate_of": Str,
         "orientation": Str,
+        **FRAME_COLUMNS,
+        "native_uri": Str,  # native values on the display grid (npz): HU for CT; null for 8-bit/colour sources
+        "native_unit": Str,  # HU | raw
         "patient_hash": Str,
         "ingest_meta": Str,  # JSON, PHI-free
         "ingest_policy": Str,  # JSON of the policy applied
@@ -91,9 +144,10 @@ ROIS_SCHEMA = pl.Schema(
         "centroid_x": pl.Float64,
         "centroid_y": pl.Float64,
         "n_components": pl.Int32,
-        "position": Str,
-        "anatomical_position": Str,
-        "relations": StrList,
+        "position": Str,  # grid cell name in image terms ("upper left-center")
+        **POSITION_COLUMNS,
+        "relations": pl.List(RELATION_STRUCT),
+        **MEASUREMENT_COLUMNS,
         "rle": Str,
         "overlay_uri": Str,
     }
@@ -170,6 +224,7 @@ TRIPLETS_SCHEMA = pl.Schema(
         "width": pl.Int32,
         "height": pl.Int32,
         "orientation": Str,
+        **FRAME_COLUMNS,
         "patient_hash": Str,
         "roi_id": Str,
         "roi_label": Str,
@@ -181,7 +236,12 @@ TRIPLETS_SCHEMA = pl.Schema(
         "bbox_y1": pl.Int32,
         "bbox_norm": F64List,
         "area_frac": pl.Float64,
+        "area_px": pl.Int64,
+        "n_components": pl.Int32,
         "position": Str,
+        **POSITION_COLUMNS,
+        "relations": pl.List(RELATION_STRUCT),
+        **MEASUREMENT_COLUMNS,
         "rle": Str,
         "coarse_caption": Str,
         "caption": Str,

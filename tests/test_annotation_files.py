@@ -54,9 +54,9 @@ def test_csv_box_list(tmp_path):
         w.writerow(["a.png", "effusion", 100, 10, 190, 90])
         w.writerow(["b.png", "nodule", 0, 0, 30, 30])
     _, cat, items = _source(tmp_path, [{"pattern": "boxes.csv", "convention": "boxes", "box_format": "xyxy"}])
-    assert _boxes(items["images/a"], cat) == [("effusion", (100, 10, 189, 89)), ("nodule", (10, 20, 39, 49))]
-    assert _boxes(items["images/b"], cat) == [("nodule", (0, 0, 29, 29))]
-    assert load_item(items["images/c"], cat.sources[0].ingest)[0].masks == []  # no rows: no ROI, image kept
+    assert _boxes(items["images/a.png"], cat) == [("effusion", (100, 10, 189, 89)), ("nodule", (10, 20, 39, 49))]
+    assert _boxes(items["images/b.png"], cat) == [("nodule", (0, 0, 29, 29))]
+    assert load_item(items["images/c.png"], cat.sources[0].ingest)[0].masks == []  # no rows: no ROI, image kept
 
 
 def test_coco_polygons_follow_resize(tmp_path):
@@ -69,7 +69,7 @@ def test_coco_polygons_follow_resize(tmp_path):
     }
     (root / "coco.json").write_text(json.dumps(coco))
     _, cat, items = _source(tmp_path, [{"pattern": "coco.json", "convention": "polygons"}], max_side=100)
-    sl = load_item(items["images/a"], cat.sources[0].ingest)[0]
+    sl = load_item(items["images/a.png"], cat.sources[0].ingest)[0]
     assert sl.pixels.shape[:2] == (50, 100)  # downscaled by 2
     [(label, box)] = sorted((r.label, r.bbox) for r in rois_from_masks(sl, min_area_px=1))
     assert label == "lesion" and box == (10, 10, 29, 29)
@@ -83,5 +83,5 @@ def test_bad_box_list_is_a_reject(tmp_path):
     (root / "boxes.json").write_text(json.dumps([{"label": "x", "bbox": [0, 0, 5, 5]}]))  # no image field
     _, cat, items = _source(tmp_path, [{"pattern": "boxes.json", "convention": "boxes", "box_format": "xywh"}])
     with pytest.raises(RejectError) as exc:
-        load_item(items["images/a"], cat.sources[0].ingest)
+        load_item(items["images/a.png"], cat.sources[0].ingest)
     assert exc.value.reason == "unsupported_mask"

@@ -32,9 +32,9 @@ def test_bundled_catalog_lists_every_demo_source():
     assert counts["pydicom_dicom"] == 9
     assert counts["totalsegmentator_example"] == 2
     sam = {i.item_id: i for i in list_items(cat, cat.source("sam_med2d_demo"))}
-    assert len(sam["images/s0114_111"].masks) == 15
-    assert sam["images/amos_0507_31"].masks == () and sam["images/amos_0507_31"].modality == "MRI"
-    labels = {m.label for m in sam["images/s0619_32"].masks}
+    assert len(sam["images/s0114_111.png"].masks) == 15
+    assert sam["images/amos_0507_31.png"].masks == () and sam["images/amos_0507_31.png"].modality == "MRI"
+    labels = {m.label for m in sam["images/s0619_32.png"].masks}
     assert "hip left" in labels and "gluteus maximus right" in labels
     # every demo source keeps its README with origin and licence
     for s in cat.sources:
@@ -107,3 +107,35 @@ def test_shards_are_stable_under_additions():
     after = {f"img{i}": shard_of("src", f"img{i}", 16) for i in range(400)}
     assert all(after[k] == v for k, v in before.items())
     assert len(set(after.values())) == 16  # the hash spreads items over all buckets
+
+
+def test_templates_with_glob_characters_and_recursive_patterns(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "src"
+    for rel in ("a/scan [1].png", "a/b/c/deep*.png", "masks/scan [1]_liver.png", "masks/deep*_spleen.png", "masks/scan 1_kidney.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (8, 8), 255).save(root / rel, format="PNG")
+    raw = {
+        "sources": [
+            {
+                "name": "odd",
+                "title": "odd names",
+                "modality": "mr",
+                "root": str(root),
+                "layout": {
+                    "adapter": "files",
+                    "images": "a/**/*.png",
+                    "masks": [{"pattern": "masks/{stem}_*.png", "convention": "binary", "label_regex": "^{stem}_(?P<label>.+)$"}],
+                },
+                "licence": "CC0",
+                "redistributable": True,
+            }
+        ]
+    }
+    cat = load_catalog(_write(tmp_path, raw), check_files=True)
+    items = {i.item_id: i for i in list_items(cat, cat.sources[0])}
+    assert set(items) == {"a/scan [1].png", "a/b/c/deep*.png"}
+    assert [m.label for m in items["a/scan [1].png"].masks] == ["liver"]  # '[1]' is literal, not a class
+    assert [m.label for m in items["a/b/c/deep*.png"].masks] == ["spleen"]
+    assert {i.modality for i in items.values()} == {"MRI"}  # a spelling of the vocabulary -> its canonical name

@@ -13,7 +13,7 @@ import polars as pl
 import torch
 import yaml
 
-from medtrinity_resources.expert_models import write_monai_bundle
+from expert_builders import write_monai_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_roi_masks_asset_runs_routed_expert(tmp_path):
     rois = pl.concat([pl.read_parquet(p) for p in (home / "dataset" / "manifests" / "roi_masks" / "torchxrayvision_cxr").glob("*.parquet")])
     by_image = {img: set(g["origin"].to_list()) for (img,), g in rois.group_by("image_id")}
     # the image with a ground-truth lung mask keeps it; the five without masks get the expert's ROIs
-    assert by_image.pop("torchxrayvision_cxr/images/16747_3_1") == {"ground_truth"}
+    assert by_image.pop("torchxrayvision_cxr/images/16747_3_1.jpg") == {"ground_truth"}
     assert len(by_image) == 5
     # the version in the origin is the weights' content hash: retrained weights are a new origin
     version = hashlib.sha256((bundle / "models" / "model.pt").read_bytes()).hexdigest()[:12]

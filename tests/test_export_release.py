@@ -22,8 +22,10 @@ import yaml
 from dagster import AssetKey, DagsterInstance
 from PIL import Image
 
+from medtrinity_assets.export.schema import RELEASE_SCHEMA_VERSION
+
 SOURCES = ["sam_med2d_demo", "pydicom_dicom"]
-PLANTED_IMAGE = "sam_med2d_demo/images/amos_0507_31"
+PLANTED_IMAGE = "sam_med2d_demo/images/amos_0507_31.png"
 
 
 def _sha(path: Path) -> str:
@@ -123,7 +125,7 @@ def test_every_format_reads_back_with_matching_counts_and_checksums(release, exp
     # Parquet (polars): exactly the eligible records, images in the release, hashes right
     df = _parquet(root)
     assert sorted(df["sample_id"].to_list()) == sorted(kept["triplet_id"].to_list())
-    assert df["release_schema_version"].unique().to_list() == ["1"]
+    assert df["release_schema_version"].unique().to_list() == [RELEASE_SCHEMA_VERSION]
     for path, digest in df.select("image", "image_sha256").unique().iter_rows():
         assert _sha(root / path) == digest
     for path, digest in df.select("overlay", "overlay_sha256").unique().iter_rows():

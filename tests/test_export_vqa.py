@@ -15,6 +15,11 @@ from medtrinity_assets.export.vqa import derive_vqa, parse_vqa_answer, rule_base
 from medtrinity_resources.mllm import MLLMResource
 
 
+_VERTICAL = ("upper", "upper-middle", "middle", "lower-middle", "lower")
+_HORIZONTAL = ("left", "left-center", "center", "right-center", "right")
+_CELLS = {f"{v} {h}": (r, c) for r, v in enumerate(_VERTICAL) for c, h in enumerate(_HORIZONTAL)}
+
+
 def _record(sample_id: str, image_id: str, label: str | None, position: str | None, area: float | None, **kw) -> dict:
     base = {
         "sample_id": sample_id,
@@ -29,6 +34,8 @@ def _record(sample_id: str, image_id: str, label: str | None, position: str | No
         "roi_label": label,
         "roi_origin": "ground_truth" if label else "none",
         "position": position,
+        "grid_row": _CELLS[position][0] if position else None,
+        "grid_col": _CELLS[position][1] if position else None,
         "area_frac": area,
         "caption": "A CT image of the abdomen.",
     }

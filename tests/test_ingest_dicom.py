@@ -16,87 +16,15 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medtrinity_assets.ingest import IngestPolicy, encode_png, load_item, load_items
 from medtrinity_assets.ingest.deid import DEFAULT_PATIENT_SALT, safe_error_text, standard_uid_name
-from helpers import file_item
+from helpers import PHI, file_item, make_dicom, save
 from medtrinity_assets.records import MaskRef, RejectError, SourceItem
 
 SOURCES = Path(__file__).resolve().parents[1] / "data" / "sources"
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
-PHI = {
-    "PatientName": "Plantedsurname^Zorbagilda",
-    "PatientID": "PHI-ID-4471923",
-    "PatientBirthDate": "19230405",
-    "StudyDate": "20871231",
-    "SeriesDate": "20871230",
-    "AcquisitionDate": "20871229",
-    "ContentDate": "20871228",
-    "StudyTime": "235917.123",
-    "InstitutionName": "Plantedville Memorial Hospital",
-    "InstitutionAddress": "17 Plantedlane, Qwertytown",
-    "ReferringPhysicianName": "Drplanted^Referrix",
-    "OperatorsName": "Opplanted^Knobturner",
-    "PerformingPhysicianName": "Perfplanted^Doc",
-    "AccessionNumber": "ACCPLANT7781",
-    "StudyID": "STUDYPLANT93",
-    "ImageComments": "Plantedcomment: patient Zorbagilda reports pain",
-    "StudyDescription": "Plantedstudy description xyzzy",
-    "SeriesDescription": "Plantedseries description",
-    "OtherPatientIDs": "OTHERPLANT-00912",
-    "PatientAddress": "42 Secretplanted Road",
-    "DeviceSerialNumber": "SNPLANT55678",
-    "StationName": "STATIONPLANT",
-}
-
-
 def _item(path, fmt="dicom", modality="auto", organs=(), masks=(), root=None, dataset="t") -> SourceItem:
     return file_item(path, fmt, modality, organs=organs, masks=masks, root=root, dataset=dataset)
-
-
-def make_dicom(
-    pixels: np.ndarray,
-    *,
-    modality: str = "CT",
-    photometric: str = "MONOCHROME2",
-    position=(0.0, 0.0, 0.0),
-    orientation=(1, 0, 0, 0, 1, 0),
-    spacing=(0.5, 0.5),
-    slope: float | None = 1.0,
-    intercept: float | None = -1024.0,
-    series_uid: str | None = None,
-    phi: dict | None = None,
-    **extra,
-) -> Dataset:
-    """A CT-like single-frame DICOM data set built from scratch."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = CT_STORAGE
-    ds.SOPClassUID = CT_STORAGE
-    ds.Modality = modality
-    ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.StudyInstanceUID = generate_uid()
-    if orientation is not None:  # projection images (CR/DX) have no patient geometry
-        ds.ImagePositionPatient = [float(v) for v in position]
-        ds.ImageOrientationPatient = [float(v) for v in orientation]
-    ds.PixelSpacing = [float(v) for v in spacing]
-    ds.SliceThickness = 1.0
-    if slope is not None:
-        ds.RescaleSlope = slope
-        ds.RescaleIntercept = intercept
-    for key, value in (phi or {}).items():
-        setattr(ds, key, value)
-    for key, value in extra.items():
-        setattr(ds, key, value)
-    bits = 8 if pixels.dtype == np.uint8 else 16
-    ds.set_pixel_data(pixels, photometric_interpretation=photometric, bits_stored=bits)
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    return ds
-
-
-def save(ds: Dataset, path: Path) -> Path:
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def _scan_for_phi(slices, extra_blobs=()) -> list[str]:
@@ -172,9 +100,12 @@ def test_planted_phi_in_a_series_and_rejects(tmp_path):
 def test_error_details_and_uids_never_echo_header_values():
     exc = ValueError("Unable to convert '19230405' for 'Plantedsurname^Zorbagilda' at 20871231235917\nmore")
     text = safe_error_text(exc)
-    assert text.startswith("ValueError: Unable to convert")
+    assert text == "ValueError: … to convert … for … at …"  # lower-case words only: no value survives
     for leaked in ("19230405", "Plantedsurname", "20871231235917", "more"):
         assert leaked not in text
+    unquoted = safe_error_text(ValueError("invalid literal for int() with base 10: JOHN DOE smith-Jones 3^4"))
+    assert unquoted == "ValueError: invalid literal for int() with base …"
+    assert safe_error_text(OSError(36, "File name too long", "/x/" + "a" * 300)).startswith("OSError[ENAMETOOLONG]: …")
     assert standard_uid_name(pydicom.uid.UID("1.2.840.10008.5.1.4.1.1.2")) == "CT Image Storage"
     assert standard_uid_name(pydicom.uid.UID("1.2.826.0.1.3680043.9.7777.1.2")) == "private"
 

@@ -25,8 +25,8 @@ def test_corrupt_file_lands_in_rejects_and_shard_completes(tmp_path):
     entry = {**entry, "name": "cxr_with_corrupt", "root": str(src)}
     shard_count = 4
     # a corrupt PNG (truncated after the header) that hashes into the same shard as a good image
-    good_shard = shard_of("cxr_with_corrupt", "images/h0001", shard_count)
-    name = next(f"corrupt_{i}" for i in range(1000) if shard_of("cxr_with_corrupt", f"images/corrupt_{i}", shard_count) == good_shard)
+    good_shard = shard_of("cxr_with_corrupt", "images/h0001.png", shard_count)
+    name = next(f"corrupt_{i}" for i in range(1000) if shard_of("cxr_with_corrupt", f"images/corrupt_{i}.png", shard_count) == good_shard)
     png = (src / "images" / "h0001.png").read_bytes()
     (src / "images" / f"{name}.png").write_bytes(png[:200])
     catalog = tmp_path / "catalog.yaml"
@@ -44,9 +44,9 @@ def test_corrupt_file_lands_in_rejects_and_shard_completes(tmp_path):
     rejects = pl.read_parquet(home / "dataset" / "rejects" / "images" / "cxr_with_corrupt" / f"{shard}.parquet")
     assert rejects.height == 1
     row = rejects.row(0, named=True)
-    assert row["item_id"] == f"images/{name}" and row["reason"] == "corrupt_file" and row["detail"]
+    assert row["item_id"] == f"images/{name}.png" and row["reason"] == "corrupt_file" and row["detail"]
     triplets = pl.read_parquet(home / "dataset" / "manifests" / "triplets" / "cxr_with_corrupt" / f"{shard}.parquet")
-    images_in_shard = {i for i in ["images/00000001_000", "images/00027426_000", "images/16747_3_1", "images/h0001", "images/tb0005", "images/tb0007"]
+    images_in_shard = {i for i in ["images/00000001_000.png", "images/00027426_000.png", "images/16747_3_1.jpg", "images/h0001.png", "images/tb0005.png", "images/tb0007.png"]
                        if shard_of("cxr_with_corrupt", i, shard_count) == good_shard}
     assert {t.split("/", 1)[1].split("#")[0] for t in triplets["image_id"].to_list()} == images_in_shard
 

@@ -1,18 +1,15 @@
-"""RLE, position phrases, anatomical wording and roi_record."""
+"""RLE, grid positions, patient side from world coordinates, and roi_record."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from medtrinity_assets.records import ROI, RejectError
+from medtrinity_assets.records import ROI, DisplayFrame, RejectError
 from medtrinity_assets.rois import (
-    POSITION_VOCABULARY,
-    anatomical_position,
-    anatomical_side,
     box_from_mask,
-    display_convention,
-    parse_position,
+    grid_cell,
+    grid_position,
     position_phrase,
     rle_decode,
     rle_encode,
@@ -20,8 +17,7 @@ from medtrinity_assets.rois import (
     rle_to_coco,
     roi_record,
 )
-
-RADIOLOGICAL_AXIAL = "radiological: patient left on image right, anterior up (axial)"
+from medtrinity_assets.rois.position import world_point
 
 
 # ------------------------------------------------------------------ RLE
@@ -62,95 +58,79 @@ def test_rle_rejects_bad_input():
 # ------------------------------------------------------------------ position
 
 
-def test_vocabulary_is_5x5_and_parse_inverts_every_phrase():
-    assert len(POSITION_VOCABULARY["vertical"]) == len(POSITION_VOCABULARY["horizontal"]) == 5
-    assert len(POSITION_VOCABULARY["phrases"]) == 25
-    for phrase in POSITION_VOCABULARY["phrases"]:
-        v, h = parse_position(phrase)
-        assert f"{v} {h}" == phrase
-    for bad in ("upper", "top left", "upper  left", "left upper", ""):
-        with pytest.raises(RejectError):
-            parse_position(bad)
-
-
 @pytest.mark.parametrize(
-    "box,expected",
+    "box,expected,cell",
     [
-        ((0, 0, 9, 9), "upper left"),  # blob in the top-left corner
-        ((120, 0, 139, 9), "upper left-center"),
-        ((240, 240, 259, 259), "middle center"),
-        ((490, 300, 499, 320), "lower-middle right"),
-        ((0, 490, 499, 499), "lower center"),
-        ((100, 100, 119, 119), "upper-middle left-center"),  # centre 110/500 = 0.22 -> band 1
+        ((0, 0, 9, 9), "upper left", (0, 0)),  # blob in the top-left corner
+        ((120, 0, 139, 9), "upper left-center", (0, 1)),
+        ((240, 240, 259, 259), "middle center", (2, 2)),
+        ((490, 300, 499, 320), "lower-middle right", (3, 4)),
+        ((0, 490, 499, 499), "lower center", (4, 2)),
+        ((100, 100, 119, 119), "upper-middle left-center", (1, 1)),  # centre 110/500 = 0.22 -> band 1
     ],
 )
-def test_position_phrase_follows_box_centre(box, expected):
-    assert position_phrase(box, 500, 500, "") == expected
-
-
-def test_position_phrase_is_in_image_terms_whatever_the_orientation():
-    box = (10, 10, 30, 30)
-    assert position_phrase(box, 500, 500, RADIOLOGICAL_AXIAL) == position_phrase(box, 500, 500, "") == "upper left"
+def test_grid_cell_and_phrase_follow_box_centre(box, expected, cell):
+    assert grid_cell(box, 500, 500) == cell
+    assert position_phrase(box, 500, 500) == expected
     with pytest.raises(RejectError):
-        position_phrase((0, 0, 600, 10), 500, 500, "")
+        position_phrase((0, 0, 600, 10), 500, 500)
 
 
-def test_anatomical_side_flips_only_under_radiological_convention():
-    assert anatomical_side("left", RADIOLOGICAL_AXIAL) == "right"
-    assert anatomical_side("left-center", RADIOLOGICAL_AXIAL) == "right"
-    assert anatomical_side("right", RADIOLOGICAL_AXIAL) == "left"
-    assert anatomical_side("center", RADIOLOGICAL_AXIAL) == "midline"
-    assert anatomical_side("left", "neurological convention, axial") == "left"
-    assert anatomical_side("left", "") is None  # 2D source, unknown orientation: no claim
-    assert anatomical_side("left", "unknown") is None
-    assert anatomical_side("left", "radiological sagittal") is None  # no left/right in sagittal
+def _axial_frame(x_left_mm: float, width: int = 100, spacing: float = 1.0) -> DisplayFrame:
+    """Radiological axial display whose first column lies at LPS x = `x_left_mm`."""
+    return DisplayFrame(
+        plane="axial",
+        lateral="radiological",
+        up="anterior",
+        world_origin=(x_left_mm, -50.0, 0.0),
+        world_row_dir=(0.0, 1.0, 0.0),
+        world_col_dir=(1.0, 0.0, 0.0),
+        spacing_rc=(spacing, spacing),
+    )
 
 
-def test_display_convention_parsing():
-    assert display_convention(RADIOLOGICAL_AXIAL).lateral == "radiological"
-    assert display_convention(RADIOLOGICAL_AXIAL).plane == "axial"
-    assert display_convention("patient's left on image right; PA chest radiograph").plane == "projection"
-    assert display_convention("coronal, radiological").plane == "coronal"
-    assert display_convention("microscopy").lateral is None
+def test_patient_side_comes_from_world_coordinates_not_the_image_centre():
+    # A centred field: column 0 at x = -50 mm (patient right), column 99 at +49 mm (patient left).
+    centred = _axial_frame(-50.0)
+    assert grid_position((5, 40, 15, 60), 100, 100, centred, (10.5, 50.5)).patient_side == "right"
+    assert grid_position((85, 40, 95, 60), 100, 100, centred, (90.5, 50.5)).patient_side == "left"
+    assert grid_position((45, 40, 55, 60), 100, 100, centred, (50.5, 50.5)).patient_side == "midline"
+    # A field cropped off-centre: the whole image lies on the patient's right (x from -150 to -51 mm).
+    # The lesion is in the middle of the image, but on the patient's right: never "midline".
+    cropped = _axial_frame(-150.0)
+    pos = grid_position((45, 40, 55, 60), 100, 100, cropped, (50.5, 50.5))
+    assert (pos.row, pos.col) == (2, 2)
+    assert pos.patient_side == "right"
+    assert pos.patient_level == "central"
 
 
-# display texts written by ingestion (medtrinity_assets.ingest.orientation)
-INGEST_AXIAL = "radiological axial: patient left on image right, anterior up"
-INGEST_CORONAL = "radiological coronal: patient left on image right, superior up"
-INGEST_SAGITTAL = "sagittal: anterior on image left, superior up"
-INGEST_2D = "as acquired (2D source)"
+def test_no_side_without_a_world_frame():
+    conventions_only = DisplayFrame(plane="axial", lateral="radiological", up="anterior")
+    pos = grid_position((0, 0, 9, 9), 100, 100, conventions_only, (5.0, 5.0))
+    assert pos.patient_side is None and pos.patient_level == "anterior"
+    photo = grid_position((0, 0, 9, 9), 100, 100, DisplayFrame(), (5.0, 5.0))
+    assert (photo.patient_side, photo.patient_level, photo.patient_depth) == (None, None, None)
+    assert grid_position((0, 0, 9, 9), 100, 100, None, (5.0, 5.0)).patient_side is None
 
 
-def test_ingest_orientation_texts():
-    texts = (INGEST_AXIAL, INGEST_CORONAL, INGEST_SAGITTAL, INGEST_2D)
-    axial, coronal, sagittal, flat = (display_convention(t) for t in texts)
-    assert (axial.lateral, axial.plane, axial.up) == ("radiological", "axial", "anterior")
-    assert (coronal.lateral, coronal.plane, coronal.up) == ("radiological", "coronal", "superior")
-    assert (sagittal.lateral, sagittal.plane) == (None, "sagittal")
-    assert (sagittal.up, sagittal.anterior_side) == ("superior", "left")
-    assert (flat.lateral, flat.up) == (None, None)
-    assert anatomical_position("upper left", INGEST_AXIAL) == "in the patient's right anterior region"
-    assert anatomical_position("lower right", INGEST_CORONAL) == "in the patient's left lower region"
-    assert anatomical_position("upper left", INGEST_SAGITTAL) == "in the upper anterior region"
-    assert anatomical_position("middle right", INGEST_SAGITTAL) == "in the posterior region"
-    assert anatomical_side("left", INGEST_SAGITTAL) is None
-    assert anatomical_position("upper left", INGEST_2D) is None
-    radiograph = display_convention("PA radiograph: patient left on image right, feet down")
-    assert (radiograph.lateral, radiograph.up) == ("radiological", "superior")
+def test_levels_and_sagittal_depth():
+    coronal = DisplayFrame(plane="coronal", lateral="radiological", up="superior")
+    assert grid_position((0, 90, 9, 99), 100, 100, coronal, (5.0, 95.0)).patient_level == "inferior"
+    sagittal = DisplayFrame(
+        plane="sagittal", up="superior", anterior_side="left",
+        world_origin=(30.0, -50.0, 50.0), world_row_dir=(0.0, 0.0, -1.0), world_col_dir=(0.0, 1.0, 0.0), spacing_rc=(1.0, 1.0),
+    )
+    upper_front = grid_position((0, 0, 9, 9), 100, 100, sagittal, (5.0, 5.0))
+    assert (upper_front.patient_level, upper_front.patient_depth) == ("superior", "anterior")
+    assert upper_front.patient_side is None  # no left/right on a sagittal plane
+    assert grid_position((90, 45, 99, 55), 100, 100, sagittal, (95.0, 50.0)).patient_depth == "posterior"
 
 
-def test_anatomical_position_wording():
-    assert anatomical_position("upper left", RADIOLOGICAL_AXIAL) == "in the patient's right anterior region"
-    assert anatomical_position("lower right-center", RADIOLOGICAL_AXIAL) == "in the patient's left posterior region"
-    assert anatomical_position("upper left", "radiological coronal") == "in the patient's right upper region"
-    assert anatomical_position("upper center", "radiological coronal") == "in the upper region near the midline"
-    assert anatomical_position("middle left", "radiological") == "on the patient's right side"
-    assert anatomical_position("upper left", "") is None
-    # bbox form: a box in the image's top-left, radiological axial display
-    assert anatomical_position((0, 0, 9, 9), 100, 100, RADIOLOGICAL_AXIAL) == "in the patient's right anterior region"
-    assert anatomical_position((0, 0, 9, 9), 100, 100, "") is None
-    with pytest.raises(TypeError):
-        anatomical_position((0, 0, 9, 9), RADIOLOGICAL_AXIAL)
+def test_world_point_maps_pixel_centres():
+    frame = _axial_frame(-50.0, spacing=2.0)
+    assert world_point(frame, 0.5, 0.5).tolist() == [-50.0, -50.0, 0.0]
+    assert world_point(frame, 10.5, 3.5).tolist() == [-30.0, -44.0, 0.0]
+    assert world_point(DisplayFrame(), 1.0, 1.0) is None
 
 
 # ------------------------------------------------------------------ record
@@ -161,7 +141,7 @@ def test_roi_record_fields():
     mask[2:6, 4:12] = True  # 32 px
     mask[3, 12] = True
     roi = ROI("lesion", "model:x@abc", box_from_mask(mask), mask, 0.75, 2)
-    rec = roi_record(roi, 40, 20, RADIOLOGICAL_AXIAL)
+    rec = roi_record(roi, 40, 20)
     assert set(rec) == {
         "label", "origin", "score", "instance", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "bbox_norm",
         "area_px", "area_frac", "centroid_x", "centroid_y", "position", "rle", "n_components",
@@ -177,5 +157,5 @@ def test_roi_record_fields():
     assert np.array_equal(rle_decode(rec["rle"]), mask)
     bad = ROI("lesion", "ground_truth", (0, 0, 1, 1), mask, None, None)
     with pytest.raises(RejectError) as err:
-        roi_record(bad, 40, 20, "")
+        roi_record(bad, 40, 20)
     assert err.value.reason == "bbox_mismatch"

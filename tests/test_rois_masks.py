@@ -78,7 +78,7 @@ def test_merge_per_label_unions_components_and_layers():
     roi = merged[0]
     assert roi.bbox == (0, 0, 54, 34) and roi.instance is None
     assert int(roi.mask.sum()) == 75
-    rec = roi_record(roi, 60, 40, "")
+    rec = roi_record(roi, 60, 40)
     assert rec["n_components"] == 3 and rec["area_px"] == 75
 
 
@@ -174,7 +174,7 @@ def test_cxr_jpeg_lung_mask_threshold_matches_manifest():
     check_layer_rois(rois_from_masks(sl, min_area_px=1), mask, row["bbox_xyxy"], row["area_px"])
     (merged,) = rois_from_masks(sl, min_area_px=1, merge_per_label=True)
     assert merged.bbox == tuple(row["bbox_xyxy"])
-    rec = roi_record(merged, sl.width, sl.height, "radiological: patient left on image right (projection)")
+    rec = roi_record(merged, sl.width, sl.height)
     assert rec["area_px"] == row["area_px"]
     assert rec["bbox_norm"] == [86 / 1036, 10 / 885, 990 / 1036, 759 / 885]
     assert np.array_equal(rle_decode(rec["rle"]), mask)
@@ -182,5 +182,5 @@ def test_cxr_jpeg_lung_mask_threshold_matches_manifest():
     assert len(lungs) >= 2
     two_largest = sorted(lungs, key=lambda r: -int(r.mask.sum()))[:2]
     left_in_image, right_in_image = sorted(two_largest, key=lambda r: r.bbox[0])
-    assert roi_record(left_in_image, sl.width, sl.height, "")["position"].endswith("left-center")
-    assert roi_record(right_in_image, sl.width, sl.height, "")["position"].endswith("right-center")
+    assert roi_record(left_in_image, sl.width, sl.height)["position"].endswith("left-center")
+    assert roi_record(right_in_image, sl.width, sl.height)["position"].endswith("right-center")

@@ -1,14 +1,14 @@
-"""roi_relations: containment, contact, overlap, relative position, bounds."""
+"""roi_relations: typed containment, contact, overlap, relative direction, bounds."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from medtrinity_assets.records import ROI
+from medtrinity_assets.records import ROI, DisplayFrame, Relation
 from medtrinity_assets.rois import box_from_mask, roi_relations
 
 H = W = 100
-AXIAL = "radiological: patient left on image right (axial)"
+AXIAL = DisplayFrame(plane="axial", lateral="radiological", up="anterior")
 
 
 def roi(label: str, rows: slice, cols: slice, instance: int | None = None) -> ROI:
@@ -26,57 +26,69 @@ def abdomen() -> list[ROI]:
     ]
 
 
-def test_lesion_within_liver_and_positions_in_image_terms():
-    rels = roi_relations(abdomen(), W, H, "")
+def direction(other: str, d: str) -> Relation:
+    return Relation("direction", other, d)
+
+
+def test_lesion_within_liver_and_directions_in_image_terms():
+    rels = roi_relations(abdomen(), W, H, None)
     liver, lesion, kidney, spleen = rels
-    assert lesion[0] == "within the liver"
-    assert "above the kidney" in lesion  # nearest non-container reference
-    assert "left of the spleen (image side)" in lesion  # largest non-container reference
-    assert "borders the kidney" in liver and "contains the lesion" in liver
-    assert kidney == ["borders the liver", "below the liver"]  # liver is both nearest and largest
-    assert not any("within" in r or "borders" in r for r in spleen)
-    assert all(len(r) <= 4 for r in rels)
+    assert lesion[0] == Relation("within", "liver")
+    assert direction("kidney", "above") in lesion  # nearest non-container reference
+    assert direction("spleen", "left") in lesion  # largest non-container reference: image side
+    assert Relation("borders", "kidney") in liver and Relation("contains", "lesion") in liver
+    assert kidney == [Relation("borders", "liver"), direction("liver", "below")]  # liver: nearest and largest
+    assert not any(r.kind in ("within", "borders") for r in spleen)
 
 
-def test_anatomical_wording_under_radiological_axial_convention():
+def test_patient_frame_directions_under_radiological_axial_display():
     lesion = roi_relations(abdomen(), W, H, AXIAL)[1]
-    assert "anterior to the kidney" in lesion
-    assert "to the patient's right of the spleen" in lesion
-    assert not any("image side" in r for r in lesion)
+    assert direction("kidney", "anterior") in lesion
+    assert direction("spleen", "patient_right") in lesion
+    assert not any(r.direction in ("left", "right") for r in lesion)
 
 
 def test_organ_labels_restrict_references():
     rels = roi_relations(abdomen(), W, H, AXIAL, organ_labels={"liver", "kidney", "spleen"})
     liver, lesion = rels[0], rels[1]
-    assert lesion[0] == "within the liver"
-    assert not any("lesion" in r for r in liver)  # the lesion is not a reference
+    assert lesion[0] == Relation("within", "liver")
+    assert not any(r.other == "lesion" for r in liver)  # the lesion is not a reference
 
 
 def test_overlap_is_not_containment():
     a = roi("cyst", slice(10, 20), slice(10, 20))
     b = roi("duct", slice(15, 25), slice(15, 40))
-    rels = roi_relations([a, b], W, H, "")
-    assert rels[0][0] == "overlaps the duct" and rels[1][0] == "overlaps the cyst"
+    rels = roi_relations([a, b], W, H, None)
+    assert rels[0][0] == Relation("overlaps", "duct") and rels[1][0] == Relation("overlaps", "cyst")
 
 
-def test_bounded_deterministic_and_named_instances():
+def test_many_instances_of_one_label_are_counted_not_numbered():
     nuclei = [roi("nucleus", slice(r, r + 4), slice(c, c + 4), instance=k + 1)
               for k, (r, c) in enumerate((r, c) for r in range(0, 48, 4) for c in range(0, 48, 4))]
-    first = roi_relations(nuclei, W, H, "", max_relations=4)
-    assert first == roi_relations(nuclei, W, H, "", max_relations=4)
-    assert all(1 <= len(r) <= 4 for r in first)
-    assert any("borders the nucleus #" in s for r in first for s in r)  # adjacent squares touch
-    assert roi_relations([nuclei[0]], W, H, "") == [[]]
+    cell = roi("cell", slice(0, 60), slice(0, 60))
+    first = roi_relations(nuclei + [cell], W, H, None, max_relations=4)
+    assert first == roi_relations(nuclei + [cell], W, H, None, max_relations=4)  # deterministic
+    assert all(len({(r.kind, r.other) for r in rels}) <= 4 for rels in first)
+    assert Relation("borders", "nucleus") in first[0]  # adjacent squares touch: said once
+    assert Relation("contains", "nucleus", count=144) in first[-1]
+    # no direction to "the nucleus" when there are many of them
+    assert not any(r.kind == "direction" and r.other == "nucleus" for rels in first for r in rels)
+    assert roi_relations([nuclei[0]], W, H, None) == [[]]
 
 
-def test_sagittal_and_coronal_wording():
+def test_sagittal_and_coronal_directions():
     upper_front = roi("nodule", slice(10, 20), slice(10, 20))
     lower_back = roi("vertebra", slice(60, 80), slice(60, 80))
-    sagittal = roi_relations([upper_front, lower_back], W, H, "sagittal: anterior on image left, superior up")
-    assert sagittal[0] == ["superior and anterior to the vertebra"]
-    assert sagittal[1] == ["inferior and posterior to the nodule"]
-    coronal_text = "radiological coronal: patient left on image right, superior up"
-    coronal = roi_relations([upper_front, lower_back], W, H, coronal_text)
-    assert coronal[0] == ["superior to and to the patient's right of the vertebra"]
-    plain = roi_relations([upper_front, lower_back], W, H, "as acquired (2D source)")
-    assert plain[0] == ["above and left of the vertebra (image side)"]
+    sagittal = DisplayFrame(plane="sagittal", up="superior", anterior_side="left")
+    rels = roi_relations([upper_front, lower_back], W, H, sagittal)
+    assert rels[0] == [direction("vertebra", "superior"), direction("vertebra", "anterior")]
+    assert rels[1] == [direction("nodule", "inferior"), direction("nodule", "posterior")]
+    coronal = DisplayFrame(plane="coronal", lateral="radiological", up="superior")
+    assert roi_relations([upper_front, lower_back], W, H, coronal)[0] == [
+        direction("vertebra", "superior"),
+        direction("vertebra", "patient_right"),
+    ]
+    assert roi_relations([upper_front, lower_back], W, H, DisplayFrame())[0] == [
+        direction("vertebra", "above"),
+        direction("vertebra", "left"),
+    ]

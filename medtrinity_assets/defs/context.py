@@ -7,8 +7,9 @@ from medtrinity_assets import settings
 from medtrinity_assets.catalog import Catalog, load_catalog
 from medtrinity_assets.knowledge import load_corpus_config
 from medtrinity_assets.partitions import corpus_partitions, dataset_partitions, dataset_shard_partitions
-from medtrinity_resources.expert_models import GPU_POOL, gpu_tags
+from medtrinity_resources.experts import GPU_TAG
 
+GPU_POOL = "gpu"  # expert-model and MLLM steps on a GPU: one slot per GPU (`concurrency.pools`)
 KNOWLEDGE_POOL = "knowledge_store"  # one index build at a time: the embedded store has one writer
 
 
@@ -30,7 +31,7 @@ def gpu_pool() -> str | None:
 
 def gpu_run_tags() -> dict[str, str]:
     """The GPU run tag (limited by the instance's `tag_concurrency_limits`) when models run on a GPU."""
-    return gpu_tags() if settings.uses_gpu() else {}
+    return {GPU_TAG: "true"} if settings.uses_gpu() else {}
 
 
 CATALOG = catalog()

@@ -27,12 +27,13 @@ def images(context: AssetExecutionContext, source_manifest: pl.DataFrame, storag
     dataset, shard = split_key(context.partition_key)
     manifest = source_manifest.filter((pl.col("dataset") == dataset) & (pl.col("shard") == shard))
     policies = {dataset: CATALOG.source(dataset).ingest}
-    result = ingest_shard(manifest, policies, storage)
+    result = ingest_shard(manifest, policies, storage, {dataset: CATALOG.source(dataset).rois})
     context.log.info(f"{dataset}/{shard}: {manifest.height} items -> {result.images.height} images, {result.rejects.height} rejects")
     md = {
         "items": MetadataValue.int(manifest.height),
         "images": MetadataValue.int(result.images.height),
         "duplicates": MetadataValue.int(int(result.images["duplicate_of"].is_not_null().sum())),
+        "gt_small_components": MetadataValue.int(result.gt_small_components),
         "modalities": MetadataValue.json(dict(result.images.group_by("modality").len().iter_rows()) if result.images.height else {}),
         **throughput(result.images.height, result.seconds, "images"),
         **write_rejects(storage, "images", dataset, shard, result.rejects),

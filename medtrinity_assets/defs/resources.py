@@ -22,7 +22,7 @@ from dagster_aws.s3 import S3Resource
 
 from medtrinity_assets import settings
 from medtrinity_resources.embedder import SentenceEmbedder
-from medtrinity_resources.expert_models import load_expert_config
+from medtrinity_resources.experts import load_expert_config
 from medtrinity_resources.io_manager import ParquetManifestIOManager
 from medtrinity_resources.knowledge_store import KnowledgeStore
 from medtrinity_resources.mllm import MLLMResource

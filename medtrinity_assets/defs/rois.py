@@ -10,7 +10,7 @@ from medtrinity_assets.partitions import split_key
 from medtrinity_assets.rois import box_from_mask, rle_decode
 from medtrinity_assets.stages.rois import ground_shard
 from medtrinity_assets.stages.triplets import geometry_problems
-from medtrinity_resources.expert_models import ExpertModels
+from medtrinity_resources.experts import ExpertModels
 from medtrinity_resources.storage import MedtrinityStorage
 
 

@@ -31,7 +31,7 @@ from medtrinity_assets.catalog import Catalog
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
 from medtrinity_assets.defs.names import SOURCE_FILES
 from medtrinity_assets.partitions import split_key
-from medtrinity_assets.stages.sources import build_source_manifest, shard_fingerprints
+from medtrinity_assets.stages.sources import shard_fingerprints, source_manifest_and_findings
 
 DATA_VERSION_TAG = "dagster/data_version"  # the tag Dagster reads an observation's data version from
 
@@ -100,7 +100,10 @@ def manifest_version(manifest: pl.DataFrame) -> DataVersion:
 def source_manifest(context: AssetExecutionContext):
     dataset, shard = split_key(context.partition_key)
     source = CATALOG.source(dataset)
-    manifest = build_source_manifest(CATALOG, source).filter(pl.col("shard") == shard)
+    manifest, findings = source_manifest_and_findings(CATALOG, source)
+    for finding in findings:
+        context.log.warning(finding)
+    manifest = manifest.filter(pl.col("shard") == shard)
     yield Output(
         manifest,
         data_version=manifest_version(manifest),
@@ -110,6 +113,7 @@ def source_manifest(context: AssetExecutionContext):
             "formats": MetadataValue.json(dict(manifest.group_by("format").len().iter_rows()) if manifest.height else {}),
             "licence": MetadataValue.text(source.licence),
             "redistributable": MetadataValue.bool(source.redistributable),
+            "catalog_findings": MetadataValue.json(findings),
         },
     )
     foreign = manifest.filter((pl.col("dataset") != dataset) | (pl.col("shard") != shard))

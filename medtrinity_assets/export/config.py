@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medtrinity_assets import settings
 from medtrinity_assets.catalog import Catalog
+from medtrinity_resources.yaml_config import read_yaml_mapping, validate_config
 
 NAME_RE = r"^[a-z][a-z0-9_]{1,62}$"
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -156,23 +156,6 @@ def releases_path() -> str:
     return settings.env("MEDTRINITY_RELEASES", str(settings.REPO_ROOT / "data" / "releases.yaml"))
 
 
-def _describe_error(raw: dict[str, Any], err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        loc = list(e["loc"])
-        where = "releases file"
-        if len(loc) >= 2 and loc[0] == "releases" and isinstance(loc[1], int):
-            idx = loc[1]
-            entries = raw.get("releases") or []
-            entry = entries[idx] if idx < len(entries) else None
-            name = entry.get("name", f"#{idx}") if isinstance(entry, dict) else f"#{idx}"
-            where = f"release '{name}'"
-            loc = loc[2:]
-        field = ".".join(str(p) for p in loc) or "(entry)"
-        lines.append(f"{where}: field '{field}': {e['msg']}")
-    return "; ".join(lines)
-
-
 def parse_releases(raw: Any, base_dir: str = "") -> dict[str, ReleaseConfig]:
     """Validate an already-parsed releases mapping; returns releases by name."""
     if not isinstance(raw, dict):
@@ -180,22 +163,16 @@ def parse_releases(raw: Any, base_dir: str = "") -> dict[str, ReleaseConfig]:
     entries = raw.get("releases")
     if isinstance(entries, list):
         entries = [{**e, "base_dir": base_dir} if isinstance(e, dict) else e for e in entries]
-    try:
-        parsed = ReleasesFile.model_validate({**raw, "releases": entries})
-    except ValidationError as exc:
-        raise ReleaseConfigError(f"invalid releases: {_describe_error(raw, exc)}") from None
+    parsed = validate_config(
+        ReleasesFile, {**raw, "releases": entries}, raw, ReleaseConfigError, {"releases": "release"}, "releases file", "invalid releases: "
+    )
     return {r.name: r for r in parsed.releases}
 
 
 def load_releases(path: str | os.PathLike[str] | None = None) -> dict[str, ReleaseConfig]:
     """Read and validate the releases YAML (default `releases_path()`)."""
     p = Path(path or releases_path())
-    if not p.is_file():
-        raise ReleaseConfigError(f"releases file not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ReleaseConfigError(f"releases file {p} is not valid YAML: {exc}") from exc
+    raw = read_yaml_mapping(p, "releases", ReleaseConfigError)
     try:
         return parse_releases(raw, base_dir=str(p.resolve().parent))
     except ReleaseConfigError as exc:

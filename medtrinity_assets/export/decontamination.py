@@ -3,37 +3,29 @@
 Every image file under a benchmark folder (e.g. the VQA-RAD, SLAKE or PathVQA test images a
 user supplies) is hashed with ``imagehash.phash`` (64 bits, robust to re-encoding and resizing);
 every clean image of the release is hashed the same way. Release images within
-``max_distance`` bits of a benchmark image are dropped or flagged. Lookup uses multi-index
-hashing: the hash is cut into ``max_distance + 1`` bands and candidates must share one band
-exactly, so the cost stays near-linear in the number of images.
+``max_distance`` bits of a benchmark image are dropped or flagged. The search is the project's
+one near-duplicate search (`medtrinity_assets.ingest.hashing`: multi-index hashing, and a
+pixel-level confirmation on thumbnails where the release images' signatures are given).
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import imagehash
 import polars as pl
-from PIL import Image
-from medtrinity_assets.ingest.hashing import hash_bands
 
-BENCHMARK_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-PHASH_BITS = 64
+from medtrinity_assets.ingest.formats import BENCHMARK_IMAGE_SUFFIXES
+from medtrinity_assets.ingest.hashing import PhashIndex, image_fingerprint, signatures_agree
+from medtrinity_assets.ingest.hashing import hamming as hamming  # re-exported: the one Hamming helper
 
 MATCHES_SCHEMA = pl.Schema({"image_id": pl.Utf8, "benchmark": pl.Utf8, "benchmark_file": pl.Utf8, "distance": pl.Int32})
 
 
 def phash_hex(data: bytes) -> str:
     """64-bit perceptual hash (16 hex characters) of encoded image bytes."""
-    with Image.open(io.BytesIO(data)) as img:
-        return str(imagehash.phash(img))
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
+    return image_fingerprint(data)[0]
 
 
 @dataclass
@@ -44,6 +36,7 @@ class BenchmarkHashes:
     folder: str
     files: list[str] = field(default_factory=list)  # paths relative to the folder
     phashes: list[str] = field(default_factory=list)
+    signatures: list[str] = field(default_factory=list)  # 16x16 thumbnails (pixel confirmation)
     unreadable: list[str] = field(default_factory=list)
 
 
@@ -58,63 +51,38 @@ def hash_benchmark(name: str, folder: Path) -> BenchmarkHashes:
     for path in benchmark_image_files(folder):
         rel = path.relative_to(folder).as_posix()
         try:
-            ph = phash_hex(path.read_bytes())
+            ph, sig = image_fingerprint(path.read_bytes())
         except Exception:  # noqa: BLE001 - any decoder failure means "unreadable" (PIL raises many types;
             # with ultralytics imported, Image.open is patched and raises ModuleNotFoundError for unknown data)
             out.unreadable.append(rel)
             continue
         out.files.append(rel)
         out.phashes.append(ph)
+        out.signatures.append(sig)
     return out
 
 
-class PhashIndex:
-    """Multi-index hashing over 64-bit perceptual hashes: every entry within `max_distance` bits."""
-
-    def __init__(self, max_distance: int) -> None:
-        if not 0 <= max_distance < PHASH_BITS:
-            raise ValueError(f"max_distance must be in [0, {PHASH_BITS}), got {max_distance}")
-        self.max_distance = max_distance
-        self.n_bands = max_distance + 1
-        self.values: list[int] = []
-        self._bands: dict[tuple[int, int], list[int]] = {}
-
-    def add(self, phash: str) -> int:
-        value = int(phash, 16)
-        idx = len(self.values)
-        self.values.append(value)
-        for key in hash_bands(value, PHASH_BITS, self.n_bands):
-            self._bands.setdefault(key, []).append(idx)
-        return idx
-
-    def query(self, phash: str) -> list[tuple[int, int]]:
-        """(entry index, distance) of every entry within max_distance, nearest first."""
-        value = int(phash, 16)
-        seen: set[int] = set()
-        hits = []
-        for key in hash_bands(value, PHASH_BITS, self.n_bands):
-            for idx in self._bands.get(key, ()):
-                if idx in seen:
-                    continue
-                seen.add(idx)
-                d = hamming(value, self.values[idx])
-                if d <= self.max_distance:
-                    hits.append((idx, d))
-        return sorted(hits, key=lambda t: (t[1], t[0]))
-
-
-def find_benchmark_matches(release_phashes: Mapping[str, str], benchmarks: Iterable[BenchmarkHashes], max_distance: int) -> pl.DataFrame:
-    """Every (release image, benchmark image) pair within `max_distance` bits."""
+def find_benchmark_matches(
+    release_phashes: Mapping[str, str],
+    benchmarks: Iterable[BenchmarkHashes],
+    max_distance: int,
+    release_signatures: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
+    """Every (release image, benchmark image) pair within `max_distance` bits; with
+    `release_signatures`, only pairs whose thumbnails also agree (`signatures_agree`)."""
     index = PhashIndex(max_distance)
-    owners: list[tuple[str, str]] = []
+    owners: list[tuple[str, str, str]] = []
     for bench in benchmarks:
-        for rel, ph in zip(bench.files, bench.phashes, strict=True):
+        sigs = bench.signatures or [""] * len(bench.files)
+        for rel, ph, sig in zip(bench.files, bench.phashes, sigs, strict=True):
             index.add(ph)
-            owners.append((bench.name, rel))
+            owners.append((bench.name, rel, sig))
     rows = []
     if owners:
         for image_id, ph in release_phashes.items():
             for idx, d in index.query(ph):
+                if release_signatures is not None and not signatures_agree(release_signatures.get(image_id), owners[idx][2]):
+                    continue
                 rows.append({"image_id": image_id, "benchmark": owners[idx][0], "benchmark_file": owners[idx][1], "distance": d})
     return pl.DataFrame(rows, schema=MATCHES_SCHEMA) if rows else pl.DataFrame(schema=MATCHES_SCHEMA)
 

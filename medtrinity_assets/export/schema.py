@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from medtrinity_assets.schema import SECTION_COLUMNS
+from medtrinity_assets.schema import MEASUREMENT_COLUMNS, RELATION_STRUCT, SECTION_COLUMNS
 
-RELEASE_SCHEMA_VERSION = "1"
+RELEASE_SCHEMA_VERSION = "2"  # 2: typed frame, position, relations and measurements
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -37,6 +37,10 @@ RELEASE_COLUMNS: list[tuple[str, pl.DataType, str]] = [
     ("width", pl.Int32, "image width (px)"),
     ("height", pl.Int32, "image height (px)"),
     ("orientation", Str, "display convention (e.g. radiological: patient left on image right)"),
+    ("frame_plane", Str, "`axial`, `coronal`, `sagittal`, `projection`; null for photographs and microscopy"),
+    ("frame_lateral", Str, "`radiological` (image left = patient right), `neurological`; null: no side claim"),
+    ("spacing_row_mm", pl.Float64, "mm per displayed pixel along rows; null when unknown"),
+    ("spacing_col_mm", pl.Float64, "mm per displayed pixel along columns; null when unknown"),
     ("roi_id", Str, "ROI id (same as sample_id)"),
     ("roi_label", Str, "ROI structure/finding label; null for whole-image records"),
     ("roi_origin", Str, "`ground_truth`, `model:<name>@<version>` or `none` (whole image)"),
@@ -45,6 +49,14 @@ RELEASE_COLUMNS: list[tuple[str, pl.DataType, str]] = [
     ("bbox_norm", pl.List(pl.Float64), "ROI box normalised to [0, 1]"),
     ("area_frac", pl.Float64, "ROI mask area / image area"),
     ("position", Str, "ROI position on a 5x5 grid in image terms (`upper left-center`)"),
+    ("grid_row", pl.Int8, "grid row of the ROI box centre, 0 (top) to 4"),
+    ("grid_col", pl.Int8, "grid column of the ROI box centre, 0 (image left) to 4"),
+    ("patient_side", Str, "`right`, `left`, `midline` from world coordinates; null when no world frame"),
+    ("patient_level", Str, "`anterior`/`central`/`posterior` (axial) or `superior`/`central`/`inferior`"),
+    ("relations", pl.List(RELATION_STRUCT), "typed relations to other structures (`kind`, `other`, `direction`, `count`)"),
+    ("area_px", pl.Int64, "ROI area in pixels"),
+    ("n_components", pl.Int32, "connected components of the ROI mask"),
+    *[(name, dtype, "pixel measurement (see docs/record_schema.md)") for name, dtype in MEASUREMENT_COLUMNS.items()],
     ("mask_rle", Str, "ROI mask: `\"<H> <W>;<counts>\"`, COCO uncompressed RLE counts, column-major"),
     ("coarse_caption", Str, "caption from metadata"),
     ("caption", Str, "the multigranular description"),
@@ -101,6 +113,10 @@ TRIPLET_PASSTHROUGH = [
     "width",
     "height",
     "orientation",
+    "frame_plane",
+    "frame_lateral",
+    "spacing_row_mm",
+    "spacing_col_mm",
     "roi_id",
     "roi_label",
     "roi_origin",
@@ -108,6 +124,14 @@ TRIPLET_PASSTHROUGH = [
     "bbox_norm",
     "area_frac",
     "position",
+    "grid_row",
+    "grid_col",
+    "patient_side",
+    "patient_level",
+    "relations",
+    "area_px",
+    "n_components",
+    *MEASUREMENT_COLUMNS,
     "coarse_caption",
     "caption",
     *SECTION_COLUMNS,

@@ -29,7 +29,6 @@ import polars as pl
 from medtrinity_assets.captions.vocab import (
     COMPATIBLE_MODALITIES,
     MODALITIES,
-    describe_position,
     join_words,
     label_text,
     modality_families,
@@ -50,9 +49,31 @@ NEGATIVE_MODALITY_FAMILIES = ("ct", "mri", "xray", "ultrasound", "microscopy", "
 NORMAL_LABELS = {"no finding", "normal", "no abnormality"}
 MAX_OPEN_ANSWER_WORDS = 40
 
-_VERTICAL_HALF = {"upper": "upper", "upper-middle": "upper", "lower": "lower", "lower-middle": "lower"}
-_HORIZONTAL_SIDE = {"left": "left", "left-center": "left", "right": "right", "right-center": "right"}
 _OPPOSITE = {"upper": "lower", "lower": "upper", "left": "right", "right": "left"}
+_ROW_WORDS = ("upper", "upper", None, "lower", "lower")
+_COL_WORDS = ("left", "left", None, "right", "right")
+
+
+def grid_cell_of(r: dict) -> tuple[int, int] | None:
+    """(row, col) of a record's ROI on the 5 x 5 grid, from its typed columns."""
+    if r.get("grid_row") is None or r.get("grid_col") is None:
+        return None
+    return int(r["grid_row"]), int(r["grid_col"])
+
+
+def image_location(row: int, col: int) -> str:
+    """Image-frame wording of a grid cell, naming its sides ("the upper part of the image, left of centre")."""
+    v, h = _ROW_WORDS[row], _COL_WORDS[col]
+    if h and col in (1, 3):
+        base = f"the {v} part of the image" if v else "the middle of the image"
+        return f"{base}, {h} of centre"
+    if v and h:
+        return f"the {v} {h} part of the image"
+    if v:
+        return f"the {v} central part of the image"
+    if h:
+        return f"the {h} side of the image, at mid-height"
+    return "the central part of the image"
 
 
 @dataclass(frozen=True)
@@ -139,14 +160,12 @@ def roi_questions(r: dict, other_labels: list[str], negatives: bool) -> list[QA]
         wrong = _stable_pick(candidates, r["sample_id"])
         if wrong:
             out.append(QA(f"Is the outlined structure the {wrong}?", "No", "closed", "finding", True))
-    position = r.get("position")
-    if position:
-        where = describe_position(position)
-        where = where[4:] if where.startswith("the ") else where
+    cell = grid_cell_of(r)
+    if cell is not None:
+        where = image_location(*cell).removeprefix("the ")
         out.append(QA(f"Where is the outlined {label} located in the image?", where[:1].upper() + where[1:], "open", "location", True))
-        vertical, _, horizontal = position.partition(" ")
-        half = _VERTICAL_HALF.get(vertical)
-        side = _HORIZONTAL_SIDE.get(horizontal)
+        half = "upper" if cell[0] < 2 else "lower" if cell[0] > 2 else None
+        side = "left" if cell[1] < 2 else "right" if cell[1] > 2 else None
         if half:
             out.append(QA(f"Is the outlined {label} in the {half} half of the image?", "Yes", "closed", "location", True))
             if negatives:
@@ -322,10 +341,12 @@ def validate_pair(item: dict, r: dict, roi_level: bool) -> QA | None:
                 if (a == "Yes") != fits:
                     return None
     if cat == "location" and kind == "open" and roi_level:
-        said, truth = parse_position_words(a), parse_position_words(r.get("position"))
-        for got, want in ((said.horizontal, truth.horizontal), (said.vertical, truth.vertical)):
-            if got in ("left", "right", "upper", "lower") and want in ("left", "right", "upper", "lower") and got != want:
-                return None
+        said, cell = parse_position_words(a), grid_cell_of(r)
+        if cell is not None:
+            truth = (_ROW_WORDS[cell[0]], _COL_WORDS[cell[1]])
+            for got, want in ((said.vertical, truth[0]), (said.horizontal, truth[1])):
+                if got in ("left", "right", "upper", "lower") and want is not None and got != want:
+                    return None
     return QA(q, a, kind, cat, on_overlay=roi_level and cat in ("location", "finding", "size"))
 
 

@@ -7,6 +7,7 @@ import os
 import struct
 import zlib
 
+from medtrinity_assets.ingest.guards import check_regular_file
 from medtrinity_assets.records import RejectError
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("dicom", "nifti", "nrrd", "mha", "png", "jpeg", "tiff")
@@ -14,32 +15,59 @@ SUPPORTED_FORMATS: tuple[str, ...] = ("dicom", "nifti", "nrrd", "mha", "png", "j
 #: recognised but not ingested (reason ``unsupported_format``)
 KNOWN_UNSUPPORTED = ("bmp", "gif", "webp", "analyze", "zip", "pdf")
 
-_NAME_FORMATS: tuple[tuple[tuple[str, ...], str], ...] = (
-    ((".nii", ".nii.gz"), "nifti"),
-    ((".nrrd", ".nhdr"), "nrrd"),
-    ((".mha", ".mhd"), "mha"),
-    ((".dcm", ".dicom", ".ima"), "dicom"),
-    ((".png",), "png"),
-    ((".jpg", ".jpeg", ".jpe"), "jpeg"),
-    ((".tif", ".tiff"), "tiff"),
-    ((".bmp",), "bmp"),
-    ((".gif",), "gif"),
-    ((".webp",), "webp"),
-    ((".hdr", ".img"), "analyze"),
-    ((".zip",), "zip"),
-    ((".pdf",), "pdf"),
+#: the project's one file-extension table: format -> extensions (multi-part ones first)
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "nifti": (".nii.gz", ".nii"),
+    "nrrd": (".nrrd", ".nhdr"),
+    "mha": (".mha", ".mhd"),
+    "dicom": (".dcm", ".dicom", ".ima"),
+    "png": (".png",),
+    "jpeg": (".jpg", ".jpeg", ".jpe"),
+    "tiff": (".tif", ".tiff"),
+    "bmp": (".bmp",),
+    "gif": (".gif",),
+    "webp": (".webp",),
+    "analyze": (".hdr", ".img"),
+    "zip": (".zip",),
+    "pdf": (".pdf",),
+    "text": (".txt", ".json", ".jsonl", ".md", ".csv"),  # side files: never items
+}
+#: image files a benchmark folder may hold (everything Pillow decodes)
+BENCHMARK_IMAGE_SUFFIXES: tuple[str, ...] = tuple(
+    e for f in ("png", "jpeg", "bmp", "gif", "tiff", "webp") for e in EXTENSIONS[f]
 )
+_BY_LENGTH = sorted(((e, f) for f, exts in EXTENSIONS.items() for e in exts), key=lambda t: -len(t[0]))
+
+
+def known_extension(name: str) -> str:
+    """The table's extension `name` ends with (case-insensitive, longest first), or ''."""
+    low = name.lower()
+    return next((e for e, _ in _BY_LENGTH if low.endswith(e)), "")
+
+
+def strip_extension(name: str) -> str:
+    """Base name without its known extension (``a.nii.gz`` -> ``a``); other names lose their last suffix."""
+    base = os.path.basename(name)
+    ext = known_extension(base)
+    if ext:
+        return base[: -len(ext)]
+    return os.path.splitext(base)[0]
 
 
 def format_from_name(path: str) -> str:
     """Format implied by the file name ('' when the name says nothing; 'dicom' for a directory)."""
     if os.path.isdir(path):
         return "dicom"
-    low = path.lower()
-    for exts, fmt in _NAME_FORMATS:
-        if low.endswith(exts):
-            return fmt
-    return ""
+    ext = known_extension(path)
+    return next((f for e, f in _BY_LENGTH if e == ext), "") if ext else ""
+
+
+def read_head(path: str, n: int) -> bytes:
+    """First `n` bytes of a regular file, opened non-blocking (RejectError('special_file') otherwise)."""
+    check_regular_file(path, "file")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(n)
 
 
 def _is_nifti_header(head: bytes) -> bool:
@@ -87,8 +115,7 @@ def detect_format(path: str) -> str:
     """
     if os.path.isdir(path):
         return "dicom"
-    with open(path, "rb") as fh:
-        head = fh.read(2048)
+    head = read_head(path, 2048)
     if not head:
         return "empty"
     if len(head) >= 132 and head[128:132] == b"DICM":  # before TIFF: a DICOM preamble may hold a TIFF header

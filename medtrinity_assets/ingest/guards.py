@@ -1,9 +1,10 @@
-"""Guards run before any decoder touches a file: root containment, existence, size budgets."""
+"""Guards run before any decoder touches a file: root containment, existence, file kind, size budgets."""
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 
 from medtrinity_assets.records import RejectError
 
@@ -30,10 +31,28 @@ def check_exists(path: str, what: str = "image") -> None:
         raise RejectError(reason, f"{what} file not found: {os.path.basename(path)}")
 
 
-def check_not_empty(path: str) -> None:
-    """RejectError('zero_byte_file') for an empty regular file."""
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
-        raise RejectError("zero_byte_file", f"{os.path.basename(path)} is empty")
+def file_kind(path: str) -> str:
+    """'file', 'directory', 'missing' or the kind of special file ('fifo', 'socket', 'device'), without opening it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device"
+
+
+def check_regular_file(path: str, what: str = "image") -> None:
+    """RejectError('special_file') for a FIFO, socket or device: they are never opened (a FIFO blocks)."""
+    kind = file_kind(path)
+    if kind not in ("file", "directory", "missing"):
+        raise RejectError("special_file", f"{what} {os.path.basename(path)} is a {kind}, not a regular file")
 
 
 def check_pixel_budget(n_pixels: int, max_pixels: int, what: str = "image") -> None:
@@ -71,6 +90,7 @@ def check_detached_data(path: str, fmt: str, root: str | None) -> None:
     """A detached header must not point at data outside the root (or at nothing)."""
     for data_file in referenced_data_files(path, fmt):
         check_within_root(data_file, root)
+        check_regular_file(data_file, "data file")
         if not os.path.exists(data_file):
             raise RejectError(
                 "missing_file", f"data file referenced by the header is missing: {os.path.basename(data_file)}"

@@ -14,9 +14,10 @@ import numpy as np
 
 from medtrinity_assets.ingest.deid import patient_hash, patient_salt, safe_error_text
 from medtrinity_assets.ingest.formats import resolve_format
-from medtrinity_assets.ingest.guards import check_detached_data, check_exists, check_within_root
+from medtrinity_assets.ingest.guards import check_detached_data, check_exists, check_regular_file, check_within_root
 from medtrinity_assets.ingest.intensity import IntensityPlan, IntensitySource, plan_intensity
 from medtrinity_assets.ingest.masks import load_mask_volumes, mask_layers
+from medtrinity_assets.ingest.frames import display_frame, native_plane
 from medtrinity_assets.ingest.orientation import ORIENTATION_TEXT, cut_plane, plane_spacing
 from medtrinity_assets.ingest.policy import IngestPolicy
 from medtrinity_assets.ingest.readers.dicom import read_dicom
@@ -139,11 +140,14 @@ def make_slice(
     if raw.shape[:2] != out_hw:
         meta["resized_from"] = [int(raw.shape[0]), int(raw.shape[1])]
     spacing = _plane_spacing(stack, axis)
+    spacing_out = None
     if spacing is not None:
-        meta["pixel_spacing_out"] = [
+        spacing_out = (
             round(float(spacing[0]) * raw.shape[0] / out_hw[0], 6),
             round(float(spacing[1]) * raw.shape[1] / out_hw[1], 6),
-        ]
+        )
+        meta["pixel_spacing_out"] = list(spacing_out)
+    native, native_unit = native_plane(stack, raw, out_hw)
     single_2d = axis == "frame" and n == 1
     meta["slice_axis"] = None if single_2d else axis
     meta["slice_index"] = None if single_2d else int(index)
@@ -156,6 +160,9 @@ def make_slice(
         slice_axis=None if single_2d else axis,
         slice_index=None if single_2d else int(index),
         meta=meta,
+        native=native,
+        native_unit=native_unit,
+        frame=display_frame(stack, axis, index, out_hw, spacing_out),
     )
 
 
@@ -164,6 +171,7 @@ def load_item(item: SourceItem, policy: IngestPolicy) -> list[Slice2D]:
     root = str(item.extra.get("source_root") or "") or None
     path = check_within_root(item.image_path, root)
     check_exists(item.image_path)
+    check_regular_file(path)
     fmt = resolve_format(path, item.format)
     stack = normalise_colour(read_stack(path, fmt, item, policy, root), policy.keep_colour)
     axis = choose_axis(stack, policy.slicing)

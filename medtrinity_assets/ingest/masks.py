@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from scipy import ndimage
 
 from medtrinity_assets.ingest.annotations import annotation_layers
-from medtrinity_assets.ingest.formats import detect_format
-from medtrinity_assets.ingest.guards import check_exists, check_within_root
-from medtrinity_assets.ingest.readers.dicom import read_seg_masks
+from medtrinity_assets.ingest.formats import detect_format, strip_extension
+from medtrinity_assets.ingest.guards import check_exists, check_regular_file, check_within_root
+from medtrinity_assets.ingest.readers.dicom_seg import read_seg_masks
 from medtrinity_assets.ingest.readers.raster import read_raster_labels
 from medtrinity_assets.ingest.readers.volume import read_volume_labels
 from medtrinity_assets.ingest.stack import MaskVolume, Stack
@@ -34,12 +35,11 @@ _KEPT_REASONS = {
 SPACING_TOL = 0.01
 
 
-def _mask_name(path: str) -> str:
-    name = os.path.basename(path)
-    for ext in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nrrd", ".mha", ".mhd", ".dcm"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return name
+def check_finite_mask(values: np.ndarray, path: str) -> None:
+    """RejectError('non_finite_values') for a float mask with NaN/inf (NaN != 0 would read as foreground)."""
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        n_bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        raise RejectError("non_finite_values", f"mask {os.path.basename(path)} has {n_bad} NaN/infinite values")
 
 
 def _integer_ids(values: np.ndarray, path: str) -> np.ndarray:
@@ -57,6 +57,7 @@ def _integer_ids(values: np.ndarray, path: str) -> np.ndarray:
 
 def to_convention(values: np.ndarray, ref: MaskRef) -> np.ndarray:
     """Mask values -> ids: 0/1 for binary/threshold, integer ids for multilabel/instance."""
+    check_finite_mask(values, ref.path)
     if ref.convention == "binary":
         return (values != 0).astype(np.uint8)
     if ref.convention == "threshold":
@@ -88,7 +89,7 @@ def read_mask_values(ref: MaskRef, stack: Stack, max_pixels: int) -> list[MaskVo
             volumes.append(MaskVolume(stack.to_canonical(values), "binary", label, None, instance))
         return volumes
     fmt = detect_format(ref.path)
-    name = ref.label or _mask_name(ref.path)
+    name = ref.label or strip_extension(ref.path)
     if fmt in ("png", "jpeg", "tiff"):
         values = read_raster_labels(ref.path, fmt, max_pixels, ref.convention)
         if tuple(values.shape) != tuple(stack.stored_shape):
@@ -134,6 +135,7 @@ def load_mask_volumes(masks: tuple[MaskRef, ...], stack: Stack, max_pixels: int,
     for ref in masks:
         check_within_root(ref.path, root)
         check_exists(ref.path, "mask")
+        check_regular_file(ref.path, "mask")
         try:
             volumes.extend(read_mask_values(ref, stack, max_pixels))
         except RejectError as exc:
@@ -145,11 +147,12 @@ def load_mask_volumes(masks: tuple[MaskRef, ...], stack: Stack, max_pixels: int,
     return volumes
 
 
-def split_ids(plane_ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """(id, boolean mask) for every positive id of an integer plane, in id order.
+def split_ids(plane_ids: np.ndarray) -> list[tuple[int, np.ndarray, tuple[int, int]]]:
+    """(id, boolean crop, crop offset (row, col)) for every positive id of an integer plane, in id order.
 
-    One pass over the foreground pixels (grouped by id), instead of one full-image comparison
-    per id: an instance map with hundreds of nuclei costs about as much as one with two labels.
+    One pass over the foreground pixels (grouped by id); each id gets only its bounding-box crop,
+    so memory follows the foreground, not ids x height x width (4,000 nuclei on a 512^2 tile
+    hold about as much as the tile itself).
     """
     ys, xs = np.nonzero(plane_ids > 0)
     if ys.size == 0:
@@ -161,23 +164,49 @@ def split_ids(plane_ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
     ends = list(starts[1:]) + [ids.size]
     out = []
     for value, start, end in zip(uniq, starts, ends):
-        mask = np.zeros(plane_ids.shape, dtype=bool)
-        mask[ys[start:end], xs[start:end]] = True
-        out.append((int(value), mask))
+        ry, rx = ys[start:end], xs[start:end]
+        y0, x0 = int(ry.min()), int(rx.min())
+        crop = np.zeros((int(ry.max()) - y0 + 1, int(rx.max()) - x0 + 1), dtype=bool)
+        crop[ry - y0, rx - x0] = True
+        out.append((int(value), crop, (y0, x0)))
     return out
 
 
 def mask_layers(plane_ids: np.ndarray, volume: MaskVolume) -> list[MaskLayer]:
-    """MaskLayers of one (already resized) plane of one mask volume; empty structures are omitted."""
+    """MaskLayers (sparse crops) of one (already resized) plane of one mask volume; empty structures are omitted."""
+    shape = (int(plane_ids.shape[0]), int(plane_ids.shape[1]))
     if volume.convention == "binary":
         if not plane_ids.any():
             return []
-        return [MaskLayer(volume.label, plane_ids.astype(bool), instance=volume.instance, label_id=volume.label_id)]
+        return [MaskLayer(volume.label, plane_ids != 0, instance=volume.instance, label_id=volume.label_id)]
     layers = []
-    for value, mask in split_ids(plane_ids):
+    for value, crop, offset in split_ids(plane_ids):
         if volume.convention == "multilabel":
             name = (volume.label_table or {}).get(value, f"label_{value}")
-            layers.append(MaskLayer(name, mask, label_id=value))
+            layers.append(MaskLayer.from_crop(name, crop, offset, shape, label_id=value))
         else:
-            layers.append(MaskLayer(volume.label, mask, instance=value))
+            layers.append(MaskLayer.from_crop(volume.label, crop, offset, shape, instance=value))
     return layers
+
+
+def small_components(layers: list[MaskLayer], min_area_px: int, merge_per_label: bool = False) -> int:
+    """Number of 8-connected GT components below `min_area_px` (what ROI grounding drops).
+
+    Counted as grounding sees them: per layer, or per label's union with `merge_per_label`.
+    """
+    if merge_per_label:
+        unions: dict[str, np.ndarray] = {}
+        for layer in layers:
+            m = layer.mask
+            unions[layer.label] = unions[layer.label] | m if layer.label in unions else m.copy()
+        crops = list(unions.values())
+    else:
+        crops = [layer.crop for layer in layers if layer.crop.ndim == 2]
+    dropped = 0
+    for crop in crops:
+        if not crop.any():
+            continue
+        labelled, n = ndimage.label(crop, structure=np.ones((3, 3), dtype=bool))
+        areas = np.bincount(labelled.ravel(), minlength=n + 1)[1:]
+        dropped += int(np.count_nonzero(areas < max(int(min_area_px), 1)))
+    return dropped

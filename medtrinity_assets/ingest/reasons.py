@@ -7,6 +7,7 @@ REJECT_REASONS: dict[str, str] = {
     "missing_file": "the image file (or a detached header's data file) does not exist",
     "zero_byte_file": "the file is empty",
     "path_escapes_root": "the path, a symlink in it, or a detached header's data file resolves outside the source root",
+    "special_file": "a FIFO, socket or device file (never opened: reading a FIFO would block)",
     "unsupported_format": "a format that is recognised but not ingested (BMP, GIF, Analyze...) or not recognised",
     "wrong_extension": "the content is another known format than the name / catalog declares",
     "corrupt_file": "cannot be parsed or decoded: truncated, damaged, or not the declared format",
@@ -28,6 +29,10 @@ REJECT_REASONS: dict[str, str] = {
     "unsupported_mask": "a mask that cannot be interpreted with its convention (colour label map, float labels...)",
     "shape_mismatch": "a mask does not have the image's shape (or a DICOM-SEG refers to none of its slices)",
     "geometry_mismatch": "a volume mask has another voxel spacing than its image",
-    # batch helper
-    "unexpected_error": "load_items only: an exception that is not a RejectError (a bug or an unforeseen input)",
+    # stage / manifest
+    "unexpected_error": "an exception that is not a RejectError (a bug or an unforeseen input); its message is reduced to words that cannot carry values",
+    "write_failed": "writing the item's image or mask stack to storage failed (the rest of the shard goes on)",
+    "item_id_collision": "manifest: another file of the source has the same item id (e.g. the same image listed twice)",
+    "name_not_matched": "manifest: the file's path does not match the catalog's layout.names.regex (required)",
+    "unmapped_name_value": "manifest: a modality or organ captured from the file name has no entry in the catalog's mapping",
 }

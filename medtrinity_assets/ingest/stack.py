@@ -46,6 +46,8 @@ class Stack:
     slice_positions: list[float] | None = None
     slice_uids: list[str] | None = None
     slice_normal: np.ndarray | None = None
+    # volumes with a real world frame: LPS position (mm) of canonical voxel V[0, 0, 0]
+    world_min: tuple[float, float, float] | None = None
 
     @property
     def spatial_shape(self) -> tuple[int, int, int]:

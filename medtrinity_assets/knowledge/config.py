@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medtrinity_assets.records import RejectError
+from medtrinity_resources.yaml_config import describe_validation_error, read_yaml_mapping
 
 AdapterName = Literal["disease_ontology", "medquad", "pubmedqa", "jsonl", "pubmed_xml"]
 CORPUS_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,48}[a-z0-9]$"
@@ -65,13 +65,8 @@ def load_corpus_config(path: str | Path | None = None, check_paths: bool = True)
     Raises `CorpusConfigError` naming the corpus and field at fault.
     """
     yaml_path = Path(path) if path is not None else default_corpora_path()
-    if not yaml_path.is_file():
-        raise CorpusConfigError("*", "path", f"corpora file {yaml_path} does not exist")
-    try:
-        raw = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise CorpusConfigError("*", "yaml", f"{yaml_path} is not valid YAML: {exc}") from exc
-    corpora = raw.get("corpora") if isinstance(raw, dict) else None
+    raw = read_yaml_mapping(yaml_path, "corpora", lambda message: CorpusConfigError("*", "file", message))
+    corpora = raw.get("corpora")
     if not isinstance(corpora, dict) or not corpora:
         raise CorpusConfigError("*", "corpora", f"{yaml_path} needs a non-empty 'corpora:' mapping of name -> settings")
     return {
@@ -91,8 +86,7 @@ def parse_corpus(name: str, body: Any, base_dir: Path, check_paths: bool = True)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "*"
-        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '*'}: {e['msg']}" for e in exc.errors())
-        raise CorpusConfigError(name, field, details) from None
+        raise CorpusConfigError(name, field, describe_validation_error(exc, body, top="")) from None
     resolved = config.path if config.path.is_absolute() else (base_dir / config.path).resolve()
     if check_paths and not resolved.exists():
         raise CorpusConfigError(name, "path", f"{resolved} does not exist")

@@ -1,32 +1,25 @@
-"""ROI grounding: mask layers, boxes and polygons -> ROIs; geometry, RLE, position, relations, overlays."""
+"""ROI grounding: mask layers, boxes and polygons -> ROIs; geometry, RLE, typed position and
+relations, pixel measurements, overlays."""
 
 from .boxes import rois_from_boxes, rois_from_polygons
 from .components import mask_components, rois_from_masks
+from .experts import rois_from_label_map
 from .geometry import box_from_mask
+from .measure import SliceValues, measure_roi, slice_values
 from .overlay import ROI_COLOURS, render_overlay, roi_colour
-from .position import (
-    POSITION_VOCABULARY,
-    anatomical_phrase,
-    anatomical_position,
-    anatomical_side,
-    display_convention,
-    parse_position,
-    position_phrase,
-)
+from .position import grid_cell, grid_position, position_phrase
 from .record import roi_record
 from .relations import roi_relations
 from .rle import rle_decode, rle_encode, rle_from_coco, rle_to_coco
 
 __all__ = [
-    "POSITION_VOCABULARY",
     "ROI_COLOURS",
-    "anatomical_phrase",
-    "anatomical_position",
-    "anatomical_side",
+    "SliceValues",
     "box_from_mask",
-    "display_convention",
+    "grid_cell",
+    "grid_position",
     "mask_components",
-    "parse_position",
+    "measure_roi",
     "position_phrase",
     "render_overlay",
     "rle_decode",
@@ -37,6 +30,8 @@ __all__ = [
     "roi_record",
     "roi_relations",
     "rois_from_boxes",
+    "rois_from_label_map",
     "rois_from_masks",
     "rois_from_polygons",
+    "slice_values",
 ]

@@ -48,14 +48,6 @@ def box_centre(box: Box, width: int, height: int) -> tuple[float, float]:
     return (x0 + x1 + 1) / (2 * width), (y0 + y1 + 1) / (2 * height)
 
 
-def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
-    """Mean pixel centre (x, y) in pixels (pixel centres at +0.5); RejectError if empty."""
-    ys, xs = np.nonzero(as_bool_mask(mask))
-    if xs.size == 0:
-        raise RejectError("empty_mask", "mask has no foreground pixel")
-    return float(xs.mean()) + 0.5, float(ys.mean()) + 0.5
-
-
 def count_components(mask: np.ndarray) -> int:
     """Number of 8-connected foreground components."""
     m = as_bool_mask(mask)
@@ -64,16 +56,6 @@ def count_components(mask: np.ndarray) -> int:
     x0, y0, x1, y1 = box_from_mask(m)
     _, n = ndimage.label(m[y0 : y1 + 1, x0 : x1 + 1], structure=EIGHT_CONNECTED)
     return int(n)
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two inclusive pixel boxes."""
-    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    inter = max(ix, 0) * max(iy, 0)
-    area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
-    area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return inter / float(area_a + area_b - inter)
 
 
 def boxes_touch(a: Box, b: Box, margin: int = 1) -> bool:

@@ -11,7 +11,7 @@ from .position import position_phrase
 from .rle import rle_encode
 
 
-def roi_record(roi: ROI, width: int, height: int, orientation: str) -> dict:
+def roi_record(roi: ROI, width: int, height: int) -> dict:
     """Geometry fields of an ROI row (see the module docs of geometry, position and rle).
 
     Keys: label, origin, score, instance, bbox_x0..bbox_y1 (inclusive px), bbox_norm,
@@ -41,7 +41,7 @@ def roi_record(roi: ROI, width: int, height: int, orientation: str) -> dict:
         "area_frac": area / float(width * height),
         "centroid_x": (float(xs.mean()) + x0 + 0.5) / width,
         "centroid_y": (float(ys.mean()) + y0 + 0.5) / height,
-        "position": position_phrase((x0, y0, x1, y1), width, height, orientation),
+        "position": position_phrase((x0, y0, x1, y1), width, height),
         "rle": rle_encode(mask),
         "n_components": count_components(mask),
     }

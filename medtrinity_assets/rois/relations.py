@@ -1,27 +1,26 @@
-"""Short relation sentences between ROIs on one image: containment, overlap, contact, position.
+"""Typed relations between ROIs on one image: containment, overlap, contact, relative direction.
 
-Per ROI, in this order and at most `max_relations` sentences (one slot is kept for position
-when a positional reference exists):
+Per ROI, in this order and at most `max_relations` entries (directions of one reference count
+as one entry; one slot is kept for them when a directional reference exists):
 
-1. ``"within the liver"`` — >= 90 % of its pixels lie inside a larger reference ROI
+1. ``Relation("within", "liver")`` — >= 90 % of its pixels lie inside a larger reference ROI
    (smallest container first);
-2. ``"overlaps the spleen"`` — shares pixels with a reference but is not within it
+2. ``Relation("overlaps", "spleen")`` — shares pixels with a reference but is not within it
    (largest shared fraction first);
-3. ``"borders the aorta"`` — no shared pixel, but touching after a 1-pixel (8-connected)
-   dilation (longest contact first);
-4. ``"contains the lesion"`` / ``"contains 3 nucleus regions"`` — references lying within it;
-5. relative position to the nearest reference (centroid distance) and to the largest one,
-   skipping references it is within or contains: ``"above the aorta"``,
-   ``"left of the aorta (image side)"``; with a known lateral convention
-   ``"to the patient's right of the aorta"``; with image-up known (see
-   `position.display_convention`) ``"anterior to"`` / ``"posterior to"`` (axial) or
-   ``"superior to"`` / ``"inferior to"``; in sagittal images with a known anterior side,
-   ``"anterior to"`` / ``"posterior to"`` horizontally. A direction is named when its offset is
-   >= 0.414 x the larger one (8 sectors of 45 degrees).
+3. ``Relation("borders", "aorta")`` — no shared pixel, but touching after a 1-pixel
+   (8-connected) dilation (longest contact first);
+4. ``Relation("contains", "nucleus", count=3)`` — references lying within it, per label;
+5. direction to the nearest reference (centroid distance) and to the largest one, skipping
+   references it is within or contains: one ``Relation("direction", other, d)`` per named axis,
+   d in image terms (above | below | left | right) unless the display frame allows more:
+   image-up anterior -> anterior | posterior, superior -> superior | inferior; a lateral
+   convention -> patient_right | patient_left (relative sides need no world frame); sagittal
+   with a known anterior side -> anterior | posterior horizontally. An axis is named when its
+   offset is >= 0.414 x the larger one (8 sectors of 45 degrees).
 
-References are the other ROIs, or only those whose label is in `organ_labels` when given
-(e.g. the layers of a TotalSegmentator-style organ label map). A reference is named by its
-label (``"the liver"``), or ``"the nucleus #12"`` when several ROIs share that label.
+References are the other ROIs, or only those whose label is in `organ_labels` when given (e.g.
+the layers of an organ label map). A reference is named by its label only: when several ROIs
+share a label the wording layer says so (no instance numbers).
 """
 
 from __future__ import annotations
@@ -31,10 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from medtrinity_assets.records import ROI, RejectError
+from medtrinity_assets.records import ROI, DisplayFrame, Relation, RejectError
 
 from .geometry import EIGHT_CONNECTED, Box, boxes_touch
-from .position import display_convention
 
 WITHIN_FRACTION = 0.9
 SECTOR_RATIO = 0.414  # tan(22.5 deg)
@@ -79,66 +77,38 @@ def _pair(a: ROI, b: ROI, sa: _Shape, sb: _Shape, width: int, height: int) -> _P
     return _Pair(0, int(np.count_nonzero(grown & mb)))
 
 
-def reference_names(rois: list[ROI]) -> list[str]:
-    """``"the <label>"``, or ``"the <label> #<instance>"`` when the label is not unique."""
-    counts: dict[str, int] = {}
-    for roi in rois:
-        counts[roi.label] = counts.get(roi.label, 0) + 1
-    names = []
-    for index, roi in enumerate(rois):
-        if counts[roi.label] == 1:
-            names.append(f"the {roi.label}")
-        else:
-            tag = roi.instance if roi.instance is not None else index + 1
-            names.append(f"the {roi.label} #{tag}")
-    return names
-
-
-def direction_phrase(dx: float, dy: float, orientation: str, reference: str) -> str | None:
-    """Where a point offset by (dx, dy) pixels (image axes, y down) lies relative to `reference`."""
+def directions(dx: float, dy: float, frame: DisplayFrame | None) -> list[str]:
+    """Directions (vertical first) of a point offset by (dx, dy) pixels (image axes, y down)."""
     span = max(abs(dx), abs(dy))
     if span < 1.0:
-        return None
-    convention = display_convention(orientation)
-    vertical = horizontal = image_side = None
+        return []
+    frame = frame or DisplayFrame()
+    out = []
     if abs(dy) >= SECTOR_RATIO * span:
         up = dy < 0
-        if convention.up == "anterior":
-            vertical = "anterior to" if up else "posterior to"
-        elif convention.up == "superior":
-            vertical = "superior to" if up else "inferior to"
+        if frame.up == "anterior":
+            out.append("anterior" if up else "posterior")
+        elif frame.up == "superior":
+            out.append("superior" if up else "inferior")
         else:
-            vertical = "above" if up else "below"
+            out.append("above" if up else "below")
     if abs(dx) >= SECTOR_RATIO * span:
         side = "left" if dx < 0 else "right"
-        if convention.has_sides:
-            patient = side if convention.lateral == "neurological" else ("right" if side == "left" else "left")
-            horizontal = f"to the patient's {patient} of"
-        elif convention.plane == "sagittal" and convention.anterior_side:
-            horizontal = "anterior to" if side == convention.anterior_side else "posterior to"
+        if frame.lateral is not None and frame.plane != "sagittal":
+            patient = side if frame.lateral == "neurological" else ("right" if side == "left" else "left")
+            out.append(f"patient_{patient}")
+        elif frame.plane == "sagittal" and frame.anterior_side in ("left", "right"):
+            out.append("anterior" if side == frame.anterior_side else "posterior")
         else:
-            horizontal, image_side = f"{side} of", side
-    if vertical and horizontal:
-        if vertical.endswith(" to") and horizontal.endswith(" to"):  # "superior and anterior to"
-            phrase = f"{vertical[:-3]} and {horizontal} {reference}"
-        else:
-            phrase = f"{vertical} and {horizontal} {reference}"
-    else:
-        phrase = f"{vertical or horizontal} {reference}"
-    if image_side:
-        phrase += " (image side)"
-    return phrase
-
-
-def _contains_sentences(inside: list[int], rois: list[ROI], names: list[str]) -> list[str]:
-    by_label: dict[str, list[int]] = {}
-    for j in inside:
-        by_label.setdefault(rois[j].label, []).append(j)
-    out = []
-    for label in sorted(by_label):
-        members = by_label[label]
-        out.append(f"contains {names[members[0]]}" if len(members) == 1 else f"contains {len(members)} {label} regions")
+            out.append(side)
     return out
+
+
+def _contains(inside: list[int], rois: list[ROI]) -> list[Relation]:
+    by_label: dict[str, int] = {}
+    for j in inside:
+        by_label[rois[j].label] = by_label.get(rois[j].label, 0) + 1
+    return [Relation("contains", label, count=n) for label, n in sorted(by_label.items())]
 
 
 def _relations_for(
@@ -147,10 +117,9 @@ def _relations_for(
     shapes: list[_Shape],
     pairs: dict[tuple[int, int], _Pair],
     refs: list[int],
-    names: list[str],
-    orientation: str,
+    frame: DisplayFrame | None,
     max_relations: int,
-) -> list[str]:
+) -> list[Relation]:
     me = shapes[i]
     within, overlaps, borders, inside = [], [], [], []
     for j in refs:
@@ -168,37 +137,46 @@ def _relations_for(
                 overlaps.append((-pair.inter / me.area, j))
         elif pair.contact:
             borders.append((-pair.contact, j))
-    structural = [f"within {names[j]}" for _, j in sorted(within)]
-    structural += [f"overlaps {names[j]}" for _, j in sorted(overlaps)]
-    structural += [f"borders {names[j]}" for _, j in sorted(borders)]
-    structural += _contains_sentences(sorted(inside), rois, names)
+    structural = [Relation("within", rois[j].label) for _, j in sorted(within)]
+    structural += [Relation("overlaps", rois[j].label) for _, j in sorted(overlaps)]
+    structural += [Relation("borders", rois[j].label) for _, j in sorted(borders)]
+    structural += _contains(sorted(inside), rois)
+    structural = list(dict.fromkeys(structural))  # one entry per (kind, label)
 
     nested = {j for _, j in within} | set(inside)
-    candidates = [j for j in refs if j != i and j not in nested and shapes[j].area > 0]
-    positional: list[str] = []
+    label_counts: dict[str, int] = {}
+    for j in refs:
+        label_counts[rois[j].label] = label_counts.get(rois[j].label, 0) + 1
+    # a direction to "the nucleus" means nothing when there are several: only unique references
+    candidates = [
+        j for j in refs if j != i and j not in nested and shapes[j].area > 0 and label_counts[rois[j].label] == 1
+    ]
+    groups: list[list[Relation]] = []
     if candidates:
         nearest = min(candidates, key=lambda j: ((shapes[j].cx - me.cx) ** 2 + (shapes[j].cy - me.cy) ** 2, j))
         largest = min(candidates, key=lambda j: (-shapes[j].area, j))
         for j in dict.fromkeys((nearest, largest)):
-            phrase = direction_phrase(me.cx - shapes[j].cx, me.cy - shapes[j].cy, orientation, names[j])
-            if phrase:
-                positional.append(phrase)
-    if positional:  # keep one slot for position
+            found = [Relation("direction", rois[j].label, d) for d in directions(me.cx - shapes[j].cx, me.cy - shapes[j].cy, frame)]
+            if found and found not in groups:
+                groups.append(found)
+    if groups:  # keep one slot for direction
         structural = structural[: max_relations - 1]
-    return (structural + positional)[:max_relations]
+    out = list(structural)
+    for group in groups[: max(max_relations - len(structural), 0)]:
+        out.extend(group)
+    return out
 
 
 def roi_relations(
     rois: list[ROI],
     width: int,
     height: int,
-    orientation: str,
+    frame: DisplayFrame | None = None,
     organ_labels: set[str] | None = None,
     max_relations: int = 4,
-) -> list[list[str]]:
-    """Relation sentences for each ROI (same order as `rois`), at most `max_relations` each."""
+) -> list[list[Relation]]:
+    """Typed relations of each ROI (same order as `rois`), at most `max_relations` entries each."""
     shapes = [_shape(roi, width, height) for roi in rois]
-    names = reference_names(rois)
     refs = [j for j, roi in enumerate(rois) if organ_labels is None or roi.label in organ_labels]
     ref_set = set(refs)
     pairs: dict[tuple[int, int], _Pair] = {}
@@ -207,7 +185,4 @@ def roi_relations(
             involved = i in ref_set or j in ref_set
             if involved and shapes[i].area and shapes[j].area and boxes_touch(shapes[i].box, shapes[j].box):
                 pairs[(i, j)] = _pair(rois[i], rois[j], shapes[i], shapes[j], width, height)
-    return [
-        _relations_for(i, rois, shapes, pairs, refs, names, orientation, max_relations)
-        for i in range(len(rois))
-    ]
+    return [_relations_for(i, rois, shapes, pairs, refs, frame, max_relations) for i in range(len(rois))]

@@ -18,6 +18,7 @@ from medtrinity_assets.schema import (
     conform,
 )
 from medtrinity_assets.stages.common import dumps
+from medtrinity_assets.stages.facts import frame_from_row, measurements_from_row, position_from_row, relations_from_row
 
 
 def build_coarse_captions(images: pl.DataFrame, rois: pl.DataFrame) -> pl.DataFrame:
@@ -90,6 +91,7 @@ def facts_for(image: dict, roi: dict, coarse: dict, retrieved: dict | None, sibl
             retrieved["passage_scores"],
         ):
             passages.append(Passage(chunk_id=cid, corpus=corpus, title=title, text=text, score=score))
+    frame = frame_from_row(image)
     return CaptionFacts(
         modality=image["modality"],
         organs=list(image["organs"]),
@@ -97,12 +99,16 @@ def facts_for(image: dict, roi: dict, coarse: dict, retrieved: dict | None, sibl
         roi_label=roi["label"],
         roi_position=roi["position"],
         roi_area_frac=roi["area_frac"],
-        roi_relations=list(roi["relations"] or []),
         image_labels=list(image["labels"]),
         other_rois=[s for s in siblings if s != roi["label"]],
         knowledge=passages,
         orientation=image["orientation"],
-        extra={"anatomical_position": roi["anatomical_position"], "roi_id": roi["roi_id"]},
+        extra={"roi_id": roi["roi_id"]},
+        frame=frame,
+        position=position_from_row(roi),
+        relations=relations_from_row(roi),
+        measurements=measurements_from_row(roi),
+        spacing_mm=frame.spacing_rc,
     )
 
 

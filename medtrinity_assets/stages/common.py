@@ -70,32 +70,80 @@ def thumbnail_markdown(png: bytes, max_side: int = 320, alt: str = "preview") ->
     return f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
 
+MASK_STACK_FORMAT = 2  # 1: (n, H, W/8) packed full frames; 2: packed bounding-box crops
+
+
 def save_mask_layers(layers: list, shape: tuple[int, int]) -> bytes:
-    """Pack boolean mask layers (+ labels) into a compressed npz."""
+    """Pack mask layers (+ labels) into a compressed npz: each layer's bounding-box crop, bit-packed.
+
+    Size and memory follow the foreground, not layers x H x W (format 2; `load_mask_layers`
+    also reads format 1 files written before).
+    """
+    chunks, starts, meta, pos = [], [], [], 0
+    for layer in layers:
+        crop = np.asarray(layer.crop, dtype=bool)
+        bits = np.packbits(crop.ravel())
+        chunks.append(bits)
+        starts.append(pos)
+        pos += bits.size
+        meta.append(
+            {
+                "label": layer.label,
+                "instance": layer.instance,
+                "label_id": layer.label_id,
+                "offset": list(layer.offset),
+                "crop": [int(crop.shape[0]), int(crop.shape[1])] if crop.ndim == 2 else [0, 0],
+            }
+        )
     buf = io.BytesIO()
-    if layers:
-        stack = np.stack([l.mask.astype(bool) for l in layers])
-        packed = np.packbits(stack, axis=-1)
-    else:
-        packed = np.zeros((0, shape[0], (shape[1] + 7) // 8), dtype=np.uint8)
-    meta = [{"label": l.label, "instance": l.instance, "label_id": l.label_id} for l in layers]
-    np.savez_compressed(buf, packed=packed, shape=np.array(shape), meta=np.array(json.dumps(meta)))
+    np.savez_compressed(
+        buf,
+        format=np.array(MASK_STACK_FORMAT),
+        packed=np.concatenate(chunks) if chunks else np.zeros(0, np.uint8),
+        starts=np.array(starts, dtype=np.int64),
+        shape=np.array(shape),
+        meta=np.array(json.dumps(meta)),
+    )
     return buf.getvalue()
 
 
 def load_mask_layers(data: bytes) -> list:
+    """Mask layers of a stack written by `save_mask_layers` (sparse `MaskLayer`s; `.mask` is full size)."""
     from medtrinity_assets.records import MaskLayer
 
     with np.load(io.BytesIO(data)) as z:
         shape = tuple(int(x) for x in z["shape"])
         packed = z["packed"]
         meta = json.loads(str(z["meta"]))
+        starts = z["starts"] if "format" in z.files else None
     layers = []
     for i, m in enumerate(meta):
-        mask = np.unpackbits(packed[i], axis=-1, count=shape[1]).astype(bool)
-        layers.append(MaskLayer(label=m["label"], mask=mask, instance=m["instance"], label_id=m["label_id"]))
+        if starts is None:  # format 1: full frames
+            mask = np.unpackbits(packed[i], axis=-1, count=shape[1]).astype(bool)
+            layers.append(MaskLayer(label=m["label"], mask=mask, instance=m["instance"], label_id=m["label_id"]))
+            continue
+        h, w = m["crop"]
+        crop = np.unpackbits(packed[int(starts[i]) :], count=h * w).astype(bool).reshape(h, w)
+        layers.append(MaskLayer.from_crop(m["label"], crop, tuple(m["offset"]), shape, m["instance"], m["label_id"]))
     return layers
 
 
 def decode_png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def encode_native(values: np.ndarray) -> bytes:
+    """Native values of a displayed slice as a compressed npz (int16 when the values are whole numbers
+    in range, e.g. Hounsfield units; float32 otherwise)."""
+    values = np.asarray(values, dtype=np.float32)
+    whole = np.isfinite(values).all() and np.array_equal(values, np.rint(values))
+    small = whole and values.size and float(values.min()) >= -32768 and float(values.max()) <= 32767
+    buf = io.BytesIO()
+    np.savez_compressed(buf, values=values.astype(np.int16) if small else values)
+    return buf.getvalue()
+
+
+def decode_native(data: bytes) -> np.ndarray:
+    """float32 values written by `encode_native`."""
+    with np.load(io.BytesIO(data)) as z:
+        return z["values"].astype(np.float32)

@@ -24,7 +24,8 @@ def find_duplicates(images: pl.DataFrame, max_distance: int = 4) -> pl.DataFrame
     """Duplicates among all images; the first image in (dataset, image_id) order is kept."""
     if images.is_empty():
         return pl.DataFrame(schema=DUPLICATES_SCHEMA)
-    ordered = images.select("image_id", "dataset", "image_sha256", "image_phash").unique("image_id").sort("dataset", "image_id")
+    columns = ["image_id", "dataset", "image_sha256", "image_phash"] + (["image_signature"] if "image_signature" in images.columns else [])
+    ordered = images.select(columns).unique("image_id").sort("dataset", "image_id")
     flags = dedup_flags(ordered, max_distance=max_distance)
     dups = flags.filter(pl.col("duplicate_of").is_not_null())
     datasets = dict(zip(ordered["image_id"].to_list(), ordered["dataset"].to_list()))

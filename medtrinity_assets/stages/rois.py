@@ -11,9 +11,19 @@ import polars as pl
 from medtrinity_assets.catalog import RoiSettings
 from medtrinity_assets.ingest import encode_png
 from medtrinity_assets.records import ROI, Slice2D
-from medtrinity_assets.rois import anatomical_position, render_overlay, roi_record, roi_relations, rois_from_masks
+from medtrinity_assets.rois import (
+    grid_position,
+    rois_from_label_map,
+    measure_roi,
+    render_overlay,
+    roi_record,
+    roi_relations,
+    rois_from_masks,
+    slice_values,
+)
 from medtrinity_assets.schema import ROIS_SCHEMA, conform
-from medtrinity_assets.stages.common import Rejects, decode_png, load_mask_layers
+from medtrinity_assets.stages.common import Rejects, decode_native, decode_png, load_mask_layers
+from medtrinity_assets.stages.facts import frame_from_row, measurement_columns, position_columns, relation_structs
 
 
 @dataclass
@@ -47,8 +57,9 @@ def whole_image_row(image: dict) -> dict:
         "centroid_y": None,
         "n_components": 0,
         "position": None,
-        "anatomical_position": None,
+        **position_columns(None),
         "relations": [],
+        **measurement_columns(None),
         "rle": None,
         "overlay_uri": image["image_uri"],
     }
@@ -63,7 +74,8 @@ def cap_rois(rois: list[ROI], settings: RoiSettings) -> tuple[list[ROI], int]:
 
 
 def expert_rois(pending: list[tuple[dict, Slice2D]], experts) -> dict[str, list[ROI]]:
-    """Run routed experts in batches: one predict call per expert (per volume for 3D experts)."""
+    """Run routed experts in batches (one predict call per expert, per volume for 3D experts) and
+    turn their label maps into ROIs."""
     groups: dict[tuple[str, str], list[tuple[dict, Slice2D]]] = {}
     for image, sl in pending:
         expert = experts.route(image["modality"], list(image["organs"]), list(image["labels"]))
@@ -73,9 +85,10 @@ def expert_rois(pending: list[tuple[dict, Slice2D]], experts) -> dict[str, list[
         groups.setdefault((expert, volume_key), []).append((image, sl))
     out: dict[str, list[ROI]] = {}
     for (expert, _), members in groups.items():
+        spec = experts.spec(expert)
         members.sort(key=lambda m: (m[0]["item_id"], m[0]["slice_index"] or 0))
-        for (image, _), rois in zip(members, experts.predict(expert, [sl for _, sl in members])):
-            out[image["image_id"]] = rois
+        for (image, _), label_map in zip(members, experts.predict(expert, [sl for _, sl in members])):
+            out[image["image_id"]] = rois_from_label_map(label_map, spec.min_area_px, spec.score_threshold)
     return out
 
 
@@ -91,10 +104,13 @@ def ground_shard(images: pl.DataFrame, settings: dict[str, RoiSettings], storage
         try:
             pixels = decode_png(storage.read_uri(image["image_uri"]))
             masks = load_mask_layers(storage.read_uri(image["gt_masks_uri"])) if image["gt_masks_uri"] else []
+            native = decode_native(storage.read_uri(image["native_uri"])) if image.get("native_uri") else None
         except Exception as exc:
             rejects.add(image["item_id"], image["source_file"], "roi_grounding_failed", f"{type(exc).__name__}: {exc}")
             continue
-        loaded.append((image, Slice2D(pixels=pixels, masks=masks, slice_axis=image["slice_axis"], slice_index=image["slice_index"])))
+        sl = Slice2D(pixels=pixels, masks=masks, slice_axis=image["slice_axis"], slice_index=image["slice_index"])
+        sl.native, sl.native_unit, sl.frame = native, image.get("native_unit"), frame_from_row(image)
+        loaded.append((image, sl))
 
     by_image: dict[str, list[ROI]] = {}
     for image, sl in loaded:
@@ -124,16 +140,25 @@ def ground_shard(images: pl.DataFrame, settings: dict[str, RoiSettings], storage
 
 
 def roi_rows(image: dict, sl: Slice2D, rois: list[ROI], storage) -> list[dict]:
-    """Manifest rows (geometry, relations, overlay) for the ROIs of one image."""
-    orientation = image["orientation"]
+    """Manifest rows (geometry, typed position and relations, measurements, overlay) of one image's ROIs."""
     organ_labels = {layer.label for layer in sl.masks if layer.label_id is not None}  # label maps hold organs
-    relations = roi_relations(rois, sl.width, sl.height, orientation, organ_labels=organ_labels or None)
+    relations = roi_relations(rois, sl.width, sl.height, sl.frame, organ_labels=organ_labels or None)
+    values = slice_values(sl.pixels, sl.native, sl.native_unit)
+    spacing = sl.frame.spacing_rc if sl.frame else None
+    by_label: dict[str, list[int]] = {}
+    for idx, roi in enumerate(rois):
+        by_label.setdefault(roi.label, []).append(idx)
+    label_union = {label: _union([rois[j].mask for j in members]) for label, members in by_label.items() if len(members) > 1}
     rows = []
     for idx, (roi, rel) in enumerate(zip(rois, relations)):
-        rec = roi_record(roi, sl.width, sl.height, orientation)
+        rec = roi_record(roi, sl.width, sl.height)
         overlay = render_overlay(sl.pixels, [roi])
         overlay_uri = storage.write_bytes(f"overlays/{image['image_id']}/roi_{idx:03d}.png", encode_png(overlay))
         box = (rec["bbox_x0"], rec["bbox_y0"], rec["bbox_x1"], rec["bbox_y1"])
+        centroid = (rec["centroid_x"] * sl.width, rec["centroid_y"] * sl.height)
+        union = label_union.get(roi.label)
+        siblings = None if union is None else union & ~roi.mask
+        measured = measure_roi(roi.mask, values, spacing, same_label=siblings, label_count=len(by_label[roi.label]))
         rows.append(
             {
                 "roi_id": f"{image['image_id']}#{idx:03d}",
@@ -142,12 +167,22 @@ def roi_rows(image: dict, sl: Slice2D, rois: list[ROI], storage) -> list[dict]:
                 "shard": image["shard"],
                 "roi_index": idx,
                 **{k: rec[k] for k in _GEOMETRY_KEYS},
-                "anatomical_position": anatomical_position(box, sl.width, sl.height, orientation),
-                "relations": list(rel),
+                **position_columns(grid_position(box, sl.width, sl.height, sl.frame, centroid)),
+                "relations": relation_structs(rel),
+                **measurement_columns(measured),
                 "overlay_uri": overlay_uri,
             }
         )
     return rows
+
+
+def _union(masks: list):
+    if not masks:
+        return None
+    out = masks[0].copy()
+    for m in masks[1:]:
+        out |= m
+    return out
 
 
 _GEOMETRY_KEYS = (

@@ -7,11 +7,21 @@ import os
 
 import polars as pl
 
-from medtrinity_assets.catalog import Catalog, SourceConfig, item_fingerprint, item_to_json, list_items
+from medtrinity_assets.catalog import Catalog, SourceConfig, item_fingerprint, item_to_json, list_items, list_source
 from medtrinity_assets.schema import SOURCE_MANIFEST_SCHEMA, conform
 
 
 def build_source_manifest(catalog: Catalog, source: SourceConfig) -> pl.DataFrame:
+    return source_manifest_and_findings(catalog, source)[0]
+
+
+def source_manifest_and_findings(catalog: Catalog, source: SourceConfig) -> tuple[pl.DataFrame, list[str]]:
+    """The manifest of one source and the catalog findings of its listing (warnings naming source and field).
+
+    Manifest rejects (id collisions, unmatched names) stay in the manifest; the images stage
+    writes them to its rejects table.
+    """
+    listing = list_source(catalog, source)
     rows = [
         {
             "dataset": it.dataset,
@@ -26,23 +36,9 @@ def build_source_manifest(catalog: Catalog, source: SourceConfig) -> pl.DataFram
             "fingerprint": item_fingerprint(it),
             "item_json": item_to_json(it),
         }
-        for it in list_items(catalog, source)
+        for it in listing.items
     ]
-    return conform(rows, SOURCE_MANIFEST_SCHEMA)
-
-
-def changed_shards(old: pl.DataFrame | None, new: pl.DataFrame) -> list[str]:
-    """Shards whose items were added, removed or changed between two manifests."""
-    if old is None or old.is_empty():
-        return sorted(new["shard"].unique().to_list())
-    a = old.select("item_id", "shard", "fingerprint")
-    b = new.select("item_id", "shard", "fingerprint")
-    joined = a.join(b, on="item_id", how="full", suffix="_new", coalesce=True)
-    diff = joined.filter(
-        pl.col("fingerprint").is_null() | pl.col("fingerprint_new").is_null() | (pl.col("fingerprint") != pl.col("fingerprint_new"))
-    )
-    shards = set(diff["shard"].drop_nulls().to_list()) | set(diff["shard_new"].drop_nulls().to_list())
-    return sorted(shards)
+    return conform(rows, SOURCE_MANIFEST_SCHEMA), listing.findings
 
 
 def shard_fingerprints(catalog: Catalog, source: SourceConfig) -> dict[str, str]:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import polars as pl
 
-from medtrinity_assets.schema import SCHEMA_VERSION, SECTION_COLUMNS, TRIPLETS_SCHEMA, conform
+from medtrinity_assets.schema import (
+    FRAME_COLUMNS,
+    MEASUREMENT_COLUMNS,
+    POSITION_COLUMNS,
+    SCHEMA_VERSION,
+    SECTION_COLUMNS,
+    TRIPLETS_SCHEMA,
+    conform,
+)
 
 
 def geometry_problems(roi: dict, width: int, height: int) -> list[str]:
@@ -57,6 +65,7 @@ def assemble_triplets(
                 "width": img["width"],
                 "height": img["height"],
                 "orientation": img["orientation"],
+                **{k: img.get(k) for k in FRAME_COLUMNS},
                 "patient_hash": img["patient_hash"],
                 "roi_id": roi["roi_id"],
                 "roi_label": roi["label"],
@@ -68,7 +77,12 @@ def assemble_triplets(
                 "bbox_y1": roi["bbox_y1"],
                 "bbox_norm": roi["bbox_norm"],
                 "area_frac": roi["area_frac"],
+                "area_px": roi["area_px"],
+                "n_components": roi["n_components"],
                 "position": roi["position"],
+                **{k: roi.get(k) for k in POSITION_COLUMNS},
+                "relations": list(roi.get("relations") or []),
+                **{k: roi.get(k) for k in MEASUREMENT_COLUMNS},
                 "rle": roi["rle"],
                 "coarse_caption": by_coarse[c["roi_id"]]["coarse_caption"],
                 "caption": c["caption"],

@@ -86,6 +86,29 @@ def parse_nifti_header(header: bytes) -> NiftiHeader | None:
     return None
 
 
+def nifti_world_codes(path: str) -> tuple[int, int] | None:
+    """(qform_code, sform_code) of a NIfTI-1/-2 header; None when the header cannot be read.
+
+    Both 0 means the file states no scanner or template space: its affine is only voxel sizes.
+    """
+    try:
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
+            header = fh.read(540)
+    except (EOFError, OSError, zlib.error):
+        return None
+    for endian in ("<", ">"):
+        if len(header) < 4:
+            return None
+        (size,) = struct.unpack(endian + "i", header[:4])
+        if size == 348 and len(header) >= 256:
+            return struct.unpack(endian + "hh", header[252:256])  # type: ignore[return-value]
+        if size == 540 and len(header) >= 352:
+            return struct.unpack(endian + "ii", header[344:352])  # type: ignore[return-value]
+    return None
+
+
 def _read_bytes(path: str) -> bytes:
     with open(path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"

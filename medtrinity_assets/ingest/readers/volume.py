@@ -7,8 +7,8 @@ import SimpleITK as sitk
 
 from medtrinity_assets.ingest.formats import detect_format
 from medtrinity_assets.ingest.guards import check_pixel_budget
-from medtrinity_assets.ingest.orientation import reorientation_from_direction
-from medtrinity_assets.ingest.readers.nifti import read_nifti_voxels
+from medtrinity_assets.ingest.orientation import canonical_world_origin, reorientation_from_direction
+from medtrinity_assets.ingest.readers.nifti import nifti_world_codes, read_nifti_voxels
 from medtrinity_assets.ingest.stack import Stack
 from medtrinity_assets.records import RejectError
 
@@ -75,7 +75,20 @@ def read_volume_array(path: str, max_pixels: int) -> tuple[np.ndarray, np.ndarra
         "source_dtype": str(array.dtype),
         "direction": [round(float(v), 6) for v in direction.reshape(-1)],
     }
+    origin = tuple(float(v) for v in reader.GetOrigin()) + (0.0,) * 3
+    if _has_world_frame(path, dim):
+        meta["_world_origin"] = origin[:3]  # popped by read_volume (not persisted as is)
     return array, direction, (spacing[0], spacing[1], spacing[2]), meta
+
+
+def _has_world_frame(path: str, dim: int) -> bool:
+    """Whether the file places its voxels in patient/template space (NIfTI: a q/s-form code)."""
+    if dim < 3:
+        return False
+    if detect_format(path) == "nifti":
+        codes = nifti_world_codes(path)
+        return bool(codes and (codes[0] > 0 or codes[1] > 0))
+    return True  # NRRD "space" / MHA Offset+TransformMatrix are always patient space in ITK
 
 
 def check_finite(array: np.ndarray) -> None:
@@ -96,6 +109,10 @@ def read_volume(path: str, max_pixels: int, hu: bool, keep_colour: bool) -> Stac
         rgb = False
     reo = reorientation_from_direction(direction)
     data = reo.apply(array)
+    world_origin = meta.pop("_world_origin", None)
+    world_min = None
+    if world_origin is not None:
+        world_min = canonical_world_origin(world_origin, direction, spacing_ijk, tuple(array.shape[:3]))
     meta["reoriented"] = not reo.is_identity
     if reo.obliquity < 0.95:
         meta["oblique"] = round(reo.obliquity, 4)
@@ -110,6 +127,7 @@ def read_volume(path: str, max_pixels: int, hu: bool, keep_colour: bool) -> Stac
         to_canonical=reo.apply,
         stored_shape=tuple(array.shape[:3]),
         meta=meta,
+        world_min=world_min,
     )
 
 
