@@ -35,6 +35,8 @@ from medtrinity_assets import settings  # noqa: E402
 from medtrinity_assets.catalog import load_catalog  # noqa: E402
 from medtrinity_assets.export import build_release, load_releases, load_triplets  # noqa: E402
 from medtrinity_assets.export.decontamination import PhashIndex  # noqa: E402
+from dagster_aws.s3 import S3Resource  # noqa: E402
+
 from medtrinity_resources.storage import MedtrinityStorage  # noqa: E402
 
 
@@ -128,7 +130,8 @@ def main() -> int:
     parser.add_argument("--release-hashes", type=int, default=200_000)
     parser.add_argument("--benchmark-hashes", type=int, default=5_000)
     args = parser.parse_args()
-    storage = MedtrinityStorage(root=args.storage, endpoint_url=os.environ.get("MEDTRINITY_S3_ENDPOINT_URL", ""))
+    s3 = S3Resource(endpoint_url=os.environ.get("MEDTRINITY_S3_ENDPOINT_URL") or None) if args.storage.startswith("s3://") else None
+    storage = MedtrinityStorage(root=args.storage, s3=s3)
     bench_release(storage, args.release, args.repeats)
     bench_lookup(args.release_hashes, args.benchmark_hashes, args.repeats)
     return 0

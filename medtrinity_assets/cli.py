@@ -1,141 +1,133 @@
-"""`medtrinity` command line: run the demo graph on the local instance, open the UI, summarise.
+"""`medtrinity` command line. Every run it starts is launched through a Dagster webserver -- a
+`dagster dev` of its own on $DAGSTER_HOME (default <repo>/.dagster_home) for the command's
+duration, or the one given by --webserver / MEDTRINITY_WEBSERVER_URL -- so the runs belong to the
+code location: the UI lists them under Jobs and Overview › Timeline and can re-execute them.
 
-    medtrinity demo                 materialise everything for every catalog source on the local instance
-    medtrinity demo --sources a,b   only these sources (knowledge index is built either way)
-    medtrinity ui                   dagster dev on the same instance (DAGSTER_HOME=<repo>/.dagster_home)
+    medtrinity demo                 materialise what is missing or stale for every catalog source
+                                    (knowledge index, shards, reports, demo release) and time it
+    medtrinity demo --sources a,b   only these sources (the knowledge index too, unless --skip-knowledge)
+    medtrinity ui                   dagster dev on the same instance
     medtrinity summary              where the dataset is and what it holds
     medtrinity release [--name demo] [--benchmark NAME=DIR]
                                     build a dataset release (data/releases.yaml) from the triplets:
                                     Parquet, LLaVA JSON, WebDataset, card, gallery, VQA pairs
-    medtrinity backfill --source S  submit a Dagster backfill of every shard of S (or --shards 00,01)
-                                    to the instance ($DAGSTER_HOME) or a webserver (--webserver URL);
-                                    the daemon runs it under the run queue, the UI shows it
+    medtrinity backfill --source S  a Dagster backfill of the missing or stale shards of S (--all:
+                                    every shard; --shards 00,01), run by the daemon, shown in the UI
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-from medtrinity_assets import settings
+T_START = time.perf_counter()  # the demo's elapsed time counts from here (imports included)
 
+import argparse  # noqa: E402
+import json
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 
-def ensure_dagster_home() -> Path:
-    """Use $DAGSTER_HOME as configured (its dagster.yaml is never touched, e.g. a Postgres one),
-    or <repo>/.dagster_home kept in sync with the repo's dagster.yaml."""
-    preset = os.environ.get("DAGSTER_HOME")
-    home = Path(preset or settings.REPO_ROOT / ".dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    src = settings.REPO_ROOT / "dagster.yaml"
-    dst = home / "dagster.yaml"
-    if src.is_file() and (not dst.exists() or (not preset and dst.read_bytes() != src.read_bytes())):
-        shutil.copyfile(src, dst)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
+from medtrinity_assets import settings  # noqa: E402
+from medtrinity_assets.dagster_client import DagsterApiError, report_changed_versions  # noqa: E402
+from medtrinity_assets.services import DagsterServices, ensure_dagster_home  # noqa: E402
 
 
-# The console shows one line per run; every event is still stored on the instance for the UI.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+def cpu_seconds() -> float:
+    """User + system CPU time of this process."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
 
 
-@dataclass
-class RunOutcome:
-    label: str
-    success: bool
-    seconds: float
-    result: object
+def load_catalog():
+    from medtrinity_assets.catalog import load_catalog as load
+
+    return load(settings.catalog_path())
 
 
-def _run(job, instance, partition_key=None, label: str = "", echo: bool = True, run_config: dict | None = None) -> RunOutcome:
-    t0 = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance, partition_key=partition_key, raise_on_error=False, run_config={**QUIET_CONSOLE, **(run_config or {})}
-    )
-    outcome = RunOutcome(label or job.name, result.success, time.perf_counter() - t0, result)
-    if echo:
-        print(f"  {outcome.label:<48} {'ok' if result.success else 'FAILED':>6}  {outcome.seconds:6.1f}s", flush=True)
-        if not result.success:
-            for ev in result.all_events:
-                if ev.is_failure:
-                    print(f"    {ev.message}", file=sys.stderr)
-    return outcome
+def observe(url: str, catalog, sources: list[str]) -> list[str]:
+    """Report the sources' shard fingerprints as source_files observations; the changed partitions."""
+    from medtrinity_assets.defs.names import SOURCE_FILES
+    from medtrinity_assets.defs.sources import observed_fingerprints
+
+    return report_changed_versions(url, SOURCE_FILES, observed_fingerprints(catalog, sources))
 
 
-def materialize_all(instance, sources: list[str] | None = None, knowledge: bool = True, echo: bool = True) -> list[RunOutcome]:
-    """Knowledge corpora and retrieval evaluation, then every (source, shard): one Dagster run each."""
-    from medtrinity_assets.definitions import defs
-    from medtrinity_assets.defs.context import CATALOG, CORPUS_PARTITIONS
-    from medtrinity_assets.partitions import dataset_shard_key
+def run_demo(sources: list[str] | None, skip_knowledge: bool = False, release: bool | None = None, webserver: str = "") -> int:
+    """Materialise what is missing or stale, through a webserver; print progress, timing, summary."""
+    from medtrinity_assets.demo import materialise_stale, stage_line
 
-    names = sources or CATALOG.names
-    unknown = sorted(set(names) - set(CATALOG.names))
-    if unknown:
-        raise SystemExit(f"unknown sources: {', '.join(unknown)} (catalog has: {', '.join(CATALOG.names)})")
-    outcomes: list[RunOutcome] = []
-    if knowledge:
-        echo and print("Knowledge index:")
-        for corpus in CORPUS_PARTITIONS.get_partition_keys():
-            outcomes.append(_run(defs.resolve_job_def("knowledge_index_job"), instance, corpus, f"knowledge_index[{corpus}]", echo))
-        outcomes.append(_run(defs.resolve_job_def("retrieval_evaluation_job"), instance, None, "retrieval_evaluation", echo))
-    echo and print("Sources:")
-    for name in names:
-        outcomes.append(_run(defs.resolve_job_def("source_manifest_job"), instance, name, f"source_manifest[{name}]", echo))
-        for shard in CATALOG.shard_keys:
-            key = dataset_shard_key(name, shard)
-            outcomes.append(_run(defs.resolve_job_def("dataset_shard_job"), instance, key, f"dataset[{name}|{shard}]", echo))
-    outcomes.append(_run(defs.resolve_job_def("image_duplicates_job"), instance, None, "image_duplicates", echo))
-    return outcomes
-
-
-def run_demo(sources: list[str] | None = None, skip_knowledge: bool = False, release: bool | None = None) -> int:
-    """Materialise the whole graph on the local instance (the runs show in `medtrinity ui`);
-    the demo release is built when every source ran (or when asked for)."""
-    ensure_dagster_home()
-    from dagster import DagsterInstance
-
-    instance = DagsterInstance.get()
-    print(f"Dagster instance: {instance.root_directory}")
-    outcomes = materialize_all(instance, sources, knowledge=not skip_knowledge)
-    built = None
-    if release if release is not None else not sources:
-        print("Release:")
-        built = materialize_release(instance, "demo")
-        outcomes.append(built)
+    t0 = T_START
+    home = ensure_dagster_home()
+    services = DagsterServices(webserver)
+    try:
+        url = services.start()  # boots while the catalog loads and the fingerprints are taken
+        catalog = load_catalog()
+        names = sources or catalog.names
+        unknown = sorted(set(names) - set(catalog.names))
+        if unknown:
+            raise SystemExit(f"unknown sources: {', '.join(unknown)} (catalog has: {', '.join(catalog.names)})")
+        print(f"Dagster: {url} (instance {home}{'; log ' + str(services.log_path) if services.log_path else ''})", flush=True)
+        services.wait_ready()
+        changed = observe(url, catalog, names)
+        print(f"Source files: {len(changed)} shard(s) new or changed", flush=True)
+        build_release = release if release is not None else not sources
+        partitions = [f"{n}|{s}" for n in names for s in catalog.shard_keys]
+        runner = materialise_stale(url, partitions, knowledge=not skip_knowledge, release="demo" if build_release else None)
+    except DagsterApiError as exc:
+        print(f"medtrinity demo: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        services_cpu = services.cpu_seconds()
+        services.stop()
+    print(stage_line(runner.stage_seconds()))
     print()
     print_summary()
-    if built is not None and built.success:
-        print_release("demo")
-    failed = [o.label for o in outcomes if not o.success]
+    if build_release:
+        try:
+            print_release("demo")
+        except Exception as exc:  # noqa: BLE001 - StorageError (not built) or an unreadable release.json
+            print(f"no demo release to show: {exc}")
+    failed = [o.spec.label for o in runner.outcomes if not o.success]
+    print(f"\nDone in {time.perf_counter() - t0:.1f}s wall, {cpu_seconds() + services_cpu:.1f}s CPU (user+sys, Dagster services and runs included); "
+          f"{len(runner.outcomes)} run(s), {len(failed)} failed.")
     if failed:
-        print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def materialize_release(instance, name: str, benchmark_dirs: dict[str, str] | None = None, echo: bool = True) -> RunOutcome:
-    """dataset_release + vqa_pairs for one release of data/releases.yaml (one Dagster run)."""
-    from medtrinity_assets.definitions import defs
-    from medtrinity_assets.defs.exports import RELEASES
+def run_release(name: str, benchmarks: list[str], webserver: str = "") -> int:
+    """Build one release through a webserver and print where it is."""
+    from medtrinity_assets.demo import Runner, release_spec
+    from medtrinity_assets.export import load_releases
 
-    if name not in RELEASES:
-        raise SystemExit(f"unknown release: {name} (data/releases.yaml has: {', '.join(sorted(RELEASES))})")
-    run_config = {"ops": {"dataset_release": {"config": {"benchmark_dirs": dict(benchmark_dirs or {})}}}}
-    return _run(defs.resolve_job_def("release_job"), instance, name, f"release[{name}]", echo, run_config)
+    releases = load_releases()
+    if name not in releases:
+        raise SystemExit(f"unknown release: {name} ({settings.releases_path()} has: {', '.join(sorted(releases))})")
+    dirs = {}
+    for item in benchmarks:
+        bench, sep, folder = item.partition("=")
+        if not sep or not bench or not folder:
+            raise SystemExit(f"--benchmark wants NAME=DIR, got {item!r}")
+        dirs[bench] = folder
+    ensure_dagster_home()
+    try:
+        with DagsterServices(webserver) as services:
+            services.wait_ready()
+            outcome = Runner(services.url).run([release_spec(name, dirs)])[0]
+    except DagsterApiError as exc:
+        print(f"medtrinity release: {exc}", file=sys.stderr)
+        return 2
+    if outcome.success:
+        print_release(name)
+    return 0 if outcome.success else 1
 
 
 def print_release(name: str) -> None:
     """Where a built release is and what it holds."""
-    import json
-
-    from medtrinity_assets.definitions import build_resources
+    from medtrinity_assets.defs.resources import storage_from_settings
     from medtrinity_assets.export import release_prefix
 
-    storage = build_resources()["storage"]
+    storage = storage_from_settings()
     prefix = release_prefix(name)
     manifest = json.loads(storage.read_bytes(prefix + "release.json"))
     counts = manifest["counts"]
@@ -145,35 +137,13 @@ def print_release(name: str) -> None:
     print(f"  gallery {storage.uri(prefix + 'gallery/index.html')}")
 
 
-def run_release(name: str, benchmarks: list[str]) -> int:
-    """Build one release on the local instance and print where it is."""
-    from medtrinity_assets.defs.exports import RELEASES
-
-    if name not in RELEASES:
-        raise SystemExit(f"unknown release: {name} (data/releases.yaml has: {', '.join(sorted(RELEASES))})")
-    ensure_dagster_home()
-    from dagster import DagsterInstance
-
-    dirs = {}
-    for item in benchmarks:
-        bench, sep, folder = item.partition("=")
-        if not sep or not bench or not folder:
-            raise SystemExit(f"--benchmark wants NAME=DIR, got {item!r}")
-        dirs[bench] = folder
-    instance = DagsterInstance.get()
-    outcome = materialize_release(instance, name, dirs)
-    if outcome.success:
-        print_release(name)
-    return 0 if outcome.success else 1
-
-
 def dataset_summary():
     """Triplets, rejects and quarantine counts read back from storage."""
     import polars as pl
 
-    from medtrinity_assets.definitions import build_resources
+    from medtrinity_assets.defs.resources import storage_from_settings
 
-    storage = build_resources()["storage"]
+    storage = storage_from_settings()
     frames = [storage.read_parquet(k) for k in storage.list_keys("manifests/triplets/") if k.endswith(".parquet")]
     triplets = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
     rej_frames = [storage.read_parquet(k) for k in storage.list_keys("rejects/") if k.endswith(".parquet")]
@@ -196,7 +166,7 @@ def print_summary() -> None:
     for ds, n in triplets.group_by("dataset").len().sort("dataset").iter_rows():
         print(f"    {ds:<28} {n}")
     if not rejects.is_empty():
-        print(f"  rejects: {rejects.height}")
+        print(f"  rejects: {rejects.height} (asset source_rejects in the UI)")
         for row in rejects.select("dataset", "source_file", "reason").iter_rows():
             print(f"    {row[0]}/{row[1]}: {row[2]}")
     print(f"  triplet manifests: {storage.uri('manifests/triplets/')}")
@@ -205,103 +175,86 @@ def print_summary() -> None:
 def run_ui(port: int) -> int:
     ensure_dagster_home()
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.REPO_ROOT / "workspace.yaml"), "-p", str(port)]
-    return subprocess.call(cmd, cwd=settings.REPO_ROOT)
+    return subprocess.call(cmd)
 
 
 def run_backfill(args: argparse.Namespace) -> int:
-    """Plan a source backfill, submit it (instance or webserver), optionally wait for it."""
-    from medtrinity_assets.backfill import (
-        SUCCESS_STATUSES,
-        BackfillError,
-        executor_run_config,
-        parse_tags,
-        plan_source_backfill,
-        submit_to_instance,
-        submit_to_webserver,
-        wait_for_backfill,
-    )
-    from medtrinity_assets.definitions import defs
-    from medtrinity_assets.defs.context import CATALOG
+    """Plan a source backfill (missing or stale shards unless --all), submit it, optionally wait."""
+    from medtrinity_assets.backfill import SUCCESS_STATUSES, BackfillError, parse_tags, plan_source_backfill, submit_backfill, wait_for_backfill
+    from medtrinity_assets.dagster_client import stale_status
     from medtrinity_assets.defs.jobs import dataset_run_tags
+    from medtrinity_assets.defs.names import DATASET_ASSETS
 
-    instance = None
     try:
-        executor_name = defs.resolve_implicit_global_asset_job_def().executor_def.name
-        plan = plan_source_backfill(
-            CATALOG,
-            args.source,
-            shards=[s.strip() for s in args.shards.split(",") if s.strip()] if args.shards else None,
-            tags={**dataset_run_tags(), **parse_tags(args.tag)},
-            run_config=executor_run_config(args.executor, executor_name),
-            include_manifest=not args.no_manifest,
-        )
-        if args.webserver:
-            backfill_id = submit_to_webserver(args.webserver, plan)
-            where = f"{args.webserver.rstrip('/')}/runs/b/{backfill_id}"
-        else:
-            if not os.environ.get("DAGSTER_HOME"):
-                ensure_dagster_home()
-            from dagster import DagsterInstance
-
-            instance = DagsterInstance.get()
-            backfill_id = submit_to_instance(instance, plan, defs.resolve_asset_graph())
-            where = f"instance {instance.root_directory}"
-        print(f"backfill {backfill_id}: {plan.title}, {len(plan.partition_keys)} shard partition(s), submitted to {where}", flush=True)
-        if not args.wait:
-            print("The daemon runs it (`dagster-daemon run`); follow it under Overview > Backfills in the UI.")
-            return 0
-        status = wait_for_backfill(instance, backfill_id, args.timeout, webserver=args.webserver)
+        catalog = load_catalog()
+        shards = [s.strip() for s in args.shards.split(",") if s.strip()] if args.shards else None
+        tags = {**dataset_run_tags(), **parse_tags(args.tag)}
+        plan_source_backfill(catalog, args.source, shards=shards, tags=tags)  # validates before starting anything
+        if not args.webserver:
+            ensure_dagster_home()
+        with DagsterServices(args.webserver, daemon=False) as services:
+            services.wait_ready()
+            stale = None
+            if not args.all:
+                observe(services.url, catalog, [args.source])
+                partitions = [f"{args.source}|{s}" for s in catalog.shard_keys]
+                stale = {a: stale_status(services.url, a, partitions) for a in DATASET_ASSETS}
+            plan = plan_source_backfill(catalog, args.source, shards=shards, tags=tags, stale=stale)
+            if plan.is_empty:
+                print(f"{args.source}: every chosen shard is up to date (use --all to re-run them anyway)")
+                return 0
+            backfill_id = submit_backfill(services.url, plan)
+            where = args.webserver.rstrip("/") + f"/runs/b/{backfill_id}" if args.webserver else f"instance {ensure_dagster_home()}"
+            print(f"backfill {backfill_id}: {plan.title}, {len(plan.partition_keys)} shard partition(s), submitted to {where}", flush=True)
+            if not args.wait:
+                print("The daemon runs it (`dagster-daemon run`); follow it under Overview > Backfills in the UI.")
+                return 0
+            status = wait_for_backfill(services.url, backfill_id, args.timeout)
         print(f"backfill {backfill_id}: {status}")
         return 0 if status in SUCCESS_STATUSES else 1
-    except BackfillError as exc:
+    except (BackfillError, DagsterApiError, settings.SettingsError) as exc:
         print(f"medtrinity backfill: {exc}", file=sys.stderr)
         return 2
-    finally:
-        if instance is not None:
-            instance.dispose()
 
 
-def main(argv: list[str] | None = None) -> int:
-    import warnings
-
-    from dagster import BetaWarning, PreviewWarning
-
-    warnings.filterwarnings("ignore", category=BetaWarning)  # keep the console to one line per run
-    warnings.filterwarnings("ignore", category=PreviewWarning)
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medtrinity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="materialise the whole graph for every catalog source on the local instance")
+    webserver = {"default": settings.env("MEDTRINITY_WEBSERVER_URL"), "help": "use this running Dagster webserver instead of starting one"}
+    demo = sub.add_parser("demo", help="materialise what is missing or stale for every catalog source")
     demo.add_argument("--sources", help="comma-separated source names (default: all)")
-    demo.add_argument("--skip-knowledge", action="store_true", help="reuse the existing knowledge index")
-    demo.add_argument(
-        "--release", action=argparse.BooleanOptionalAction, default=None,
-        help="build the demo release at the end (default: only when every source ran)",
-    )
+    demo.add_argument("--skip-knowledge", action="store_true", help="do not build the knowledge index even if it is missing or stale")
+    demo.add_argument("--release", action=argparse.BooleanOptionalAction, default=None, help="build the demo release at the end (default: only when every source ran)")
+    demo.add_argument("--webserver", **webserver)
     ui = sub.add_parser("ui", help="start dagster dev on the local instance")
     ui.add_argument("--port", type=int, default=3000)
     sub.add_parser("summary", help="print where the dataset is and what it holds")
     rel = sub.add_parser("release", help="build a dataset release from the triplets (all formats, card, gallery, VQA)")
     rel.add_argument("--name", default="demo", help="release name in data/releases.yaml (default: demo)")
     rel.add_argument("--benchmark", action="append", default=[], metavar="NAME=DIR", help="benchmark image folder to decontaminate against (repeatable)")
-    bf = sub.add_parser("backfill", help="submit a Dagster backfill of one source's shards (run by the daemon)")
+    rel.add_argument("--webserver", **webserver)
+    bf = sub.add_parser("backfill", help="a Dagster backfill of one source's missing or stale shards (run by the daemon)")
     bf.add_argument("--source", required=True, help="catalog source name")
     bf.add_argument("--shards", help="comma-separated shard keys, e.g. 00,01 (default: every shard)")
-    bf.add_argument("--webserver", default=os.environ.get("MEDTRINITY_WEBSERVER_URL", ""), help="submit through this Dagster webserver's GraphQL API instead of $DAGSTER_HOME's instance")
+    bf.add_argument("--all", action="store_true", help="target every asset of every chosen shard, fresh or not")
+    bf.add_argument("--webserver", **{**webserver, "help": "submit through this webserver (default: one started on $DAGSTER_HOME's instance)"})
     bf.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra run tag (repeatable), e.g. dagster-k8s/config=...")
-    bf.add_argument("--executor", choices=["in_process", "default"], default="in_process", help="in_process: one process per shard run (default); default: the code location's executor")
-    bf.add_argument("--no-manifest", action="store_true", help="do not refresh the source manifest first")
     bf.add_argument("--wait", action="store_true", help="wait until the backfill finishes; exit 1 unless it succeeded")
     bf.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --wait")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "demo":
-        return run_demo(args.sources.split(",") if args.sources else None, args.skip_knowledge, args.release)
+        return run_demo(args.sources.split(",") if args.sources else None, args.skip_knowledge, args.release, args.webserver)
     if args.command == "ui":
         return run_ui(args.port)
     if args.command == "summary":
         print_summary()
         return 0
     if args.command == "release":
-        return run_release(args.name, args.benchmark)
+        return run_release(args.name, args.benchmark, args.webserver)
     if args.command == "backfill":
         return run_backfill(args)
     return 2

@@ -1,43 +1,20 @@
-"""The medtrinity code location: assets, checks, jobs, schedules, sensors and resources."""
+"""The medtrinity code location: assets, checks, jobs, schedules, sensors and the resource set of
+the deployment (MEDTRINITY_DEPLOYMENT, see defs/resources.py)."""
 
 from __future__ import annotations
 
-from dagster import Definitions
+from collections.abc import Mapping, Sequence
 
-from medtrinity_assets import settings
-from medtrinity_assets.defs import automation, captions, duplicates, exports, images, jobs, knowledge, rois, sources, triplets
-from medtrinity_resources.embedder import SentenceEmbedder
-from medtrinity_resources.experts import ExpertModels, load_expert_config
-from medtrinity_resources.io_manager import ParquetManifestIOManager
-from medtrinity_resources.knowledge_store import KnowledgeStore
-from medtrinity_resources.mllm import MLLMResource
-from medtrinity_resources.storage import MedtrinityStorage
+from dagster import AssetsDefinition, AssetSpec, Definitions, in_process_executor
 
+from medtrinity_assets.defs import automation, captions, duplicates, exports, images, jobs, knowledge, rejects, rois, sources, triplets
+from medtrinity_assets.defs.resources import build_resources
+from medtrinity_assets.defs.versions import code_version, resource_modules_of
 
-def build_resources() -> dict:
-    """Local, offline defaults; every path/endpoint can be switched by environment (see settings)."""
-    storage = MedtrinityStorage(root=settings.storage_root(), endpoint_url=settings.env("MEDTRINITY_S3_ENDPOINT_URL"))
-    return {
-        "storage": storage,
-        "manifest_io": ParquetManifestIOManager(storage=storage),
-        "embedder": SentenceEmbedder(
-            model_path=settings.env("MEDTRINITY_EMBEDDER_MODEL"),
-            device=settings.env("MEDTRINITY_DEVICE", "cpu"),
-            dtype=settings.embedder_dtype(settings.env("MEDTRINITY_DEVICE", "cpu")),
-        ),
-        "knowledge_store": KnowledgeStore(persist_dir=settings.knowledge_dir(), url=settings.env("MEDTRINITY_CHROMA_URL")),
-        "mllm": MLLMResource(
-            backend=settings.env("MEDTRINITY_MLLM_BACKEND", "grounded_composer"),
-            model_path=settings.env("MEDTRINITY_MLLM_MODEL") if settings.env("MEDTRINITY_MLLM_BACKEND") == "transformers" else "",
-            model_name=settings.env("MEDTRINITY_MLLM_MODEL") if settings.env("MEDTRINITY_MLLM_BACKEND") == "openai" else "",
-            endpoint_url=settings.env("MEDTRINITY_MLLM_ENDPOINT"),
-            device=settings.env("MEDTRINITY_DEVICE", "cpu"),
-        ),
-        "experts": load_expert_config(settings.env("MEDTRINITY_EXPERTS") or None, default_device=settings.env("MEDTRINITY_DEVICE", "cpu")),
-    }
+__all__ = ["ASSETS", "build_resources", "defs", "versioned"]
 
-
-ASSETS = [
+ASSETS: list[AssetsDefinition | AssetSpec] = [
+    sources.source_files,
     sources.source_manifest,
     images.images,
     rois.roi_masks,
@@ -48,14 +25,37 @@ ASSETS = [
     captions.caption_batches,
     triplets.triplets,
     duplicates.image_duplicates,
+    rejects.source_rejects,
     exports.dataset_release,
     exports.vqa_pairs,
 ]
 
-defs = Definitions(
-    assets=automation.with_automation(ASSETS),
-    jobs=jobs.ALL_JOBS + exports.JOBS,
-    schedules=automation.SCHEDULES,
-    sensors=automation.SENSORS,
-    resources=build_resources(),
-)
+
+def versioned(
+    assets: Sequence[AssetsDefinition | AssetSpec], resources: Mapping[str, object], caption: str | None = None
+) -> list[AssetsDefinition | AssetSpec]:
+    """Every materialisable asset with its code version (defs/versions.py); `caption` overrides the
+    MLLM configuration part of caption_batches' version (to ask what a model change would affect)."""
+
+    def attach(a: AssetsDefinition):
+        modules = resource_modules_of(a.required_resource_keys, resources)
+        return a.map_asset_specs(
+            lambda spec: spec.replace_attributes(code_version=code_version(spec.key.to_user_string(), modules, caption))
+        )
+
+    return [attach(a) if isinstance(a, AssetsDefinition) and a.is_materializable else a for a in assets]
+
+
+def build_definitions(resources: Mapping[str, object] | None = None, caption: str | None = None) -> Definitions:
+    resources = dict(resources if resources is not None else build_resources())
+    return Definitions(
+        assets=automation.with_automation(versioned(ASSETS, resources, caption)),
+        jobs=jobs.ALL_JOBS,
+        schedules=automation.SCHEDULES,
+        sensors=automation.SENSORS,
+        resources=resources,
+        executor=in_process_executor,  # a run's steps are sequential: one process per run, models loaded once
+    )
+
+
+defs = build_definitions()

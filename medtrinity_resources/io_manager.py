@@ -8,7 +8,7 @@ Layout: ``manifests/<asset>/<dataset>/<shard>.parquet`` for dataset x shard part
 
 
 import polars as pl
-from dagster import ConfigurableIOManager, InputContext, MultiPartitionKey, MultiPartitionsDefinition, OutputContext, ResourceDependency
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, MultiPartitionKey, MultiPartitionsDefinition, OutputContext, ResourceDependency
 
 from medtrinity_resources.storage import MedtrinityStorage
 
@@ -34,8 +34,8 @@ class ParquetManifestIOManager(ConfigurableIOManager):
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()} must return a polars DataFrame, got {type(obj).__name__}")
         key = manifest_key(context.asset_key.path[-1], context.partition_key if context.has_partition_key else None)
-        uri = self.storage.write_parquet(key, obj)
-        context.add_output_metadata({"manifest_uri": uri, "manifest_rows": len(obj)})
+        self.storage.write_parquet(key, obj)
+        context.add_output_metadata({"manifest_uri": MetadataValue.path(self.storage.uri(key)), "manifest_rows": len(obj)})
 
     def load_input(self, context: InputContext) -> pl.DataFrame:
         name = context.asset_key.path[-1]

@@ -1,13 +1,21 @@
 """Storage resource: where images, masks, overlays, manifests and exports live.
 
-`root` is a local directory (default) or ``s3://bucket/prefix`` (optionally with an
-S3-compatible `endpoint_url`, e.g. MinIO). Keys are always '/'-separated and relative to
-the root. Writes are atomic from a reader's point of view: locally a temp file is renamed
-into place; on S3 an object only becomes visible under its key once the PUT completes, and
-a large object is uploaded in parts that become visible together when the multipart upload
-completes (a failed multipart upload is aborted, so no part is ever readable). Transient S3
-failures (HTTP 500/502/503/504, throttling, dropped connections) are retried by botocore in
-"standard" mode with exponential backoff, up to `max_attempts` attempts per request.
+`root` is a local directory (default) or ``s3://bucket/prefix``; S3 goes through dagster-aws's
+`S3Resource` (`s3`), whose boto3 client retries transient failures (HTTP 500/502/503/504,
+throttling, dropped connections) in botocore's "standard" mode with exponential backoff; its
+`max_attempts` is botocore's retry count (0 = a single attempt). A custom `endpoint_url` on the
+S3 resource (MinIO, moto) is addressed path-style. Keys are always '/'-separated and relative to
+the root.
+
+Manifests hold *root-relative* references: `write_bytes` returns the key (``images/…``) and
+`read_uri` accepts it, so a storage folder can be moved or synced to S3 and read from there.
+Absolute URIs written by older versions are read while they lie under this root; outside it
+they fail with a message saying how to rebuild them.
+
+Writes are atomic from a reader's point of view: locally a temp file is renamed into place; on S3
+an object only becomes visible under its key once the PUT completes, and a large object is
+uploaded in parts that become visible together when the multipart upload completes (a failed
+multipart upload is aborted, so no part is ever readable).
 """
 
 from __future__ import annotations
@@ -17,10 +25,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import polars as pl
 from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 
@@ -168,34 +177,13 @@ class _S3Backend:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(key))
 
 
-def s3_client(
-    endpoint_url: str = "", region_name: str = "us-east-1", max_attempts: int = 5, connect_timeout_s: float = 10.0, read_timeout_s: float = 120.0
-) -> Any:
-    """An S3 client that retries transient failures (standard mode: 5xx, throttling, connection
-    errors; exponential backoff with jitter). A custom endpoint (MinIO, moto) uses path-style URLs."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        retries={"total_max_attempts": max_attempts, "mode": "standard"},
-        connect_timeout=connect_timeout_s,
-        read_timeout=read_timeout_s,
-        s3={"addressing_style": "path"} if endpoint_url else None,
-    )
-    return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, region_name=region_name, config=config)
-
-
 class MedtrinityStorage(ConfigurableResource):
     """Local directory or S3 prefix holding every binary artefact and manifest."""
 
     root: str = "output/dataset"
-    endpoint_url: str = ""  # S3-compatible endpoint (MinIO, moto); empty = AWS
-    region_name: str = "us-east-1"
-    max_attempts: int = 5  # attempts per S3 request (botocore standard retry mode) for transient failures
+    s3: Optional[S3Resource] = None  # dagster-aws S3 resource; required when root is s3://
     multipart_threshold_mb: int = 64  # objects at least this large are uploaded in parts
     multipart_chunksize_mb: int = 16  # part size (S3's minimum is 5 MiB)
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 120.0
 
     _backend: Any = PrivateAttr(default=None)
 
@@ -206,47 +194,57 @@ class MedtrinityStorage(ConfigurableResource):
     def _get(self) -> _LocalBackend | _S3Backend:
         if self._backend is None:
             if self.is_s3:
+                if self.s3 is None:
+                    raise StorageError(f"storage root {self.root} needs an S3 resource (MEDTRINITY_DEPLOYMENT=s3 or gpu)")
                 self._backend = _S3Backend(
-                    self.root, self._s3_client(), self.multipart_threshold_mb << 20, self.multipart_chunksize_mb << 20
+                    self.root, self.s3.get_client(), self.multipart_threshold_mb << 20, self.multipart_chunksize_mb << 20
                 )
             else:
                 self._backend = _LocalBackend(self.root)
         return self._backend
 
-    def _s3_client(self) -> Any:
-        """boto3 S3 client; credentials from the usual AWS chain (env, profile, instance role)."""
-        return s3_client(self.endpoint_url, self.region_name, self.max_attempts, self.connect_timeout_s, self.read_timeout_s)
-
     # -- bytes -------------------------------------------------------------------------
     def uri(self, key: str) -> str:
+        """Where `key` is now (a path or s3:// URI): for people to read, not for manifests."""
         return self._get().uri(key)
 
     def write_bytes(self, key: str, data: bytes) -> str:
+        """Write `data` under `key`; returns the root-relative reference to store (the key)."""
         self._get().write_bytes(key, data)
-        return self.uri(key)
+        return key
 
     def upload_file(self, key: str, local_path: str) -> str:
         """Copy a local file (e.g. a large export shard) under `key` without reading it into memory;
-        atomic like `write_bytes` (temp file + rename locally, multipart upload on S3)."""
+        atomic like `write_bytes` (temp file + rename locally, multipart upload on S3). Returns the key."""
         self._get().upload_file(key, local_path)
-        return self.uri(key)
+        return key
 
     def read_bytes(self, key: str) -> bytes:
         return self._get().read_bytes(key)
 
     def read_uri(self, uri: str) -> bytes:
-        """Read an object by the URI this storage handed out."""
+        """Read an object by the reference a manifest holds (a root-relative key, or an absolute
+        URI under this root as older versions wrote)."""
         return self.read_bytes(self.key_of(uri))
 
     def key_of(self, uri: str) -> str:
+        """The key of a manifest reference; an absolute URI must lie under this root."""
         b = self._get()
         if isinstance(b, _S3Backend):
             prefix = f"s3://{b.bucket}/" + (f"{b.prefix}/" if b.prefix else "")
+            absolute = "://" in uri
         else:
             prefix = str(b.root) + os.sep
-        if not uri.startswith(prefix):
-            raise StorageError(f"{uri} is not under this storage root {self.root}")
-        return uri[len(prefix) :].replace(os.sep, "/")
+            absolute = "://" in uri or os.path.isabs(uri)
+        if not absolute:
+            return uri.replace(os.sep, "/")
+        if uri.startswith(prefix):
+            return uri[len(prefix) :].replace(os.sep, "/")
+        raise StorageError(
+            f"{uri} is an absolute location outside this storage root {self.root}: manifests written before "
+            "references became root-relative cannot move; rebuild them here (`medtrinity demo` re-runs the "
+            "partitions whose code changed) or point MEDTRINITY_STORAGE at the folder they were written in"
+        )
 
     def exists(self, key: str) -> bool:
         return self._get().exists(key)

@@ -7,10 +7,13 @@ from it over gRPC, instance storage in a real PostgreSQL (fixture from test_post
 the repo's run queue settings (max 4 runs, 2 per backfill). Runs are launched by the code server
 (DefaultRunLauncher), dequeued by the daemon's QueuedRunCoordinator.
 
-Two backfills, one per submission path of `medtrinity backfill`:
-- the whole of `pydicom_dicom` (manifest + 4 shards), added to the instance ($DAGSTER_HOME);
-- shard 00 of `stardist_dsb2018`, through the webserver's `launchPartitionBackfill` mutation.
-The knowledge store is left empty (retrieval then returns no passages; the runs still succeed).
+Two backfills, one per way `medtrinity backfill` reaches the deployment:
+- the whole of `pydicom_dicom` (4 shards), through a webserver the command starts on the instance
+  ($DAGSTER_HOME) for its duration;
+- shard 00 of `stardist_dsb2018`, through the deployment's webserver (--webserver).
+Both use the `launchPartitionBackfill` mutation; a second backfill of the same source finds every
+shard up to date (Dagster's staleness) and submits nothing. The knowledge store is left empty
+(retrieval then returns no passages; the runs still succeed).
 
 Also here: the backfill plan and CLI input errors, and the declarative automation conditions that
 the daemon's `dataset_refresh_sensor` evaluates (with Dagster's `evaluate_automation_conditions`).
@@ -38,8 +41,8 @@ from test_postgres_instance import free_port, start_postgres, write_postgres_ins
 REPO = Path(__file__).resolve().parents[1]
 WHOLE_SOURCE = "pydicom_dicom"
 ONE_SHARD = ("stardist_dsb2018", "00")
-DATASET_ASSETS = ["images", "roi_masks", "coarse_captions", "retrieved_knowledge", "caption_batches", "triplets"]
-DEADLINE_S = 540  # generous: the daemon runs 1 + 4 + 1 runs on 2 shared cores
+DATASET_ASSETS = ["source_manifest", "images", "roi_masks", "coarse_captions", "retrieved_knowledge", "caption_batches", "triplets"]
+DEADLINE_S = 540  # generous: the daemon runs 4 + 1 runs on 2 shared cores
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +180,16 @@ def deployment(postgres_server, tmp_path_factory):
             service.stop()
 
 
-def launch_cli_backfill(dep: Deployment, *args: str) -> str:
+def cli_backfill(dep: Deployment, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, "-m", "medtrinity_assets.cli", "backfill", *args], cwd=REPO, env=dep.env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def launch_cli_backfill(dep: Deployment, *args: str) -> str:
+    proc = cli_backfill(dep, *args)
     found = re.search(r"^backfill (\w+): ", proc.stdout, re.M)
     assert found, proc.stdout
     return found.group(1)
@@ -250,15 +258,14 @@ def test_cli_backfills_complete_under_the_daemon_and_show_in_graphql(deployment)
         assert b["status"] == "COMPLETED_SUCCESS", (b, dep.logs())
         assert b["isAssetBackfill"]
         assert {"medtrinity/source": source, "medtrinity/trigger": "cli_backfill"}.items() <= tags_of(b).items()
-        assert {p["path"][0] for p in b["assetSelection"]} == {"source_manifest", *DATASET_ASSETS}
+        assert {p["path"][0] for p in b["assetSelection"]} == set(DATASET_ASSETS)
         runs = b["runs"]
         assert runs and all(r["status"] == "SUCCESS" for r in runs), runs
         for r in runs:
             assert tags_of(r)["dagster/backfill"] == backfill_id and tags_of(r)["medtrinity/source"] == source
-        # one run for the manifest, then one run per shard partition holding all six dataset assets
+        # one run per shard partition holding the whole chain (the shard's manifest first)
         by_partition = {tags_of(r)["dagster/partition"]: r for r in runs}
-        assert sorted(by_partition) == sorted([source, *partitions]) and len(runs) == len(partitions) + 1
-        assert {p["path"][0] for p in by_partition[source]["assetSelection"]} == {"source_manifest"}
+        assert sorted(by_partition) == sorted(partitions) and len(runs) == len(partitions)
         for partition in partitions:
             assert {p["path"][0] for p in by_partition[partition]["assetSelection"]} == set(DATASET_ASSETS)
         # every targeted partition of every dataset asset was materialised by this backfill's runs
@@ -266,10 +273,23 @@ def test_cli_backfills_complete_under_the_daemon_and_show_in_graphql(deployment)
         for asset in DATASET_ASSETS:
             got = materialised_by(dep, asset, partitions)
             assert set(got) == set(partitions) and all(ids & run_ids for ids in got.values()), (asset, got)
-        assert set(materialised_by(dep, "source_manifest", [source])) == {source}
 
-    # the queue's per-backfill tag limit (2) held for the 5-run backfill
+    # the queue's per-backfill tag limit (2) held for the 4-run backfill
     assert max_overlap(done[whole_id]["runs"]) <= 2
+
+    # the backfill's runs belong to the code location (the UI lists them under the job and can re-execute them)
+    from dagster import DagsterInstance, RunsFilter
+
+    with DagsterInstance.from_config(dep.env["DAGSTER_HOME"]) as instance:
+        records = instance.get_run_records(filters=RunsFilter(tags={"dagster/backfill": whole_id}))
+        assert len(records) == 4
+        for record in records:
+            origin = record.dagster_run.remote_job_origin
+            assert origin is not None and origin.location_name == "medtrinity", record.dagster_run.run_id
+
+    # nothing changed: a second backfill of the source finds every shard up to date and submits nothing
+    again = cli_backfill(dep, "--source", WHOLE_SOURCE, "--webserver", dep.url)
+    assert "every chosen shard is up to date" in again.stdout, again.stdout
 
     # the triplets are on storage where the runs wrote them
     triplets = Path(dep.env["MEDTRINITY_HOME"]) / "dataset" / "manifests" / "triplets" / WHOLE_SOURCE
@@ -277,30 +297,37 @@ def test_cli_backfills_complete_under_the_daemon_and_show_in_graphql(deployment)
 
 
 def test_backfill_plan_targets_one_source_and_rejects_bad_input(capsys):
-    from medtrinity_assets.backfill import BackfillError, contiguous_runs, executor_run_config, parse_tags, plan_source_backfill
+    from medtrinity_assets.backfill import contiguous_runs, parse_tags, plan_source_backfill
     from medtrinity_assets.cli import main
     from medtrinity_assets.defs.context import CATALOG
+    from medtrinity_assets.defs.names import DATASET_ASSETS as NAMES
 
+    assert list(NAMES) == DATASET_ASSETS
     plan = plan_source_backfill(CATALOG, WHOLE_SOURCE, shards=["03", "00", "01"], tags={"k": "v"})
-    assert plan.shards == ("00", "01", "03") and plan.shard_ranges() == [(f"{WHOLE_SOURCE}|00", f"{WHOLE_SOURCE}|01"), (f"{WHOLE_SOURCE}|03",) * 2]
+    assert plan.shards == ("00", "01", "03")
+    ranges = [(f"{WHOLE_SOURCE}|00", f"{WHOLE_SOURCE}|01"), (f"{WHOLE_SOURCE}|03",) * 2]
+    assert plan.asset_ranges() == [(a, ranges) for a in DATASET_ASSETS]
     params = plan.graphql_params()
-    assert [p["assetKey"]["path"][0] for p in params["partitionsByAssets"]] == ["source_manifest", *DATASET_ASSETS]
-    assert params["partitionsByAssets"][0]["partitions"] == {"ranges": [{"start": WHOLE_SOURCE, "end": WHOLE_SOURCE}]}
+    assert [p["assetKey"]["path"][0] for p in params["partitionsByAssets"]] == DATASET_ASSETS
+    assert params["partitionsByAssets"][0]["partitions"] == {"ranges": [{"start": a, "end": b} for a, b in ranges]}
     assert {"key": "k", "value": "v"} in params["tags"] and {"key": "medtrinity/source", "value": WHOLE_SOURCE} in params["tags"]
     whole = plan_source_backfill(CATALOG, WHOLE_SOURCE)
-    assert whole.shard_ranges() == [(f"{WHOLE_SOURCE}|{CATALOG.shard_keys[0]}", f"{WHOLE_SOURCE}|{CATALOG.shard_keys[-1]}")]
+    assert whole.asset_ranges()[0][1] == [(f"{WHOLE_SOURCE}|{CATALOG.shard_keys[0]}", f"{WHOLE_SOURCE}|{CATALOG.shard_keys[-1]}")]
     assert contiguous_runs(["05", "01", "02", "04"], [f"{i:02d}" for i in range(8)]) == [("01", "02"), ("04", "05")]
-    assert executor_run_config("in_process", "multi_or_in_process_executor") == {"execution": {"config": {"in_process": {}}}}
-    assert executor_run_config("in_process", "in_process") == {} and executor_run_config("default", "anything") == {}
-    with pytest.raises(BackfillError, match="pass --executor default"):
-        executor_run_config("in_process", "k8s_job_executor")
     assert parse_tags(["a=1", "b=x=y"]) == {"a": "1", "b": "x=y"}
-    no_manifest = plan_source_backfill(CATALOG, WHOLE_SOURCE, shards=["02"], include_manifest=False)
-    assert [s.asset_key.path[0] for s in no_manifest.selectors()] == DATASET_ASSETS
-    from medtrinity_assets import backfill
-    from medtrinity_assets.defs.jobs import DATASET_ASSETS as JOB_ASSETS
-
-    assert list(backfill.DATASET_ASSETS) == JOB_ASSETS == DATASET_ASSETS
+    # Dagster's staleness decides where each shard's chain starts; a fresh shard is left out
+    fresh = {f"{WHOLE_SOURCE}|{s}": "FRESH" for s in CATALOG.shard_keys}
+    stale = {a: dict(fresh) for a in DATASET_ASSETS}
+    stale["caption_batches"][f"{WHOLE_SOURCE}|01"] = "STALE"
+    stale["images"][f"{WHOLE_SOURCE}|02"] = "MISSING"
+    partial = plan_source_backfill(CATALOG, WHOLE_SOURCE, stale=stale)
+    assert partial.shards == ("01", "02")
+    assert dict(partial.partitions_by_asset) == {
+        "images": (f"{WHOLE_SOURCE}|02",), "roi_masks": (f"{WHOLE_SOURCE}|02",), "coarse_captions": (f"{WHOLE_SOURCE}|02",),
+        "retrieved_knowledge": (f"{WHOLE_SOURCE}|02",), "caption_batches": (f"{WHOLE_SOURCE}|01", f"{WHOLE_SOURCE}|02"),
+        "triplets": (f"{WHOLE_SOURCE}|01", f"{WHOLE_SOURCE}|02"),
+    }
+    assert plan_source_backfill(CATALOG, WHOLE_SOURCE, stale={a: dict(fresh) for a in DATASET_ASSETS}).is_empty
 
     for args, message in [
         (["--source", "no_such_source"], "unknown source 'no_such_source'"),
@@ -315,6 +342,13 @@ def test_backfill_plan_targets_one_source_and_rejects_bad_input(capsys):
 # -- declarative automation, evaluated as the daemon's dataset_refresh_sensor does ----------------
 
 
+def as_definitions(assets):
+    """AssetsDefinitions for Dagster's stale-status test helper (external AssetSpecs wrapped)."""
+    from dagster import AssetsDefinition, AssetSpec
+
+    return [AssetsDefinition(specs=[a]) if isinstance(a, AssetSpec) else a for a in assets]
+
+
 def test_automation_refreshes_only_what_an_upstream_change_affects(tmp_path):
     """A re-indexed knowledge corpus re-runs retrieval, captions and triplets of the partitions that
     exist; a new prompt/model version re-runs only caption batches and triplets, and marks the caption
@@ -323,14 +357,16 @@ def test_automation_refreshes_only_what_an_upstream_change_affects(tmp_path):
     from dagster._core.definitions.data_version import StaleStatus
     from dagster._utils.test.data_versions import get_stale_status_resolver  # what the UI's stale badges use
 
-    from medtrinity_assets.cli import QUIET_CONSOLE
-    from medtrinity_assets.definitions import ASSETS, build_resources, defs
-    from medtrinity_assets.defs.automation import REFRESHED_ASSETS, caption_code_version, dataset_refresh_sensor, with_automation
+    from helpers import QUIET_CONSOLE
+    from medtrinity_assets.definitions import ASSETS, build_resources, defs, versioned
+    from medtrinity_assets.defs.automation import REFRESHED_ASSETS, dataset_refresh_sensor, with_automation
     from medtrinity_assets.defs.context import CORPUS_PARTITIONS
+    from medtrinity_assets.defs.versions import caption_config
     from medtrinity_assets.partitions import dataset_shard_key
 
     assert dataset_refresh_sensor.name in {s.name for s in defs.sensors}
-    assert caption_code_version("openai", "llava-med") == caption_code_version("openai", "llava-med") != caption_code_version("openai", "other")
+    assert caption_config("openai", "llava-med") == caption_config("openai", "llava-med") != caption_config("openai", "other")
+    resources = build_resources()
 
     source, shard = "pydicom_dicom", "01"
     partition = f"{source}|{shard}"
@@ -338,8 +374,8 @@ def test_automation_refreshes_only_what_an_upstream_change_affects(tmp_path):
     try:
         for corpus in CORPUS_PARTITIONS.get_partition_keys():  # the index exists (built elsewhere)
             instance.report_runless_asset_event(AssetMaterialization("knowledge_index", partition=corpus))
-        for job, key in [("source_manifest_job", source), ("dataset_shard_job", dataset_shard_key(source, shard))]:
-            assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=key, run_config=QUIET_CONSOLE).success
+        key = dataset_shard_key(source, shard)
+        assert defs.resolve_job_def("dataset_shard_job").execute_in_process(instance=instance, partition_key=key, run_config=QUIET_CONSOLE).success
 
         first = evaluate_automation_conditions(defs, instance)
         assert first.total_requested == 0  # the shard run built the whole chain: nothing to refresh
@@ -354,8 +390,8 @@ def test_automation_refreshes_only_what_an_upstream_change_affects(tmp_path):
         again = evaluate_automation_conditions(defs, instance, cursor=reindexed.cursor)
         assert again.total_requested == 0  # handled: not requested twice for the same change
 
-        new_model_assets = with_automation(ASSETS, caption_version=caption_code_version("openai", "some-served-model"))
-        new_model = Definitions(assets=new_model_assets, resources=build_resources())
+        new_model_assets = with_automation(versioned(ASSETS, resources, caption=caption_config("openai", "some-served-model")))
+        new_model = Definitions(assets=new_model_assets, resources=resources)
         changed = evaluate_automation_conditions(new_model, instance, cursor=again.cursor)
         requested = {k: changed.get_requested_partitions(AssetKey(k)) for k in REFRESHED_ASSETS}
         assert requested == {
@@ -363,12 +399,12 @@ def test_automation_refreshes_only_what_an_upstream_change_affects(tmp_path):
             "caption_batches": {partition}, "triplets": {partition},
         }, requested
 
-        stale = get_stale_status_resolver(instance, new_model_assets)
+        stale = get_stale_status_resolver(instance, as_definitions(new_model_assets))
         assert stale.get_status(AssetKey("caption_batches"), partition) == StaleStatus.STALE
         # (Dagster marks only the asset whose code version changed; triplets follow via the automation)
         for fresh in ["images", "roi_masks", "coarse_captions", "retrieved_knowledge"]:
             assert stale.get_status(AssetKey(fresh), partition) == StaleStatus.FRESH, fresh
-        unchanged = get_stale_status_resolver(instance, with_automation(ASSETS))
+        unchanged = get_stale_status_resolver(instance, as_definitions(with_automation(versioned(ASSETS, resources))))
         assert unchanged.get_status(AssetKey("caption_batches"), partition) == StaleStatus.FRESH
     finally:
         instance.dispose()

@@ -34,15 +34,16 @@ def _sha(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    from medtrinity_assets.cli import _run, materialize_all
-    from medtrinity_assets.definitions import build_resources, defs
+    from helpers import materialize_all, run_job
+    from medtrinity_assets.definitions import defs
+    from medtrinity_assets.defs.resources import storage_from_settings
 
     instance = DagsterInstance.local_temp(tempdir=str(tmp_path_factory.mktemp("export_dagster_home")))
     # one small corpus, so that records cite knowledge passages
-    outcomes = [_run(defs.resolve_job_def("knowledge_index_job"), instance, "pubmedqa", "knowledge_index[pubmedqa]", echo=False)]
+    outcomes = [run_job(defs, "knowledge_index_job", instance, "pubmedqa", "knowledge_index[pubmedqa]")]
     outcomes += materialize_all(instance, sources=SOURCES, knowledge=False, echo=False)
     assert all(o.success for o in outcomes), [o.label for o in outcomes if not o.success]
-    yield instance, build_resources()["storage"]
+    yield instance, storage_from_settings()
     instance.dispose()
 
 
@@ -69,10 +70,10 @@ def benchmark_dir(pipeline, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def release(pipeline, benchmark_dir):
-    from medtrinity_assets.cli import materialize_release
+    from helpers import materialize_release
 
     instance, storage = pipeline
-    outcome = materialize_release(instance, "demo", {"planted": str(benchmark_dir)}, echo=False)
+    outcome = materialize_release(instance, "demo", {"planted": str(benchmark_dir)})
     root = Path(storage.uri("releases/demo"))
     return outcome, root, storage
 

@@ -169,7 +169,7 @@ def test_materialise_a_partition_on_a_postgres_instance(postgres_server, tmp_pat
     from dagster import AssetKey, DagsterInstance, DagsterRunStatus
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-    from medtrinity_assets.cli import QUIET_CONSOLE
+    from helpers import QUIET_CONSOLE
     from medtrinity_assets.definitions import defs
     from medtrinity_assets.partitions import dataset_shard_key
 
@@ -183,18 +183,18 @@ def test_materialise_a_partition_on_a_postgres_instance(postgres_server, tmp_pat
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
 
         source, shard = "sam_med2d_demo", "02"
-        for job, key in [("source_manifest_job", source), ("dataset_shard_job", dataset_shard_key(source, shard))]:
+        for job, key in [("knowledge_index_job", "pubmedqa"), ("dataset_shard_job", dataset_shard_key(source, shard))]:
             result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=key, run_config=QUIET_CONSOLE)
             assert result.success, job
 
         runs = instance.get_runs()
         assert len(runs) == 2 and all(r.status == DagsterRunStatus.SUCCESS for r in runs)
-        for asset, partition in [("source_manifest", source), ("images", f"{source}|{shard}"), ("triplets", f"{source}|{shard}")]:
+        for asset, partition in [("source_manifest", f"{source}|{shard}"), ("images", f"{source}|{shard}"), ("triplets", f"{source}|{shard}")]:
             records = instance.fetch_materializations(AssetKey(asset), limit=10).records
             assert [r.partition_key for r in records] == [partition], asset
         assert instance.get_materialized_partitions(AssetKey("triplets")) == {f"{source}|{shard}"}
-        # the gpu pool (roi_masks, caption_batches) was claimed through the instance's concurrency tables
-        assert "gpu" in instance.event_log_storage.get_concurrency_keys()
+        # the knowledge_store pool (one index writer at a time) was claimed through the instance's concurrency tables
+        assert "knowledge_store" in instance.event_log_storage.get_concurrency_keys()
     finally:
         instance.dispose()
 
@@ -202,9 +202,9 @@ def test_materialise_a_partition_on_a_postgres_instance(postgres_server, tmp_pat
     run_ids = {r[0] for r in postgres_server.query(db, "SELECT run_id FROM runs")}
     assert run_ids == {r.run_id for r in runs}
     n_mat = postgres_server.query(db, "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")[0][0]
-    assert n_mat == 7  # source_manifest + the six dataset assets of one shard
+    assert n_mat == 8  # one knowledge corpus + the seven assets of one shard's chain
     partitions = {r[0] for r in postgres_server.query(db, "SELECT DISTINCT partition FROM event_logs WHERE partition IS NOT NULL")}
-    assert {source, f"{source}|{shard}"} <= partitions
+    assert {"pubmedqa", f"{source}|{shard}"} <= partitions
 
 
 def test_schedule_state_lives_in_postgres(postgres_server, tmp_path):

@@ -49,3 +49,15 @@ def test_corrupt_file_lands_in_rejects_and_shard_completes(tmp_path):
     images_in_shard = {i for i in ["images/00000001_000.png", "images/00027426_000.png", "images/16747_3_1.jpg", "images/h0001.png", "images/tb0005.png", "images/tb0007.png"]
                        if shard_of("cxr_with_corrupt", i, shard_count) == good_shard}
     assert {t.split("/", 1)[1].split("#")[0] for t in triplets["image_id"].to_list()} == images_in_shard
+
+    # per source in the UI: source_rejects holds the row and its check warns (severity WARN)
+    from dagster import AssetCheckSeverity, AssetKey, DagsterEventType, DagsterInstance
+
+    with DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        mat = instance.get_latest_materialization_event(AssetKey("source_rejects")).asset_materialization
+        assert mat.metadata["rejects_by_source"].value == {"cxr_with_corrupt": 1}
+        assert "### cxr_with_corrupt (1)" in mat.metadata["rejects_by_source_table"].value
+        run_id = instance.get_latest_materialization_event(AssetKey("source_rejects")).run_id
+        evaluations = [e.dagster_event.event_specific_data for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)]
+    warned = [e for e in evaluations if e.check_name == "sources_without_rejects"]
+    assert len(warned) == 1 and not warned[0].passed and warned[0].severity == AssetCheckSeverity.WARN

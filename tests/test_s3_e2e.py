@@ -1,10 +1,11 @@
 """The whole asset graph on S3: moto's S3 server on 127.0.0.1 over real HTTP, behind a proxy that
 injects transient failures (HTTP 503 SlowDown) which the storage resource's retries must absorb.
 
-The same partitions are materialised on local storage and on S3 by the `medtrinity` code
-location in a subprocess (settings and definitions are read at import time, as `dagster dev`
-reads them), configured only by environment; their manifests must be identical once the storage
-root in URI columns is normalised, and every binary object byte-identical.
+The same partitions are materialised on local storage (`local` resource set) and on S3 (`s3`
+resource set: dagster-aws's S3Resource, botocore's retries) by the `medtrinity` code location in a
+subprocess, configured only by environment; their manifests must be identical (references are
+relative to the storage root; any absolute root left in a column is normalised), and every binary
+object byte-identical.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from typing import Callable
 import polars as pl
 import pytest
 
-from medtrinity_resources.storage import MedtrinityStorage, StorageError, s3_client
+from dagster_aws.s3 import S3Resource
+
+from medtrinity_resources.storage import MedtrinityStorage, StorageError
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "medtrinity-e2e"
 PREFIX = "runs/dataset"
 PARTITIONS = [("sam_med2d_demo", "02"), ("pydicom_dicom", "00")]
-DATASET_ASSETS = ["images", "roi_masks", "coarse_captions", "retrieved_knowledge", "caption_batches", "triplets"]
+from medtrinity_assets.defs.names import DATASET_ASSETS
 SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message><RequestId>injected</RequestId></Error>"
@@ -157,17 +160,14 @@ def s3(tmp_path_factory):
 DRIVER = """
 import sys
 from dagster import DagsterInstance
-from medtrinity_assets.cli import QUIET_CONSOLE, ensure_dagster_home
+from medtrinity_assets.services import ensure_dagster_home
 from medtrinity_assets.definitions import defs
 from medtrinity_assets.partitions import dataset_shard_key
 
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 ensure_dagster_home()
 instance = DagsterInstance.get()
 pairs = [p.split("|") for p in sys.argv[1:]]
-for source in sorted({s for s, _ in pairs}):
-    r = defs.resolve_job_def("source_manifest_job").execute_in_process(instance=instance, partition_key=source, run_config=QUIET_CONSOLE, raise_on_error=False)
-    print("source_manifest", source, r.success, flush=True)
-    assert r.success, source
 for source, shard in pairs:
     r = defs.resolve_job_def("dataset_shard_job").execute_in_process(instance=instance, partition_key=dataset_shard_key(source, shard), run_config=QUIET_CONSOLE, raise_on_error=False)
     print("dataset_shard_job", source, shard, r.success, flush=True)
@@ -187,14 +187,22 @@ def materialise(home: Path, storage_env: dict[str, str]) -> subprocess.Completed
     if "MEDTRINITY_STORAGE" not in storage_env:
         env.pop("MEDTRINITY_STORAGE", None)
         env.pop("MEDTRINITY_S3_ENDPOINT_URL", None)
+        env.pop("MEDTRINITY_DEPLOYMENT", None)
     args = [f"{s}|{k}" for s, k in PARTITIONS]
     return subprocess.run([sys.executable, "-c", DRIVER, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
 def manifest_keys() -> list[str]:
-    keys = [f"manifests/source_manifest/{s}.parquet" for s in sorted({s for s, _ in PARTITIONS})]
-    keys += [f"manifests/{a}/{s}/{k}.parquet" for a in DATASET_ASSETS for s, k in PARTITIONS]
-    return keys
+    return [f"manifests/{a}/{s}/{k}.parquet" for a in DATASET_ASSETS for s, k in PARTITIONS]
+
+
+def s3_client(endpoint: str, attempts: int = 6):
+    """dagster-aws's client (botocore standard retries: `max_attempts` retries after the first try)."""
+    return S3Resource(endpoint_url=endpoint, region_name="us-east-1", max_attempts=attempts - 1).get_client()
+
+
+def s3_storage(root: str, endpoint: str, attempts: int = 6, **kwargs) -> MedtrinityStorage:
+    return MedtrinityStorage(root=root, s3=S3Resource(endpoint_url=endpoint, region_name="us-east-1", max_attempts=attempts - 1), **kwargs)
 
 
 def normalised(df: pl.DataFrame, root_uri: str) -> pl.DataFrame:
@@ -223,14 +231,13 @@ def local_and_s3(s3, tmp_path_factory):
     # twice in a row), then every 12th PUT, and every 25th GET.
     proxy.arm(lambda method, path, n: (method == "PUT" and (n <= 2 or n % 12 == 0)) or (method == "GET" and n % 25 == 0))
     remote = materialise(
-        s3_home, {"MEDTRINITY_STORAGE": f"s3://{BUCKET}/{PREFIX}", "MEDTRINITY_S3_ENDPOINT_URL": proxy.url}
+        s3_home, {"MEDTRINITY_DEPLOYMENT": "s3", "MEDTRINITY_STORAGE": f"s3://{BUCKET}/{PREFIX}", "MEDTRINITY_S3_ENDPOINT_URL": proxy.url}
     )
     injected, counts = list(proxy.injected), dict(proxy.counts)
     proxy.arm(lambda method, path, n: False)
     assert remote.returncode == 0, remote.stdout[-2000:] + remote.stderr[-4000:]
     local_storage = MedtrinityStorage(root=str(local_home / "dataset"))
-    s3_storage = MedtrinityStorage(root=f"s3://{BUCKET}/{PREFIX}", endpoint_url=endpoint)
-    return local_storage, s3_storage, injected, counts
+    return local_storage, s3_storage(f"s3://{BUCKET}/{PREFIX}", endpoint), injected, counts
 
 
 def test_transient_s3_failures_were_injected_and_retried(local_and_s3):
@@ -257,8 +264,9 @@ def test_same_partitions_give_identical_manifests_on_local_and_s3(local_and_s3):
     assert compared > 0
     triplets = pl.concat([remote.read_parquet(k) for k in keys if k.startswith("manifests/triplets/")])
     assert triplets.height > 0 and set(triplets["dataset"]) == {s for s, _ in PARTITIONS}
-    assert triplets["image_uri"].str.starts_with(f"s3://{BUCKET}/{PREFIX}/images/").all()
+    assert triplets["image_uri"].str.starts_with("images/").all()  # relative to the storage root
     assert remote.read_uri(triplets["image_uri"][0])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert remote.read_uri(remote.uri(triplets["image_uri"][0])) == remote.read_uri(triplets["image_uri"][0])
 
 
 def test_same_binary_objects_on_local_and_s3(local_and_s3):
@@ -276,8 +284,8 @@ def test_same_binary_objects_on_local_and_s3(local_and_s3):
 def test_injected_failure_is_a_real_failure_without_retries(s3):
     """The proxy's 503 is what a client sees: with a single attempt the write fails."""
     _, proxy = s3
-    once = MedtrinityStorage(root=f"s3://{BUCKET}/noretry", endpoint_url=proxy.url, max_attempts=1)
-    retried = MedtrinityStorage(root=f"s3://{BUCKET}/noretry", endpoint_url=proxy.url, max_attempts=3)
+    once = s3_storage(f"s3://{BUCKET}/noretry", proxy.url, attempts=1)
+    retried = s3_storage(f"s3://{BUCKET}/noretry", proxy.url, attempts=3)
     proxy.arm(lambda method, path, n: method == "PUT" and n == 1)
     with pytest.raises(Exception, match="SlowDown"):
         once.write_bytes("a.bin", b"a")
@@ -292,16 +300,14 @@ def test_multipart_upload_retries_parts_and_aborts_on_failure(s3, tmp_path):
     """A large object goes up in parts; a refused part is retried; an upload that keeps failing is
     aborted, leaving the previous object under the key intact and no pending upload."""
     endpoint, proxy = s3
-    storage = MedtrinityStorage(
-        root=f"s3://{BUCKET}/multipart", endpoint_url=proxy.url, multipart_threshold_mb=5, multipart_chunksize_mb=5, max_attempts=3
-    )
+    storage = s3_storage(f"s3://{BUCKET}/multipart", proxy.url, attempts=3, multipart_threshold_mb=5, multipart_chunksize_mb=5)
     big = tmp_path / "export.bin"
     payload = os.urandom(12 << 20)  # 3 parts: 5 + 5 + 2 MiB
     big.write_bytes(payload)
 
     proxy.arm(lambda method, path, n: method == "PUT" and "partNumber=2" in path and n <= 3)
-    uri = storage.upload_file("exports/shard-000.bin", str(big))
-    assert uri == f"s3://{BUCKET}/multipart/exports/shard-000.bin"
+    ref = storage.upload_file("exports/shard-000.bin", str(big))
+    assert ref == "exports/shard-000.bin" and storage.uri(ref) == f"s3://{BUCKET}/multipart/exports/shard-000.bin"
     assert any("partNumber=2" in p for _, p in proxy.injected)
     assert storage.read_bytes("exports/shard-000.bin") == payload
     assert storage.write_bytes("exports/bytes.bin", payload[: 6 << 20]) and storage.read_bytes("exports/bytes.bin") == payload[: 6 << 20]
@@ -321,8 +327,8 @@ def test_local_upload_file_is_atomic(tmp_path):
     storage = MedtrinityStorage(root=str(tmp_path / "root"))
     src = tmp_path / "big.bin"
     src.write_bytes(b"x" * (3 << 20))
-    uri = storage.upload_file("exports/a.bin", str(src))
-    assert Path(uri).read_bytes() == src.read_bytes()
+    ref = storage.upload_file("exports/a.bin", str(src))
+    assert Path(storage.uri(ref)).read_bytes() == src.read_bytes()
     assert not [p for p in (tmp_path / "root").rglob("*.tmp")]
     with pytest.raises(FileNotFoundError):
         storage.upload_file("exports/b.bin", str(tmp_path / "missing.bin"))

@@ -4,7 +4,7 @@
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
 
-from medtrinity_assets.defs.context import DATASET_SHARD_PARTITIONS, GPU_POOL
+from medtrinity_assets.defs.context import DATASET_SHARD_PARTITIONS, gpu_pool
 from medtrinity_assets.defs.metadata import throughput
 from medtrinity_assets.stages.captions import build_coarse_captions, caption_shard
 from medtrinity_resources.mllm import MLLMResource
@@ -16,7 +16,9 @@ from medtrinity_resources.storage import MedtrinityStorage
     io_manager_key="manifest_io",
     group_name="dataset",
     kinds={"polars"},
-    check_specs=[AssetCheckSpec("coarse_captions_not_empty", asset="coarse_captions")],
+    check_specs=[
+        AssetCheckSpec("coarse_captions_not_empty", asset="coarse_captions", description="Every ROI record has a non-empty coarse caption.")
+    ],
     description="Coarse caption per ROI record from metadata (modality, organs, labels) and its knowledge query.",
 )
 def coarse_captions(images: pl.DataFrame, roi_masks: pl.DataFrame):
@@ -34,8 +36,14 @@ def coarse_captions(images: pl.DataFrame, roi_masks: pl.DataFrame):
     io_manager_key="manifest_io",
     group_name="dataset",
     kinds={"polars"},
-    pool=GPU_POOL,
-    check_specs=[AssetCheckSpec("captions_pass_checks", asset="caption_batches")],
+    pool=gpu_pool(),
+    check_specs=[
+        AssetCheckSpec(
+            "captions_pass_checks",
+            asset="caption_batches",
+            description="Captions name the right modality and organ, agree with the ROI position, contain no forbidden phrase.",
+        )
+    ],
     description="Multigranular description per ROI from the MLLM resource, with prompt version/hash, passages and settings.",
 )
 def caption_batches(

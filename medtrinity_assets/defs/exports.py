@@ -13,14 +13,12 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
-    AssetSelection,
     Config,
     MaterializeResult,
     MetadataValue,
     Output,
     StaticPartitionsDefinition,
     asset,
-    define_asset_job,
 )
 
 from medtrinity_assets.defs.context import CATALOG
@@ -53,9 +51,17 @@ def card_preview(card: str, max_chars: int = 6000) -> str:
     group_name="release",
     kinds={"parquet", "json", "html"},
     check_specs=[
-        AssetCheckSpec("release_reads_back", asset="dataset_release"),
-        AssetCheckSpec("splits_disjoint_by_group", asset="dataset_release"),
-        AssetCheckSpec("no_benchmark_duplicates", asset="dataset_release"),
+        AssetCheckSpec(
+            "release_reads_back",
+            asset="dataset_release",
+            description="Every file matches checksums.sha256; Parquet, LLaVA and WebDataset hold the same records; every shard and image reads back.",
+        ),
+        AssetCheckSpec("splits_disjoint_by_group", asset="dataset_release", description="No patient (or volume/item) group has records in two splits."),
+        AssetCheckSpec(
+            "no_benchmark_duplicates",
+            asset="dataset_release",
+            description="No released record is a near-duplicate of a benchmark image (with action 'flag' they stay in, flagged).",
+        ),
     ],
     description=(
         "A dataset release (data/releases.yaml): Parquet, LLaVA JSON and verified WebDataset shards, patient-level "
@@ -128,7 +134,13 @@ def dataset_release(context: AssetExecutionContext, config: ReleaseRunConfig, st
     io_manager_key="manifest_io",
     group_name="release",
     kinds={"polars", "json"},
-    check_specs=[AssetCheckSpec("vqa_pairs_consistent", asset="vqa_pairs")],
+    check_specs=[
+        AssetCheckSpec(
+            "vqa_pairs_consistent",
+            asset="vqa_pairs",
+            description="Every pair belongs to a released record and its split; closed answers are Yes/No; files match their checksums.",
+        )
+    ],
     description="Closed and open question–answer pairs (modality, organ, location, finding, size) derived from the release's captions; LLaVA JSON under releases/<name>/vqa/.",
 )
 def vqa_pairs(context: AssetExecutionContext, storage: MedtrinityStorage, mllm: MLLMResource):
@@ -156,13 +168,3 @@ def vqa_pairs(context: AssetExecutionContext, storage: MedtrinityStorage, mllm: 
         metadata={"pairs": pairs.height, "outside_record_split": wrong_split, "closed_not_yes_no": bad_closed, "file_problems": MetadataValue.json(result.problems[:20])},
         description="Every pair belongs to a released record and its split; closed answers are Yes/No; files match their checksums.",
     )
-
-
-release_job = define_asset_job(
-    "release_job",
-    selection=AssetSelection.assets("dataset_release", "vqa_pairs"),
-    partitions_def=RELEASE_PARTITIONS,
-    description="Build, verify and describe one dataset release, then derive its VQA pairs.",
-)
-
-JOBS = [release_job]

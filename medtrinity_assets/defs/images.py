@@ -2,16 +2,7 @@
 
 
 import polars as pl
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetIn,
-    MetadataValue,
-    MultiToSingleDimensionPartitionMapping,
-    Output,
-    asset,
-)
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
 
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
 from medtrinity_assets.defs.metadata import preview, throughput, write_rejects
@@ -26,8 +17,11 @@ from medtrinity_resources.storage import MedtrinityStorage
     io_manager_key="manifest_io",
     group_name="dataset",
     kinds={"polars", "parquet"},
-    ins={"source_manifest": AssetIn(partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name="dataset"))},
-    check_specs=[AssetCheckSpec("every_item_accounted_for", asset="images")],
+    check_specs=[
+        AssetCheckSpec(
+            "every_item_accounted_for", asset="images", description="Every manifest item yields at least one image or a rejects row."
+        )
+    ],
     description="Standardised 2D images (volumes oriented and sliced, windowed, resized) written to storage; rejects recorded.",
 )
 def images(context: AssetExecutionContext, source_manifest: pl.DataFrame, storage: MedtrinityStorage):

@@ -1,6 +1,7 @@
 """knowledge_index (per corpus), retrieval_evaluation, retrieved_knowledge (per dataset x shard)."""
 
 
+import hashlib
 import time
 
 import polars as pl
@@ -10,13 +11,15 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    DataVersion,
     MetadataValue,
     Output,
     asset,
 )
 
-from medtrinity_assets.defs.context import CORPUS_PARTITIONS, DATASET_SHARD_PARTITIONS, corpora
+from medtrinity_assets.defs.context import CORPUS_PARTITIONS, DATASET_SHARD_PARTITIONS, KNOWLEDGE_POOL, corpora
 from medtrinity_assets.defs.metadata import table_md, throughput
+from medtrinity_assets.defs.progress import ProgressLog
 from medtrinity_assets.knowledge import build_index, evaluate_retrieval, load_chunks
 from medtrinity_assets.schema import KNOWLEDGE_INDEX_SCHEMA, conform
 from medtrinity_assets.stages.captions import retrieve_for_shard
@@ -31,13 +34,18 @@ RECALL_THRESHOLD = 0.95
     io_manager_key="manifest_io",
     group_name="knowledge",
     kinds={"chromadb", "sqlite"},
-    description="One knowledge corpus chunked and embedded into the knowledge store (incremental: unchanged chunks are not re-embedded).",
+    pool=KNOWLEDGE_POOL,
+    description=(
+        "One knowledge corpus chunked and embedded into the knowledge store (incremental: unchanged chunks are not "
+        "re-embedded). Its data version is a digest of the indexed chunks and the embedder, so an unchanged index "
+        "leaves retrieval fresh."
+    ),
 )
 def knowledge_index(context: AssetExecutionContext, embedder: SentenceEmbedder, knowledge_store: KnowledgeStore) -> Output:
     corpus = corpora()[context.partition_key]
     t0 = time.perf_counter()
     chunks = load_chunks(corpus)
-    stats = build_index(knowledge_store, embedder, corpus.name, chunks)
+    stats = build_index(knowledge_store, embedder, corpus.name, chunks, progress=ProgressLog(context.log, f"knowledge_index[{corpus.name}]"))
     rows = [
         {
             "corpus": corpus.name,
@@ -50,8 +58,12 @@ def knowledge_index(context: AssetExecutionContext, embedder: SentenceEmbedder, 
         for c in chunks
     ]
     df = conform(rows, KNOWLEDGE_INDEX_SCHEMA)
+    digest = hashlib.sha256(embedder.model_id.encode())
+    for c in chunks:
+        digest.update(f"{c.chunk_id}:{c.content_hash}\n".encode())
     return Output(
         df,
+        data_version=DataVersion(digest.hexdigest()[:16]),
         metadata={
             "chunks": MetadataValue.int(stats["n_chunks"]),
             "embedded": MetadataValue.int(stats["n_embedded"]),
@@ -67,7 +79,13 @@ def knowledge_index(context: AssetExecutionContext, embedder: SentenceEmbedder, 
     deps=[AssetDep(knowledge_index, partition_mapping=AllPartitionMapping())],
     group_name="knowledge",
     kinds={"chromadb"},
-    check_specs=[AssetCheckSpec("recall_at_5", asset="retrieval_evaluation")],
+    check_specs=[
+        AssetCheckSpec(
+            "recall_at_5",
+            asset="retrieval_evaluation",
+            description=f"A disease name retrieves its own Disease Ontology definition in the top 5 for at least {RECALL_THRESHOLD:.0%} of 200 sampled diseases.",
+        )
+    ],
     io_manager_key="manifest_io",
     description="Self-built retrieval evaluation: a disease name must retrieve its own Disease Ontology definition in the top 5.",
 )
@@ -95,7 +113,9 @@ def retrieval_evaluation(embedder: SentenceEmbedder, knowledge_store: KnowledgeS
     group_name="dataset",
     kinds={"chromadb", "polars"},
     deps=[AssetDep(knowledge_index, partition_mapping=AllPartitionMapping())],
-    check_specs=[AssetCheckSpec("every_roi_has_passages", asset="retrieved_knowledge")],
+    check_specs=[
+        AssetCheckSpec("every_roi_has_passages", asset="retrieved_knowledge", description="Every ROI's knowledge query retrieved at least one passage.")
+    ],
     description="Top-k knowledge passages (hybrid dense + keyword retrieval) for every ROI's query, with chunk ids and scores.",
 )
 def retrieved_knowledge(

@@ -22,8 +22,8 @@ def table_md(df: pl.DataFrame, max_rows: int = 10) -> MetadataValue:
 
 def write_rejects(storage, stage: str, dataset: str, shard: str, rejects: pl.DataFrame) -> dict:
     """Persist a shard's rejects (an empty file too, so reruns overwrite stale rejects)."""
-    uri = storage.write_parquet(rejects_key(stage, dataset, shard), rejects)
-    md = {"rejects": MetadataValue.int(rejects.height), "rejects_uri": MetadataValue.path(uri)}
+    key = storage.write_parquet(rejects_key(stage, dataset, shard), rejects)
+    md = {"rejects": MetadataValue.int(rejects.height), "rejects_uri": MetadataValue.path(storage.uri(key))}
     if rejects.height:
         md["rejects_table"] = table_md(rejects.select("item_id", "source_file", "reason", "detail"))
     return md

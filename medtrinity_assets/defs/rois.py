@@ -4,7 +4,7 @@
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
 
-from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS, GPU_POOL
+from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS, gpu_pool
 from medtrinity_assets.defs.metadata import preview, throughput, write_rejects
 from medtrinity_assets.partitions import split_key
 from medtrinity_assets.phi import phi_clear
@@ -30,10 +30,10 @@ def boxes_match_masks(rois: pl.DataFrame) -> list[str]:
     io_manager_key="manifest_io",
     group_name="dataset",
     kinds={"polars", "parquet"},
-    pool=GPU_POOL,
+    pool=gpu_pool(),
     check_specs=[
-        AssetCheckSpec("boxes_inside_images", asset="roi_masks"),
-        AssetCheckSpec("boxes_match_masks", asset="roi_masks"),
+        AssetCheckSpec("boxes_inside_images", asset="roi_masks", description="Every ROI box lies inside its image."),
+        AssetCheckSpec("boxes_match_masks", asset="roi_masks", description="Every ROI's stored box equals the box of its own stored RLE mask."),
     ],
     description="One row per ROI (label, origin, box, RLE mask, area, position, relations) or a whole-image row.",
 )

@@ -23,7 +23,13 @@ def modality_named(caption: str, modality: str) -> bool:
     io_manager_key="manifest_io",
     group_name="dataset",
     kinds={"polars", "parquet"},
-    check_specs=[AssetCheckSpec("captions_name_modality", asset="triplets")],
+    check_specs=[
+        AssetCheckSpec(
+            "captions_name_modality",
+            asset="triplets",
+            description="Every non-quarantined triplet has a non-empty caption naming its modality.",
+        )
+    ],
     description="One row per image–ROI–description with provenance; records failing checks are quarantined, never dropped.",
 )
 def triplets(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from medtrinity_assets.knowledge.documents import Chunk
@@ -35,8 +35,11 @@ def check_unique_ids(corpus_name: str, chunks: Sequence[Chunk]) -> None:
         seen.add(c.chunk_id)
 
 
-def build_index(store: Any, embedder: Any, corpus_name: str, chunks: Sequence[Chunk]) -> dict[str, Any]:
-    """Bring `store`'s index of `corpus_name` in line with `chunks`.
+def build_index(
+    store: Any, embedder: Any, corpus_name: str, chunks: Sequence[Chunk], progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Bring `store`'s index of `corpus_name` in line with `chunks`; `progress(done, total)` is called
+    after every embedded batch (chunks embedded so far, chunks to embed).
 
     Chunks whose id and content hash are already indexed (on both the dense and keyword side) are
     not re-embedded; indexed chunks absent from `chunks` are deleted; switching embedder drops and
@@ -53,6 +56,8 @@ def build_index(store: Any, embedder: Any, corpus_name: str, chunks: Sequence[Ch
     for offset in range(0, len(to_embed), EMBED_BATCH):
         batch = to_embed[offset : offset + EMBED_BATCH]
         store.upsert(corpus_name, batch, embedder.embed([c.embedding_text for c in batch]))
+        if progress is not None:
+            progress(offset + len(batch), len(to_embed))
     seconds = time.perf_counter() - start
     return {
         "corpus": corpus_name,

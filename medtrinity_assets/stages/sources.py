@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 import polars as pl
 
-from medtrinity_assets.catalog import Catalog, SourceConfig, item_fingerprint, item_to_json, list_source
+from medtrinity_assets.catalog import Catalog, SourceConfig, item_fingerprint, item_to_json, list_items, list_source
 from medtrinity_assets.schema import SOURCE_MANIFEST_SCHEMA, conform
 
 
@@ -38,15 +41,21 @@ def source_manifest_and_findings(catalog: Catalog, source: SourceConfig) -> tupl
     return conform(rows, SOURCE_MANIFEST_SCHEMA), listing.findings
 
 
-def changed_shards(old: pl.DataFrame | None, new: pl.DataFrame) -> list[str]:
-    """Shards whose items were added, removed or changed between two manifests."""
-    if old is None or old.is_empty():
-        return sorted(new["shard"].unique().to_list())
-    a = old.select("item_id", "shard", "fingerprint")
-    b = new.select("item_id", "shard", "fingerprint")
-    joined = a.join(b, on="item_id", how="full", suffix="_new", coalesce=True)
-    diff = joined.filter(
-        pl.col("fingerprint").is_null() | pl.col("fingerprint_new").is_null() | (pl.col("fingerprint") != pl.col("fingerprint_new"))
-    )
-    shards = set(diff["shard"].drop_nulls().to_list()) | set(diff["shard_new"].drop_nulls().to_list())
-    return sorted(shards)
+def shard_fingerprints(catalog: Catalog, source: SourceConfig) -> dict[str, str]:
+    """One digest per shard key of the catalog (empty shards too) over the source's catalog entry and
+    the relative path, size and mtime of every file of the shard's items: the data version of
+    `source_files[<source>|<shard>]`. Editing the entry changes every shard of the source; touching
+    one file changes one shard."""
+    entry = source.model_dump_json()
+    root = catalog.source_root(source)
+    digests = {shard: hashlib.sha256(entry.encode()) for shard in catalog.shard_keys}
+    for item in list_items(catalog, source):
+        h = digests[item.shard]
+        for path in [item.image_path, *[m.path for m in item.masks]]:
+            try:
+                st = os.stat(path)
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stamp = "missing"
+            h.update(f"{item.item_id}|{os.path.relpath(path, root)}|{stamp}\n".encode())
+    return {shard: h.hexdigest()[:16] for shard, h in digests.items()}

@@ -1,0 +1,110 @@
+"""Named resource sets, one per deployment, selected by MEDTRINITY_DEPLOYMENT (see settings.py).
+
+- ``local``: storage in a local directory, embedded chromadb, models on the CPU (MEDTRINITY_DEVICE
+  overrides). What `medtrinity demo` and the tests use.
+- ``s3``: storage under ``s3://bucket/prefix`` through dagster-aws's S3Resource (credentials from the
+  usual AWS chain; MEDTRINITY_S3_ENDPOINT_URL for MinIO), CPU models. The Docker Compose stack.
+- ``gpu``: ``s3`` with models on ``cuda``; dataset runs carry the GPU tag and the expert and MLLM
+  steps share the ``gpu`` pool (defs/context.py).
+
+A value given by an environment variable reaches the resource as ``dg.EnvVar(<name>)``: resolved
+where the run executes and shown by name (not value) in the UI. Unset variables take the documented
+default. A set that cannot work fails at load, naming the variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from dagster import EnvVar
+from dagster_aws.s3 import S3Resource
+
+from medtrinity_assets import settings
+from medtrinity_resources.embedder import SentenceEmbedder
+from medtrinity_resources.experts import load_expert_config
+from medtrinity_resources.io_manager import ParquetManifestIOManager
+from medtrinity_resources.knowledge_store import KnowledgeStore
+from medtrinity_resources.mllm import MLLMResource
+from medtrinity_resources.storage import MedtrinityStorage
+
+
+def configured(name: str, default: str) -> str | EnvVar:
+    """``EnvVar(name)`` when the variable is set, else `default`."""
+    return EnvVar(name) if settings.is_set(name) else default
+
+
+def local_storage() -> MedtrinityStorage:
+    root = settings.storage_root()
+    if root.startswith("s3://"):
+        raise settings.SettingsError(
+            f"MEDTRINITY_STORAGE={root} is on S3 but MEDTRINITY_DEPLOYMENT is 'local': set MEDTRINITY_DEPLOYMENT=s3 (or gpu)"
+        )
+    return MedtrinityStorage(root=configured("MEDTRINITY_STORAGE", str(Path(root))))
+
+
+def s3_storage() -> MedtrinityStorage:
+    root = settings.env("MEDTRINITY_STORAGE")
+    if not root.startswith("s3://") or not root[len("s3://") :].strip("/"):
+        raise settings.SettingsError(
+            f"MEDTRINITY_DEPLOYMENT={settings.deployment()} needs MEDTRINITY_STORAGE=s3://bucket/prefix (got {root!r})"
+        )
+    endpoint = EnvVar("MEDTRINITY_S3_ENDPOINT_URL") if settings.is_set("MEDTRINITY_S3_ENDPOINT_URL") else None
+    return MedtrinityStorage(root=EnvVar("MEDTRINITY_STORAGE"), s3=S3Resource(endpoint_url=endpoint))
+
+
+def model_resources(storage: MedtrinityStorage, default_device: str) -> dict:
+    """Everything but the storage: embedder, knowledge store, MLLM, expert models, manifest IO."""
+    device = settings.env("MEDTRINITY_DEVICE", default_device)
+    backend = settings.env("MEDTRINITY_MLLM_BACKEND", "grounded_composer")
+    model = configured("MEDTRINITY_MLLM_MODEL", "")
+    return {
+        "storage": storage,
+        "manifest_io": ParquetManifestIOManager(storage=storage),
+        "embedder": SentenceEmbedder(
+            model_path=configured("MEDTRINITY_EMBEDDER_MODEL", ""),
+            device=configured("MEDTRINITY_DEVICE", device),
+            dtype=configured("MEDTRINITY_EMBEDDER_DTYPE", settings.embedder_dtype(device)),
+        ),
+        "knowledge_store": KnowledgeStore(
+            persist_dir=configured("MEDTRINITY_KNOWLEDGE_DIR", settings.knowledge_dir()),
+            url=configured("MEDTRINITY_CHROMA_URL", ""),
+        ),
+        "mllm": MLLMResource(
+            backend=backend,
+            model_path=model if backend == "transformers" else "",
+            model_name=model if backend == "openai" else "",
+            endpoint_url=configured("MEDTRINITY_MLLM_ENDPOINT", ""),
+            device=configured("MEDTRINITY_DEVICE", device),
+        ),
+        "experts": load_expert_config(settings.env("MEDTRINITY_EXPERTS") or None, default_device=device),
+    }
+
+
+def local_resources() -> dict:
+    return model_resources(local_storage(), default_device="cpu")
+
+
+def s3_resources() -> dict:
+    return model_resources(s3_storage(), default_device="cpu")
+
+
+def gpu_resources() -> dict:
+    return model_resources(s3_storage(), default_device="cuda")
+
+
+RESOURCE_SETS: dict[str, Callable[[], dict]] = {"local": local_resources, "s3": s3_resources, "gpu": gpu_resources}
+
+
+def build_resources(deployment: str | None = None) -> dict:
+    """The resource set of `deployment` (default: MEDTRINITY_DEPLOYMENT)."""
+    return RESOURCE_SETS[deployment or settings.deployment()]()
+
+
+def storage_from_settings() -> MedtrinityStorage:
+    """The configured storage with its values resolved now, for use outside a run (the CLI reads
+    manifests and releases with it; tests read what runs wrote)."""
+    configured_storage = local_storage() if settings.deployment() == "local" else s3_storage()  # validates
+    endpoint = settings.env("MEDTRINITY_S3_ENDPOINT_URL") or None
+    root = settings.storage_root()
+    return MedtrinityStorage(root=root, s3=S3Resource(endpoint_url=endpoint) if configured_storage.s3 is not None else None)

@@ -1,0 +1,158 @@
+"""Code versions: what Dagster compares to say which materialisations a change makes stale.
+
+An asset's code version is a digest of
+- the source of the stage modules that do its work (``STAGE_MODULES``), of the resource classes it
+  uses, and of every project module those import (followed statically, transitively);
+- the configuration it reads (``asset_config``): the corpora file for the knowledge assets, the
+  MLLM backend and model for caption batches, the expert-model file for ROIs, the catalog and the
+  releases file for releases.
+
+Wiring (``medtrinity_assets/defs/``: metadata, checks, jobs) and settings.py (where values come
+from; the values themselves are configuration) are not part of any version: work that changes an
+output belongs in a stage package. A source's own catalog entry is part of its
+``source_files`` data version (defs/sources.py), so editing one source re-runs only that source.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+
+from medtrinity_assets import settings
+
+PROJECT_PACKAGES = ("medtrinity_assets", "medtrinity_resources")
+WIRING_PACKAGE = "medtrinity_assets.defs"
+SETTINGS_MODULE = "medtrinity_assets.settings"  # where values come from: the values count (asset_config), not the code
+
+# The modules whose functions each asset calls; their project imports are followed.
+STAGE_MODULES: dict[str, tuple[str, ...]] = {
+    "source_manifest": ("medtrinity_assets.stages.sources",),
+    "images": ("medtrinity_assets.stages.images",),
+    "roi_masks": ("medtrinity_assets.stages.rois",),
+    "coarse_captions": ("medtrinity_assets.stages.captions",),
+    "knowledge_index": ("medtrinity_assets.knowledge",),
+    "retrieval_evaluation": ("medtrinity_assets.knowledge",),
+    "retrieved_knowledge": ("medtrinity_assets.stages.captions", "medtrinity_assets.knowledge"),
+    "caption_batches": ("medtrinity_assets.stages.captions",),
+    "triplets": ("medtrinity_assets.stages.triplets",),
+    "image_duplicates": ("medtrinity_assets.stages.duplicates",),
+    "source_rejects": ("medtrinity_assets.stages.rejects",),
+    "dataset_release": ("medtrinity_assets.export",),
+    "vqa_pairs": ("medtrinity_assets.export",),
+}
+
+
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the directory holding both packages
+
+
+@lru_cache(maxsize=None)
+def module_path(name: str) -> Path | None:
+    """The source file of a project module (a package's __init__.py), None if there is none.
+    Found on disk, not imported, so versions cost no imports."""
+    if name.split(".")[0] not in PROJECT_PACKAGES:
+        return None
+    base = PACKAGE_PARENT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=None)
+def project_imports(name: str, path: Path) -> frozenset[str]:
+    """Project modules that the module `name` (at `path`) imports, relative imports resolved."""
+    is_package = path.name == "__init__.py"
+    base = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = base.split(".")
+                root = ".".join(parts[: len(parts) - node.level + 1])
+                module = f"{root}.{node.module}" if node.module else root
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+    return frozenset(m for m in found if module_path(m) is not None)
+
+
+@lru_cache(maxsize=None)
+def module_closure(roots: tuple[str, ...]) -> tuple[str, ...]:
+    """`roots` and every project module they import, transitively (wiring modules excluded)."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name in (WIRING_PACKAGE, SETTINGS_MODULE) or name.startswith(WIRING_PACKAGE + "."):
+            continue
+        path = module_path(name)
+        if path is None:
+            raise ValueError(f"code version: no source for module {name}")
+        seen.add(name)
+        todo.extend(project_imports(name, path) - seen)
+        parent = name.rpartition(".")[0]
+        if parent and parent not in seen:
+            todo.append(parent)  # importing a submodule runs its package's __init__
+    return tuple(sorted(seen))
+
+
+@lru_cache(maxsize=None)
+def file_digest(name: str) -> str:
+    return hashlib.sha256(module_path(name).read_bytes().replace(b"\r\n", b"\n")).hexdigest()  # type: ignore[union-attr]
+
+
+def source_digest(modules: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(set(modules)):
+        h.update(f"{name}:{file_digest(name)}\n".encode())
+    return h.hexdigest()
+
+
+def file_text(path: str) -> str:
+    p = Path(path)
+    return p.read_text(encoding="utf-8") if p.is_file() else f"<missing {path}>"
+
+
+def caption_config(backend: str | None = None, model: str | None = None) -> str:
+    """What caption_batches depends on beyond code: the MLLM backend and model."""
+    backend = backend if backend is not None else settings.env("MEDTRINITY_MLLM_BACKEND", "grounded_composer")
+    model = model if model is not None else settings.env("MEDTRINITY_MLLM_MODEL")
+    return f"mllm={backend}:{model}"
+
+
+def asset_config(name: str, caption: str | None = None) -> str:
+    """The configuration an asset reads, as text (part of its code version)."""
+    embedder = f"embedder={settings.env('MEDTRINITY_EMBEDDER_MODEL')}"
+    if name in ("knowledge_index", "retrieval_evaluation"):
+        return f"{embedder}\n{file_text(settings.corpora_path())}"
+    if name == "retrieved_knowledge":
+        return embedder
+    if name == "caption_batches":
+        return caption if caption is not None else caption_config()
+    if name == "roi_masks":
+        experts = settings.env("MEDTRINITY_EXPERTS")
+        return file_text(experts) if experts else "experts=none"
+    if name in ("dataset_release", "vqa_pairs"):
+        return f"{file_text(settings.releases_path())}\n{file_text(settings.catalog_path())}"
+    return ""
+
+
+def code_version(name: str, resource_modules: Iterable[str] = (), caption: str | None = None) -> str:
+    """12 hex digits over the asset's code closure and its configuration."""
+    if name not in STAGE_MODULES:
+        raise KeyError(f"no stage modules declared for asset {name!r} in defs/versions.py")
+    closure = module_closure(tuple(sorted({*STAGE_MODULES[name], *resource_modules})))
+    h = hashlib.sha256(source_digest(closure).encode())
+    h.update(asset_config(name, caption).encode())
+    return h.hexdigest()[:12]
+
+
+def resource_modules_of(required: Iterable[str], resources: Mapping[str, object]) -> list[str]:
+    """Modules of the resource classes behind the resource keys an asset requires."""
+    return sorted({type(resources[k]).__module__ for k in required if k in resources})
