@@ -84,22 +84,32 @@ def project_imports(name: str, path: Path) -> frozenset[str]:
 
 @lru_cache(maxsize=None)
 def module_closure(roots: tuple[str, ...]) -> tuple[str, ...]:
-    """`roots` and every project module they import, transitively (wiring modules excluded)."""
-    seen: set[str] = set()
+    """`roots` and every project module they import, transitively (wiring modules excluded).
+
+    Importing a submodule runs its package's ``__init__``: that file's own source counts, but what
+    it re-exports for other callers is followed only when the package itself is imported
+    (``stages.common`` importing ``phi.patterns`` must not pull in ``phi``'s ingest screening)."""
+
+    def wiring(name: str) -> bool:
+        return name in (WIRING_PACKAGE, SETTINGS_MODULE) or name.startswith(WIRING_PACKAGE + ".")
+
+    followed: set[str] = set()
+    parents: set[str] = set()
     todo = list(roots)
     while todo:
         name = todo.pop()
-        if name in seen or name in (WIRING_PACKAGE, SETTINGS_MODULE) or name.startswith(WIRING_PACKAGE + "."):
+        if name in followed or wiring(name):
             continue
         path = module_path(name)
         if path is None:
             raise ValueError(f"code version: no source for module {name}")
-        seen.add(name)
-        todo.extend(project_imports(name, path) - seen)
+        followed.add(name)
+        todo.extend(project_imports(name, path) - followed)
         parent = name.rpartition(".")[0]
-        if parent and parent not in seen:
-            todo.append(parent)  # importing a submodule runs its package's __init__
-    return tuple(sorted(seen))
+        while parent:
+            parents.add(parent)
+            parent = parent.rpartition(".")[0]
+    return tuple(sorted(followed | {p for p in parents if not wiring(p) and module_path(p) is not None}))
 
 
 @lru_cache(maxsize=None)

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from medtrinity_assets.phi import scrub_text
+from medtrinity_assets.phi.patterns import scrub_text
 from medtrinity_assets.schema import REJECTS_SCHEMA, conform
 
 
