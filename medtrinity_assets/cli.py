@@ -24,6 +24,7 @@ T_START = time.perf_counter()  # the demo's elapsed time counts from here (impor
 import argparse  # noqa: E402
 import json
 import resource  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
@@ -244,8 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the Dagster services a command started are stopped with it
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if args.command == "demo":
         return run_demo(args.sources.split(",") if args.sources else None, args.skip_knowledge, args.release, args.webserver)
     if args.command == "ui":
