@@ -41,6 +41,18 @@ from test_postgres_instance import free_port, start_postgres, write_postgres_ins
 REPO = Path(__file__).resolve().parents[1]
 WHOLE_SOURCE = "pydicom_dicom"
 ONE_SHARD = ("stardist_dsb2018", "00")
+SHARDS = 4  # the bundled catalog with 4 shards, so the per-backfill run limit (2) has runs to hold back
+
+
+def four_shard_catalog(root: Path) -> Path:
+    bundled = REPO / "data" / "catalog.yaml"
+    raw = yaml.safe_load(bundled.read_text())
+    raw["shard_count"] = SHARDS
+    for source in raw["sources"]:
+        source["root"] = str((bundled.parent / source["root"]).resolve())
+    path = root / "catalog.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
 DATASET_ASSETS = ["source_manifest", "images", "roi_masks", "coarse_captions", "retrieved_knowledge", "caption_batches", "triplets"]
 DEADLINE_S = 540  # generous: the daemon runs 4 + 1 runs on 2 shared cores
 
@@ -139,6 +151,7 @@ def deployment(postgres_server, tmp_path_factory):
         "DAGSTER_HOME": str(home),
         "MEDTRINITY_HOME": str(root / "medtrinity"),
         "MEDTRINITY_KNOWLEDGE_DIR": str(root / "medtrinity" / "knowledge"),
+        "MEDTRINITY_CATALOG": str(four_shard_catalog(root)),
         "PYTHONUNBUFFERED": "1",
     }
     for var in ["MEDTRINITY_STORAGE", "MEDTRINITY_S3_ENDPOINT_URL", "MEDTRINITY_DEVICE", "MEDTRINITY_RUN_TAGS"]:
@@ -251,7 +264,7 @@ def test_cli_backfills_complete_under_the_daemon_and_show_in_graphql(deployment)
     assert {whole_id, shard_id} <= listed
 
     done = wait_until_done(dep, [whole_id, shard_id])
-    shards = [f"{WHOLE_SOURCE}|{s:02d}" for s in range(4)]
+    shards = [f"{WHOLE_SOURCE}|{s:02d}" for s in range(SHARDS)]
     expected = {whole_id: (WHOLE_SOURCE, shards), shard_id: (ONE_SHARD[0], [f"{ONE_SHARD[0]}|{ONE_SHARD[1]}"])}
     for backfill_id, (source, partitions) in expected.items():
         b = done[backfill_id]
@@ -293,14 +306,16 @@ def test_cli_backfills_complete_under_the_daemon_and_show_in_graphql(deployment)
 
     # the triplets are on storage where the runs wrote them
     triplets = Path(dep.env["MEDTRINITY_HOME"]) / "dataset" / "manifests" / "triplets" / WHOLE_SOURCE
-    assert sorted(p.name for p in triplets.glob("*.parquet")) == ["00.parquet", "01.parquet", "02.parquet", "03.parquet"]
+    assert sorted(p.name for p in triplets.glob("*.parquet")) == [f"{s:02d}.parquet" for s in range(SHARDS)]
 
 
 def test_backfill_plan_targets_one_source_and_rejects_bad_input(capsys):
     from medtrinity_assets.backfill import contiguous_runs, parse_tags, plan_source_backfill
     from medtrinity_assets.cli import main
-    from medtrinity_assets.defs.context import CATALOG
+    from medtrinity_assets.defs.context import CATALOG as BUNDLED
     from medtrinity_assets.defs.names import DATASET_ASSETS as NAMES
+
+    CATALOG = BUNDLED.model_copy(update={"shard_count": 4})  # the planner is tested on four shards
 
     assert list(NAMES) == DATASET_ASSETS
     plan = plan_source_backfill(CATALOG, WHOLE_SOURCE, shards=["03", "00", "01"], tags={"k": "v"})
