@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny-model builders the tests use
 
+from expert_builders import synthetic_yolo_dataset  # noqa: E402
 from medtrinity_assets.records import Slice2D  # noqa: E402
 from medtrinity_assets.rois import rois_from_label_map  # noqa: E402
 from medtrinity_resources.experts import (  # noqa: E402
@@ -59,25 +61,6 @@ def synthetic_slices(n: int, size: int, seed: int = 0) -> list[Slice2D]:
             px[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 200
         out.append(Slice2D(px, []))
     return out
-
-
-def blob_dataset(root: Path, n: int = 8, size: int = 64) -> Path:
-    """A tiny YOLO-format segmentation dataset of bright rectangles; returns data.yaml."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for split in ("images", "labels"):
-        (root / split / "train").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        img = np.full((size, size, 3), 20, np.uint8)
-        x0, y0 = (int(v) for v in rng.integers(4, 28, 2))
-        w, h = (int(v) for v in rng.integers(12, 30, 2))
-        img[y0 : y0 + h, x0 : x0 + w] = 220
-        Image.fromarray(img).save(root / "images" / "train" / f"{i}.png")
-        poly = [x0, y0, x0 + w, y0, x0 + w, y0 + h, x0, y0 + h]
-        (root / "labels" / "train" / f"{i}.txt").write_text("0 " + " ".join(f"{v / size:.5f}" for v in poly) + "\n")
-    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/train\nnames:\n  0: blob\n")
-    return root / "data.yaml"
 
 
 def fit_discs(network, slices: list[Slice2D], steps: int) -> None:
@@ -164,7 +147,7 @@ def bench_yolo(root: Path, slices: list[Slice2D], device: str, batch: int, repea
     weights = root / "yolo11n-seg.pt"
     model = YOLO("yolo11n-seg.yaml")
     if train:
-        data = blob_dataset(root / "ds")
+        data = synthetic_yolo_dataset(root / "ds", n=8)
         model.train(data=str(data), epochs=1, imgsz=64, batch=4, workers=0, device=device, plots=False,
                     val=False, project=str(root / "runs"), name="seg", exist_ok=True, verbose=False, amp=False)
         weights = root / "runs" / "seg" / "weights" / "last.pt"

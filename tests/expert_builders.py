@@ -1,4 +1,4 @@
-"""Tiny MONAI bundles for the expert tests, written with MONAI's own `monai.bundle.init_bundle`."""
+"""Tiny MONAI bundles and a tiny YOLO dataset for the expert tests and bench (MONAI bundles written with `monai.bundle.init_bundle`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 
 def build_network(network_def: Mapping[str, Any]) -> torch.nn.Module:
@@ -47,3 +49,20 @@ def write_monai_bundle(
     }
     init_bundle(root, network=network, metadata_str=metadata, inference_str=inference)
     return root
+
+
+def synthetic_yolo_dataset(root: Path, n: int = 4, size: int = 64) -> Path:
+    """A tiny YOLO-format segmentation dataset of bright rectangles (class `blob`); returns data.yaml."""
+    rng = np.random.default_rng(0)
+    for split in ("images", "labels"):
+        (root / split / "train").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = np.full((size, size, 3), 20, np.uint8)
+        x0, y0 = (int(v) for v in rng.integers(4, 28, 2))
+        w, h = (int(v) for v in rng.integers(12, 30, 2))
+        img[y0 : y0 + h, x0 : x0 + w] = 220
+        Image.fromarray(img).save(root / "images" / "train" / f"{i}.png")
+        poly = [x0, y0, x0 + w, y0, x0 + w, y0 + h, x0, y0 + h]
+        (root / "labels" / "train" / f"{i}.txt").write_text("0 " + " ".join(f"{v / size:.5f}" for v in poly) + "\n")
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/train\nnames:\n  0: blob\n")
+    return root / "data.yaml"

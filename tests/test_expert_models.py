@@ -15,11 +15,10 @@ import dagster as dg
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from medtrinity_assets.records import RejectError, Slice2D
 from medtrinity_assets.rois import box_from_mask
-from expert_builders import build_network, write_monai_bundle
+from expert_builders import build_network, synthetic_yolo_dataset, write_monai_bundle
 from medtrinity_assets.rois import rois_from_label_map
 from medtrinity_resources.experts import (
     GPU_TAG,
@@ -61,22 +60,6 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
         root / "unet3d", UNET_3D, build_network(UNET_3D).state_dict(), ["background", "kidney"], roi_size=[16, 16, 4]
     )
     return {"2d": b2, "3d": b3}
-
-
-def synthetic_yolo_dataset(root: Path, n: int = 4, size: int = 64) -> Path:
-    rng = np.random.default_rng(0)
-    for split in ("images", "labels"):
-        (root / split / "train").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        img = np.full((size, size, 3), 20, np.uint8)
-        x0, y0 = (int(v) for v in rng.integers(4, 28, 2))
-        w, h = (int(v) for v in rng.integers(12, 30, 2))
-        img[y0 : y0 + h, x0 : x0 + w] = 220
-        Image.fromarray(img).save(root / "images" / "train" / f"{i}.png")
-        poly = [x0, y0, x0 + w, y0, x0 + w, y0 + h, x0, y0 + h]
-        (root / "labels" / "train" / f"{i}.txt").write_text("0 " + " ".join(f"{v / size:.5f}" for v in poly) + "\n")
-    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/train\nnames:\n  0: blob\n")
-    return root / "data.yaml"
 
 
 @pytest.fixture(scope="module")
