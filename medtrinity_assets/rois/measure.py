@@ -212,13 +212,7 @@ def measure_roi(
     else:
         for k in ("mean", "std", "entropy", "glcm_contrast", "glcm_homogeneity"):
             why[k] = "roi_too_small"
-    ring_reason = None
-    if float(sv.values.max()) == float(sv.values.min()):
-        ring_reason = "constant_intensity"
-    elif not ring_all.any() or area >= 0.9 * max(int((~sv.background).sum()), 1):
-        ring_reason = "roi_covers_image"
-    elif int(ring.sum()) < max(MIN_RING_PX, 0.25 * int(ring_all.sum())):
-        ring_reason = "ring_mostly_background"
+    ring_reason = _ring_problem(sv, ring, ring_all, area)
     if ring_reason is None and "mean" in stats:
         ring_vals = values[ring]
         stats["ring_mean"], stats["ring_std"] = float(ring_vals.mean()), float(ring_vals.std())
@@ -236,13 +230,28 @@ def measure_roi(
         why.pop("hue_delta", None)
     if not spacing_rc:
         why["area_mm2"] = why["equivalent_diameter_mm"] = "no_pixel_spacing"
-    fields = {**shape, **stats}
+    return _rounded({**shape, **stats}, sv.unit, label_count, why)
+
+
+def _ring_problem(sv: SliceValues, ring: np.ndarray, ring_all: np.ndarray, area: int) -> str | None:
+    """Why the ROI has no usable ring of surroundings to compare with (None: it has one)."""
+    if float(sv.values.max()) == float(sv.values.min()):
+        return "constant_intensity"
+    if not ring_all.any() or area >= 0.9 * max(int((~sv.background).sum()), 1):
+        return "roi_covers_image"
+    if int(ring.sum()) < max(MIN_RING_PX, 0.25 * int(ring_all.sum())):
+        return "ring_mostly_background"
+    return None
+
+
+def _rounded(fields: dict, unit: str, label_count: int | None, why: dict[str, str]) -> Measurements:
+    """The stored record: values rounded to what they can support, reasons for what is missing."""
     return Measurements(
-        intensity_unit=sv.unit,
-        mean=_r(fields.get("mean"), 4 if sv.unit != "HU" else 1),
-        ring_mean=_r(fields.get("ring_mean"), 4 if sv.unit != "HU" else 1),
-        std=_r(fields.get("std"), 4 if sv.unit != "HU" else 1),
-        ring_std=_r(fields.get("ring_std"), 4 if sv.unit != "HU" else 1),
+        intensity_unit=unit,
+        mean=_r(fields.get("mean"), 4 if unit != "HU" else 1),
+        ring_mean=_r(fields.get("ring_mean"), 4 if unit != "HU" else 1),
+        std=_r(fields.get("std"), 4 if unit != "HU" else 1),
+        ring_std=_r(fields.get("ring_std"), 4 if unit != "HU" else 1),
         contrast=_r(fields.get("contrast"), 3),
         hue_delta=_r(fields.get("hue_delta"), 1),
         saturation_delta=_r(fields.get("saturation_delta"), 3),
