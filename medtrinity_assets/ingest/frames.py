@@ -24,10 +24,10 @@ def display_frame(stack: Stack, axis: str, index: int, out_hw: tuple[int, int], 
         conv = RADIOGRAPH_FRAME if stack.frame_orientation.startswith(RADIOGRAPHIC) else {}
         return DisplayFrame(**conv, spacing_rc=spacing_rc)  # type: ignore[arg-type]
     conv = PLANE_FRAMES[axis]
-    if stack.world_min is None or any(s is None for s in stack.spacing):
+    if stack.world is None or any(s is None for s in stack.spacing):
         return DisplayFrame(**conv, spacing_rc=spacing_rc)  # type: ignore[arg-type]
     origin, row_dir, col_dir, spacing = plane_world_frame(
-        axis, index, stack.spatial_shape, stack.spacing, stack.world_min, out_hw  # type: ignore[arg-type]
+        axis, index, stack.spatial_shape, stack.spacing, stack.world, out_hw  # type: ignore[arg-type]
     )
     return DisplayFrame(**conv, world_origin=origin, world_row_dir=row_dir, world_col_dir=col_dir, spacing_rc=spacing)  # type: ignore[arg-type]
 

@@ -145,33 +145,39 @@ PLANE_FRAMES: dict[str, dict[str, str | None]] = {
 RADIOGRAPH_FRAME: dict[str, str | None] = {"plane": "projection", "lateral": "radiological", "up": "superior", "anterior_side": None}
 
 # unit vectors (LPS) of displayed rows/columns for each cut plane, and whether rows run against z
-_PLANE_AXES = {
-    "axial": ((0.0, 1.0, 0.0), (1.0, 0.0, 0.0)),  # rows -> posterior, cols -> left
-    "coronal": ((0.0, 0.0, -1.0), (1.0, 0.0, 0.0)),  # rows -> inferior, cols -> left
-    "sagittal": ((0.0, 0.0, -1.0), (0.0, 1.0, 0.0)),  # rows -> inferior, cols -> posterior
-}
+@dataclass(frozen=True)
+class WorldGrid:
+    """Where the canonical voxels V[z, y, x] lie in LPS millimetres: voxel (z, y, x)'s centre is at
+    origin + z * sz * z_dir + y * sy * y_dir + x * sx * x_dir (canonical spacing (sz, sy, sx)).
+
+    The directions are the acquisition's own (unit vectors, signed by the canonical flips), so an
+    oblique volume keeps its true geometry; for an orthogonal one they are the LPS axes."""
+
+    origin: tuple[float, float, float]
+    z_dir: tuple[float, float, float]
+    y_dir: tuple[float, float, float]
+    x_dir: tuple[float, float, float]
 
 
-def canonical_world_origin(
+def canonical_world_grid(
     origin: np.ndarray | tuple[float, ...],
-    direction: np.ndarray,
+    direction: np.ndarray | list[float] | tuple[float, ...],
     spacing_ijk: tuple[float, float, float],
     shape_kji: tuple[int, int, int],
-) -> tuple[float, float, float]:
-    """LPS position (mm) of canonical voxel V[0, 0, 0]: the most right, anterior, inferior corner voxel.
-
-    `origin` is the world position of stored index (0, 0, 0), `direction` the ITK direction
-    (column c = LPS direction of index axis c), `spacing_ijk` ITK-order spacing. Canonical axes
-    grow toward L, P and S, so the canonical first voxel is the corner with the smallest x, y, z
-    (exact for orthogonal acquisitions; the closest corner for oblique ones).
-    """
+    reo: Reorientation,
+) -> WorldGrid:
+    """The world grid of `reo.apply`'s canonical array for a stored (k, j, i) volume whose index
+    (0, 0, 0) lies at `origin` (LPS mm), ITK `direction` (column c = LPS direction of index axis c)."""
     d = np.asarray(direction, dtype=float).reshape(3, 3)
     o = np.asarray(origin, dtype=float).reshape(3)
-    k, j, i = (max(int(n) - 1, 0) for n in shape_kji)
-    corners = np.array([[a, b, c] for a in (0, i) for b in (0, j) for c in (0, k)], dtype=float)
-    world = o[None, :] + (corners * np.asarray(spacing_ijk, dtype=float)[None, :]) @ d.T
-    x, y, z = world.min(axis=0)
-    return float(x), float(y), float(z)
+    dirs = []
+    for out_axis in range(3):  # canonical z, y, x
+        c = 2 - reo.order[out_axis]  # ITK index axis behind this canonical axis
+        sign = -1.0 if reo.flips[out_axis] else 1.0
+        if reo.flips[out_axis]:  # canonical index 0 is the stored axis's last voxel
+            o = o + (int(shape_kji[2 - c]) - 1) * float(spacing_ijk[c]) * d[:, c]
+        dirs.append(tuple(round(float(v), 6) for v in sign * d[:, c]))
+    return WorldGrid(tuple(float(v) for v in o), *dirs)  # type: ignore[arg-type]
 
 
 def plane_world_frame(
@@ -179,32 +185,34 @@ def plane_world_frame(
     index: int,
     shape_zyx: tuple[int, int, int],
     spacing_zyx: tuple[float, float, float],
-    world_min: tuple[float, float, float],
+    world: WorldGrid,
     out_hw: tuple[int, int],
 ) -> tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float], tuple[float, float]]:
     """(origin, row_dir, col_dir, spacing_rc) of a displayed plane resized to `out_hw`.
 
     origin is the LPS position (mm) of displayed pixel (0, 0)'s centre; pixel (r, c) lies at
     origin + r * row_dir * spacing_rc[0] + c * col_dir * spacing_rc[1]. Resizing is pixel-centre
-    aligned, as `resize_pixels` / `resize_labels` do.
+    aligned, as `resize_pixels` / `resize_labels` do. Coronal and sagittal planes are shown
+    superior-up, so their rows run along -z.
     """
     z_n, y_n, x_n = shape_zyx
     sz, sy, sx = spacing_zyx
-    x0, y0, z0 = world_min
-    in_rows, in_cols, rows_sp, cols_sp, fixed = {
-        "axial": (y_n, x_n, sy, sx, (0.0, 0.0, z0 + index * sz)),
-        "coronal": (z_n, x_n, sz, sx, (0.0, y0 + index * sy, 0.0)),
-        "sagittal": (z_n, y_n, sz, sy, (x0 + index * sx, 0.0, 0.0)),
+    o, uz, uy, ux = (np.asarray(v, dtype=float) for v in (world.origin, world.z_dir, world.y_dir, world.x_dir))
+    in_rows, in_cols, rows_sp, cols_sp = {
+        "axial": (y_n, x_n, sy, sx),
+        "coronal": (z_n, x_n, sz, sx),
+        "sagittal": (z_n, y_n, sz, sy),
     }[axis]
-    row_dir, col_dir = _PLANE_AXES[axis]
     scale_r, scale_c = in_rows / out_hw[0], in_cols / out_hw[1]
     # input-grid coordinate of displayed pixel 0's centre along rows / columns
     r0, c0 = 0.5 * scale_r - 0.5, 0.5 * scale_c - 0.5
-    start = {
-        "axial": (x0 + c0 * sx, y0 + r0 * sy, fixed[2]),
-        "coronal": (x0 + c0 * sx, fixed[1], z0 + (z_n - 1 - r0) * sz),
-        "sagittal": (fixed[0], y0 + c0 * sy, z0 + (z_n - 1 - r0) * sz),
+    start, row_dir, col_dir = {
+        "axial": (o + index * sz * uz + r0 * sy * uy + c0 * sx * ux, uy, ux),
+        "coronal": (o + index * sy * uy + (z_n - 1 - r0) * sz * uz + c0 * sx * ux, -uz, ux),
+        "sagittal": (o + index * sx * ux + (z_n - 1 - r0) * sz * uz + c0 * sy * uy, -uz, uy),
     }[axis]
     origin = tuple(round(float(v), 4) for v in start)
     spacing = (round(float(rows_sp * scale_r), 6), round(float(cols_sp * scale_c), 6))
-    return origin, row_dir, col_dir, spacing  # type: ignore[return-value]
+    rows = tuple(round(float(v), 6) + 0.0 for v in row_dir)
+    cols = tuple(round(float(v), 6) + 0.0 for v in col_dir)
+    return origin, rows, cols, spacing  # type: ignore[return-value]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from medtrinity_assets.ingest.orientation import AS_ACQUIRED, Reorientation
+from medtrinity_assets.ingest.orientation import AS_ACQUIRED, Reorientation, WorldGrid
 
 
 def _identity(array: np.ndarray) -> np.ndarray:
@@ -46,8 +46,8 @@ class Stack:
     slice_positions: list[float] | None = None
     slice_uids: list[str] | None = None
     slice_normal: np.ndarray | None = None
-    # volumes with a real world frame: LPS position (mm) of canonical voxel V[0, 0, 0]
-    world_min: tuple[float, float, float] | None = None
+    # volumes with a real world frame: where the canonical voxels lie in LPS millimetres
+    world: WorldGrid | None = None
 
     @property
     def spatial_shape(self) -> tuple[int, int, int]:

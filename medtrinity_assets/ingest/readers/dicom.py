@@ -19,7 +19,7 @@ from medtrinity_assets.ingest.formats import detect_format
 from medtrinity_assets.ingest.guards import check_pixel_budget, check_within_root
 from medtrinity_assets.ingest.modalities import is_projection
 from medtrinity_assets.ingest.orientation import (
-    canonical_world_origin,
+    canonical_world_grid,
     direction_from_dicom,
     radiograph_flips,
     reorientation_from_direction,
@@ -106,7 +106,7 @@ def build_stack(
             slice_positions=positions,
             slice_uids=[sop_uids[i] for i in order] if sop_uids else None,
             slice_normal=normal,
-            world_min=canonical_world_origin(geoms[order[0]].position, direction, spacing_ijk, tuple(stored.shape[:3])),
+            world=canonical_world_grid(geoms[order[0]].position, direction, spacing_ijk, tuple(stored.shape[:3]), reo),
         )
     spacing_rc = geoms[0].pixel_spacing if geoms else None
     stack = Stack(

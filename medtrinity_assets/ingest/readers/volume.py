@@ -7,7 +7,7 @@ import SimpleITK as sitk
 
 from medtrinity_assets.ingest.formats import detect_format
 from medtrinity_assets.ingest.guards import check_pixel_budget
-from medtrinity_assets.ingest.orientation import canonical_world_origin, reorientation_from_direction
+from medtrinity_assets.ingest.orientation import canonical_world_grid, reorientation_from_direction
 from medtrinity_assets.ingest.readers.nifti import nifti_world_codes, read_nifti_voxels
 from medtrinity_assets.ingest.stack import Stack
 from medtrinity_assets.records import RejectError
@@ -110,9 +110,9 @@ def read_volume(path: str, max_pixels: int, hu: bool, keep_colour: bool) -> Stac
     reo = reorientation_from_direction(direction)
     data = reo.apply(array)
     world_origin = meta.pop("_world_origin", None)
-    world_min = None
+    world = None
     if world_origin is not None:
-        world_min = canonical_world_origin(world_origin, direction, spacing_ijk, tuple(array.shape[:3]))
+        world = canonical_world_grid(world_origin, direction, spacing_ijk, tuple(array.shape[:3]), reo)
     meta["reoriented"] = not reo.is_identity
     if reo.obliquity < 0.95:
         meta["oblique"] = round(reo.obliquity, 4)
@@ -127,7 +127,7 @@ def read_volume(path: str, max_pixels: int, hu: bool, keep_colour: bool) -> Stac
         to_canonical=reo.apply,
         stored_shape=tuple(array.shape[:3]),
         meta=meta,
-        world_min=world_min,
+        world=world,
     )
 
 
