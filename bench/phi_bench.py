@@ -28,6 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic PHI corpus the tests use
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -37,7 +38,7 @@ from medtrinity_assets.ingest import load_item  # noqa: E402
 from medtrinity_assets.phi import PhiPolicy, screen_pixels  # noqa: E402
 from medtrinity_assets.phi.ocr import _rgb_bgr, get_engine  # noqa: E402
 from medtrinity_assets.phi.pixels import find_text, padded  # noqa: E402
-from medtrinity_assets.phi.synthetic import KNOWN_TEXT_IMAGES, build_corpus, coverage  # noqa: E402
+from phi_synthetic import KNOWN_TEXT_IMAGES, build_corpus, coverage  # noqa: E402
 from medtrinity_assets.records import RejectError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

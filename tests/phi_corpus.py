@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from medtrinity_assets.phi.synthetic import KNOWN_TEXT_IMAGES
+from phi_synthetic import KNOWN_TEXT_IMAGES
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 REPO = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ from phi_corpus import bundled_slices, write_dicom
 from PIL import Image
 
 from medtrinity_assets.phi.patterns import normalise
-from medtrinity_assets.phi.synthetic import font_names, load_font
+from phi_synthetic import font_names, load_font
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from medtrinity_assets.phi import KEPT, MASKED, NO_TEXT, QUARANTINED, PhiPolicy,
 from medtrinity_assets.phi.ocr import get_engine
 from medtrinity_assets.phi.patterns import normalise
 from medtrinity_assets.phi.pixels import find_text, padded
-from medtrinity_assets.phi.synthetic import build_corpus, coverage
+from phi_synthetic import build_corpus, coverage
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def _dicom_item(tmp_path, pixels, **header):
 def _draw(pixels: np.ndarray, text: str, xy=(12, 12), size=22) -> np.ndarray:
     from PIL import Image, ImageDraw
 
-    from medtrinity_assets.phi.synthetic import font_names, load_font
+    from phi_synthetic import font_names, load_font
 
     img = Image.fromarray(pixels)
     ImageDraw.Draw(img).text(xy, text, font=load_font(font_names()[-1], size), fill=255)
