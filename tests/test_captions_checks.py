@@ -94,7 +94,8 @@ def test_wrong_modality_is_caught(liver):
     problems = check_caption(mri, sections, facts)
     assert "wrong_modality" in problems and "missing_modality" in problems
     bad_section = dict(sections, modality="Magnetic resonance imaging")
-    assert check_caption(text, bad_section, facts) == ["wrong_modality"]
+    # the modality section also disagrees with the description's CT
+    assert check_caption(text, bad_section, facts) == ["wrong_modality", "section_contradiction"]
     # naming another modality in passing (not as the image's) is fine
     assert check_caption(text + " Unlike MRI, it needs no magnet.", sections, facts) == []
 
