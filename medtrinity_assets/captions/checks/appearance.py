@@ -24,21 +24,29 @@ _HU = re.compile(r"(?P<n>-?\d+(?:\.\d+)?)\s*(?:HU|Hounsfield units?)\b", re.I)
 
 def _said(view: CaptionView, key: str, sentence: str, negator: re.Pattern[str]) -> bool:
     for pattern in view.lex["appearance"][key]:
-        for m in re.finditer(rf"\b(?:{pattern})", sentence, re.I):
+        for m in re.finditer(rf"\b(?:{pattern})(?![\w-])", sentence, re.I):
             if not negator.search(sentence[max(0, m.start() - 25) : m.start()]):
                 return True
     return False
 
 
-def _claim_sentences(view: CaptionView) -> list[str]:
+_CLAUSE = re.compile(r"[,;:()]|\b(?:while|whereas|but|although)\b", re.I)
+
+
+def _claim_clauses(view: CaptionView) -> list[str]:
+    """Clauses that describe the ROI: in a sentence about it, a clause naming no other structure
+    (or naming one only as the surroundings), or a clause naming the ROI itself."""
     surrounding = re.compile(view.lex["surrounding_cues"], re.I)
     out = []
     for s in view.image_sentences:
-        if not view.about_roi(s):
-            continue
-        if view.names_other(s) and not surrounding.search(s):
-            continue
-        out.append(s)
+        about = view.about_roi(s)
+        for clause in _CLAUSE.split(s):
+            if not clause.strip():
+                continue
+            if view.names_other(clause) and not surrounding.search(clause):
+                continue
+            if about or view.names_roi(clause):
+                out.append(clause)
     return out
 
 
@@ -50,7 +58,7 @@ def appearance_problems(view: CaptionView) -> list[str]:
     negator = re.compile(view.lex["appearance_negators"], re.I)
     problems: set[str] = set()
     ratio = m.std / m.ring_std if m.std is not None and m.ring_std else None
-    for s in _claim_sentences(view):
+    for s in _claim_clauses(view):
         said = {k for k in view.lex["appearance"] if _said(view, k, s, negator)}
         c = m.contrast
         if c is not None:

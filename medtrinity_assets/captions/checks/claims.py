@@ -80,8 +80,6 @@ def foreign_modality(view: CaptionView) -> bool:
         if named and (_DEICTIC.search(s) or not (comparison and comparison.search(s)) and not view.is_generic(s)):
             return True
     for s in view.image_sentences:
-        if comparison and comparison.search(s):
-            continue
         for entry in view.lex["modality_terms"]:
             if families & set(entry["wrong_in"]) and not families & allowed_families_of(entry) and re.search(entry["pattern"], s, re.I):
                 return True
@@ -232,6 +230,13 @@ def _percent_agrees(said: float, cmp: str, true: float, th: dict) -> bool:
 # ----------------------------------------------------------------------------- counts
 
 
+_TOTAL_BEFORE = re.compile(
+    r"\b(?:shows?|showing|contains?|containing|depicts?|depicting|with|there (?:are|is)|one of|among|total of|count of|of the)"
+    r"\s+(?:about |approximately |roughly |around |some |only |exactly |at least |nearly )?$"
+)
+_TOTAL_AFTER = re.compile(r"\w+\s+(?:are|is) (?:seen|visible|present|shown|identified|depicted|counted|in (?:the )?(?:view|image|field))")
+
+
 def count_problems(view: CaptionView, recorded_findings: list[str]) -> bool:
     """Invented counts: a second/another lesion, or a number of the ROI's structure far from the record."""
     lex, th = view.lex, view.th["counts"]
@@ -248,7 +253,7 @@ def count_problems(view: CaptionView, recorded_findings: list[str]) -> bool:
             before = low[max(0, x.start() - 20) : x.start()]
             if not negator.search(before) and not multi_recorded:
                 return True
-        for x in re.finditer(r"\b(?P<num>[a-z]+|\d+)\s+(?:(?:small|large|separate|distinct|discrete|visible|similar|further|other)\s+)?(?P<noun>[a-z]+)\b", low):
+        for x in re.finditer(r"\b(?P<num>[a-z]+|\d+)\s+(?=(?:(?:small|large|separate|distinct|discrete|visible|similar|further|other)\s+)?(?P<noun>[a-z]+)\b)", low):
             n = numbers.get(x.group("num"))
             noun = x.group("noun")
             if n is None or x.group("num") in ("one", "single", "both", "pair") or noun in ("of", "and", "or", "to"):
@@ -259,7 +264,8 @@ def count_problems(view: CaptionView, recorded_findings: list[str]) -> bool:
             if noun in lesion_nouns and n >= 2 and not multi_recorded:
                 return True
             forms = {noun, noun.rstrip("s"), noun[:-2] if noun.endswith("es") else noun, noun[:-1] + "us" if noun.endswith("i") else noun}
-            if roi_words and forms & roi_words and m and m.label_count:
+            total = _TOTAL_BEFORE.search(low[max(0, x.start() - 40) : x.start()]) or _TOTAL_AFTER.match(low, x.end())
+            if roi_words and forms & roi_words and m and m.label_count and total:
                 true = m.label_count
                 if abs(n - true) > max(th["abs"], th["rel"] * true):
                     return True

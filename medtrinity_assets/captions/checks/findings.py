@@ -52,12 +52,13 @@ class FindingFacts:
         """Word stems a stated finding may use: recorded findings and their equivalents, structure
         names, and the retrieved passages."""
         f = self.view.facts
-        stems: set[str] = set()
+        recorded: set[str] = set()
         for name in self.recorded:
-            stems |= _stems(name)
+            recorded |= _stems(name)
+        stems = set(recorded)
         for group in self.lex["finding_equivalents"]:
             group_stems = {stem(w) for w in group}
-            if stems & group_stems:
+            if recorded & group_stems:  # equivalents of a recorded word (not of an equivalent)
                 stems |= group_stems
         for name in [f.roi_label or "", *f.other_rois, *f.organs]:
             stems |= _stems(name)

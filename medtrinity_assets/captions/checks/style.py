@@ -75,13 +75,13 @@ def section_contradiction(view: CaptionView) -> bool:
     desc_modalities = modality_mentions(desc)
     for key in ("modality", "texture", "roi", "relations"):
         section = view.sections.get(key, "")
-        if not section.strip():
+        named = modality_mentions(section) if section.strip() else set()
+        if not named:
             continue
-        named = modality_mentions(section)
-        if desc_modalities and named and not (named & desc_modalities) and not (named <= allowed and desc_modalities <= allowed):
-            return True
-        if desc_modalities <= allowed and named - allowed and key in ("modality", "texture"):
-            return True
+        if desc_modalities and not (named & desc_modalities) and not (named <= allowed and desc_modalities <= allowed):
+            return True  # the section and the description name different modalities
+        if key in ("modality", "texture") and not (named & allowed):
+            return True  # the section names only another modality
     roi = view.sections.get("roi", "")
     if roi and sides_disagree(roi, desc, view.structure_names):
         return True
