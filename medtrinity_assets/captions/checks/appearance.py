@@ -16,17 +16,22 @@ measurement is present and lies outside the word's tolerance band (thresholds.ya
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .base import CaptionView
 
 _HU = re.compile(r"(?P<n>-?\d+(?:\.\d+)?)\s*(?:HU|Hounsfield units?)\b", re.I)
 
 
+@lru_cache(maxsize=64)
+def _word_scanner(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in patterns) + r")(?![\w-])", re.I)
+
+
 def _said(view: CaptionView, key: str, sentence: str, negator: re.Pattern[str]) -> bool:
-    for pattern in view.lex["appearance"][key]:
-        for m in re.finditer(rf"\b(?:{pattern})(?![\w-])", sentence, re.I):
-            if not negator.search(sentence[max(0, m.start() - 25) : m.start()]):
-                return True
+    for m in _word_scanner(tuple(view.lex["appearance"][key])).finditer(sentence):
+        if not negator.search(sentence[max(0, m.start() - 25) : m.start()]):
+            return True
     return False
 
 

@@ -16,7 +16,7 @@ state nothing about it.
 from __future__ import annotations
 
 import re
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from ..vocab import label_text, stem, word_stems
 from .base import CaptionView, is_normal_label
@@ -91,23 +91,17 @@ def negated_finding(view: CaptionView, facts: FindingFacts) -> bool:
     return any(normal.search(s) for s in view.image_sentences)
 
 
-def _diagnosis_terms(view: CaptionView) -> list[str]:
-    return sorted(view.lex["diagnoses"], key=len, reverse=True)
+@lru_cache(maxsize=32)
+def term_scanner(vocabulary: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern over the vocabulary, longest terms first (so a term inside a longer one is not
+    matched on its own)."""
+    return re.compile("|".join(_phrase_regex(t) for t in sorted(vocabulary, key=len, reverse=True)), re.I)
 
 
-def stated_terms(sentence: str, vocabulary: list[str], negator: re.Pattern[str]) -> list[str]:
-    """Terms of `vocabulary` the sentence states (longest first; a term inside a longer match is skipped)."""
+def stated_terms(sentence: str, vocabulary: tuple[str, ...], negator: re.Pattern[str]) -> list[str]:
+    """Terms of `vocabulary` the sentence states, as written (negated mentions left out)."""
     low = sentence.lower()
-    taken: list[tuple[int, int]] = []
-    out = []
-    for term in vocabulary:
-        for m in re.finditer(_phrase_regex(term), low):
-            if any(a <= m.start() and m.end() <= b for a, b in taken):
-                continue
-            taken.append((m.start(), m.end()))
-            if not _negated_before(low, m.start(), negator):
-                out.append(term)
-    return out
+    return [m.group(0) for m in term_scanner(vocabulary).finditer(low) if not _negated_before(low, m.start(), negator)]
 
 
 def suffix_diagnoses(sentence: str, view: CaptionView, negator: re.Pattern[str]) -> list[str]:
@@ -128,8 +122,8 @@ def finding_problems(view: CaptionView) -> list[str]:
     if negated_finding(view, facts):
         problems.add("negated_finding")
     negator = re.compile(view.lex["appearance_negators"], re.I)
-    diagnoses = _diagnosis_terms(view)
-    features = sorted(view.lex["features"], key=len, reverse=True)
+    diagnoses = tuple(view.lex["diagnoses"])
+    features = tuple(view.lex["features"])
     for s in view.image_sentences:
         for term in stated_terms(s, diagnoses, negator) + suffix_diagnoses(s, view, negator):
             if not facts.supported(term):
