@@ -8,7 +8,7 @@ from medtrinity_assets.captions.checks import modality_problems
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
 from medtrinity_assets.records import CaptionFacts
 from medtrinity_assets.defs.metadata import preview, table_md
-from medtrinity_assets.stages.triplets import assemble_triplets
+from medtrinity_assets.stages.triplets import assemble_triplets, quarantine_counts
 from medtrinity_resources.storage import MedtrinityStorage
 
 
@@ -28,7 +28,12 @@ def modality_named(caption: str, modality: str) -> bool:
             "captions_name_modality",
             asset="triplets",
             description="Every non-quarantined triplet has a non-empty caption naming its modality.",
-        )
+        ),
+        AssetCheckSpec(
+            "caption_problems",
+            asset="triplets",
+            description="Quarantined records per problem code; every caption is kept (none dropped) and every quarantined record has its reasons.",
+        ),
     ],
     description="One row per image–ROI–description with provenance; records failing checks are quarantined, never dropped.",
 )
@@ -54,6 +59,21 @@ def triplets(
             "quarantine_reasons": table_md(df.filter(pl.col("quarantined")).select("triplet_id", "quarantine_reasons")),
             **preview(storage, first["overlay_uri"][0] if first.height else None, "triplet overlay"),
         },
+    )
+    counts = quarantine_counts(df)
+    kept = df.height == caption_batches.height and not df.filter(pl.col("quarantined") != (pl.col("quarantine_reasons").list.len() > 0)).height
+    yield AssetCheckResult(
+        check_name="caption_problems",
+        passed=kept,
+        metadata={
+            "quarantined": MetadataValue.int(df.height - ok.height),
+            "records": MetadataValue.int(df.height),
+            "per_problem_code": MetadataValue.md(
+                "| problem code | records |\n|---|---|\n" + "".join(f"| `{k}` | {v} |\n" for k, v in counts.items()) if counts else "_none_"
+            ),
+            **{f"problem:{k}": MetadataValue.int(v) for k, v in counts.items()},
+        },
+        description="Quarantined records per problem code; none dropped.",
     )
     unnamed = [r["triplet_id"] for r in ok.iter_rows(named=True) if not modality_named(r["caption"], r["modality"])]
     yield AssetCheckResult(

@@ -16,6 +16,16 @@ from medtrinity_assets.schema import (
 )
 
 
+def quarantine_counts(triplets: pl.DataFrame) -> dict[str, int]:
+    """Quarantined records per problem code (a record with several reasons counts under each),
+    most frequent first."""
+    if triplets.is_empty():
+        return {}
+    reasons = triplets.filter(pl.col("quarantined")).explode("quarantine_reasons").drop_nulls("quarantine_reasons")
+    counts = reasons.group_by("quarantine_reasons").len().sort(["len", "quarantine_reasons"], descending=[True, False])
+    return {str(code): int(n) for code, n in counts.iter_rows()}
+
+
 def geometry_problems(roi: dict, width: int, height: int) -> list[str]:
     """Structural checks of an ROI against its image."""
     if roi["roi_index"] == -1:
