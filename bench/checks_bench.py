@@ -43,7 +43,8 @@ def corpus_report() -> tuple[int, int, int]:
         outcome = "caught" if c.expect in problems else "wrong_code" if problems else "missed"
         per_code[c.expect][outcome] += 1
         if outcome != "caught":
-            print(f"  {outcome}: {c.id} expected {c.expect}, got {problems}")
+            why = f" (known: {c.known_miss})" if c.known_miss else ""
+            print(f"  {outcome}: {c.id} expected {c.expect}, got {problems}{why}")
     print(f"{'problem code':<26}{'captions':>9}{'caught':>8}{'wrong code':>11}{'missed':>8}{'rate':>8}")
     total = Counter()
     for code in sorted(per_code):

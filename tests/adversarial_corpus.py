@@ -22,6 +22,7 @@ class Case:
     expect: str  # a problem code, or "none"
     text: str
     sections: dict
+    known_miss: str = ""
 
 
 def build_facts(name: str, spec: dict) -> CaptionFacts:
@@ -58,5 +59,5 @@ def load_corpus() -> tuple[dict[str, CaptionFacts], tuple[Case, ...]]:
         composed_text, composed_sections = compose_caption(facts, seed=c["id"])
         text = composed_text if c["text"] == "composer" else c["text"]
         sections = {**composed_sections, **(c.get("sections") or {})}
-        cases.append(Case(c["id"], c["record"], c["expect"], text, sections))
+        cases.append(Case(c["id"], c["record"], c["expect"], text, sections, c.get("known_miss", "")))
     return records, tuple(cases)

@@ -38,6 +38,7 @@ ISSUE_13 = {
 
 def test_corpus_covers_the_modalities_and_the_issue():
     assert len(WRONG) >= 40
+    assert sum(not c.known_miss for c in WRONG) >= 0.95 * len(WRONG)
     families = set().union(*(modality_families(RECORDS[c.record].modality) for c in WRONG))
     assert {"ct", "mri", "xray", "ultrasound", "microscopy"} <= families
     assert ISSUE_13 <= {c.id for c in WRONG}
@@ -47,7 +48,11 @@ def test_corpus_covers_the_modalities_and_the_issue():
     assert {c.record for c in CORRECT if c.id.startswith("composer_")} == set(RECORDS)
 
 
-@pytest.mark.parametrize("case", WRONG, ids=[c.id for c in WRONG])
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=pytest.mark.xfail(reason=c.known_miss, strict=True)) if c.known_miss else c for c in WRONG],
+    ids=[c.id for c in WRONG],
+)
 def test_wrong_caption_is_caught_with_its_code(case):
     problems = check_caption(case.text, case.sections, RECORDS[case.record])
     assert case.expect in problems, problems

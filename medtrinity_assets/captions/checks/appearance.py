@@ -62,7 +62,6 @@ def appearance_problems(view: CaptionView) -> list[str]:
     th, sh = view.th["appearance"], view.th["shape"]
     negator = re.compile(view.lex["appearance_negators"], re.I)
     problems: set[str] = set()
-    ratio = m.std / m.ring_std if m.std is not None and m.ring_std else None
     for s in _claim_clauses(view):
         said = {k for k in view.lex["appearance"] if _said(view, k, s, negator)}
         c = m.contrast
@@ -73,15 +72,11 @@ def appearance_problems(view: CaptionView) -> list[str]:
                 problems.add("appearance_contradiction")
             if "similar" in said and abs(c) >= th["similar_max"]:
                 problems.add("appearance_contradiction")
-        if "homogeneous" in said and "heterogeneous" not in said:
-            if (ratio is not None and ratio > th["homogeneous_ratio_max"]) or (
-                m.glcm_homogeneity is not None and m.glcm_homogeneity < th["homogeneous_glcm_min"]
-            ):
+        unit = m.intensity_unit or ""
+        if m.std is not None and unit in th["homogeneous_std_max"]:
+            if "homogeneous" in said and "heterogeneous" not in said and m.std > th["homogeneous_std_max"][unit]:
                 problems.add("appearance_contradiction")
-        if "heterogeneous" in said and "homogeneous" not in said:
-            if ratio is not None and ratio < th["heterogeneous_ratio_min"] and (
-                m.glcm_homogeneity is None or m.glcm_homogeneity > th["heterogeneous_glcm_max"]
-            ):
+            if "heterogeneous" in said and "homogeneous" not in said and m.std < th["heterogeneous_std_min"][unit]:
                 problems.add("appearance_contradiction")
         if m.margin_sharpness is not None:
             if "well_defined" in said and "ill_defined" not in said and m.margin_sharpness < th["well_defined_min"]:
