@@ -8,7 +8,9 @@ from medtrinity_assets.captions.checks import modality_problems
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
 from medtrinity_assets.records import CaptionFacts
 from medtrinity_assets.defs.metadata import preview, table_md
+from medtrinity_assets.stages.judge import judge_shard
 from medtrinity_assets.stages.triplets import assemble_triplets, quarantine_counts
+from medtrinity_resources.judge import CaptionJudgeResource
 from medtrinity_resources.storage import MedtrinityStorage
 
 
@@ -44,9 +46,11 @@ def triplets(
     coarse_captions: pl.DataFrame,
     caption_batches: pl.DataFrame,
     storage: MedtrinityStorage,
+    caption_judge: CaptionJudgeResource,
 ):
     licences = {s.name: (s.licence, s.redistributable) for s in CATALOG.sources}
-    df = assemble_triplets(images, roi_masks, coarse_captions, caption_batches, licences)
+    judgements = judge_shard(images, roi_masks, coarse_captions, caption_batches, caption_judge)
+    df = assemble_triplets(images, roi_masks, coarse_captions, caption_batches, licences, judgements, caption_judge.min_score)
     ok = df.filter(~pl.col("quarantined"))
     first = ok.head(1)
     yield Output(
@@ -54,6 +58,7 @@ def triplets(
         metadata={
             "triplets": MetadataValue.int(df.height),
             "quarantined": MetadataValue.int(df.height - ok.height),
+            "judged": MetadataValue.int(judgements.height),
             "modalities": MetadataValue.json(dict(df.group_by("modality").len().iter_rows()) if df.height else {}),
             "sample_caption": MetadataValue.md(f"**{first['roi_id'][0]}**\n\n{first['caption'][0]}" if first.height else "_none_"),
             "quarantine_reasons": table_md(df.filter(pl.col("quarantined")).select("triplet_id", "quarantine_reasons")),

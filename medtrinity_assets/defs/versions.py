@@ -37,7 +37,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "retrieval_evaluation": ("medtrinity_assets.knowledge",),
     "retrieved_knowledge": ("medtrinity_assets.stages.captions", "medtrinity_assets.knowledge"),
     "caption_batches": ("medtrinity_assets.stages.captions",),
-    "triplets": ("medtrinity_assets.stages.triplets",),
+    "triplets": ("medtrinity_assets.stages.triplets", "medtrinity_assets.stages.judge"),
     "image_duplicates": ("medtrinity_assets.stages.duplicates",),
     "source_rejects": ("medtrinity_assets.stages.rejects",),
     "dataset_release": ("medtrinity_assets.export",),
@@ -135,6 +135,9 @@ def asset_config(name: str, caption: str | None = None) -> str:
         return embedder
     if name == "caption_batches":
         return caption if caption is not None else caption_config()
+    if name == "triplets":
+        judge = settings.env("MEDTRINITY_JUDGE_MODEL")
+        return f"judge={judge}:{settings.env('MEDTRINITY_JUDGE_SAMPLE_PERCENT', '0')}" if judge else ""
     if name == "roi_masks":
         experts = settings.env("MEDTRINITY_EXPERTS")
         return file_text(experts) if experts else "experts=none"

@@ -40,6 +40,8 @@ wording thresholds, so a caption written from the facts never fails).
 ``shape_contradiction``     round/elongated/irregular/smooth against the shape measurements
 ``section_contradiction``   a section disagrees with the description (modality, side, share)
 ``missing_section:<key>``   a labelled section is empty (when sections are required)
+(``judge_disagrees``        added by stages/triplets when the optional judge (``judge.py``) scores
+                            a sampled caption below its minimum; not returned here)
 ``too_short`` / ``too_long`` description word count outside the configured bounds
 ==========================  ===============================================================
 """
