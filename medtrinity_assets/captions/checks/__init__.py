@@ -137,7 +137,9 @@ def check_caption(
     problems += organ_problems(view)
     if wrong_subject(view):
         problems.append("wrong_subject")
-    if view.roi and side_contradiction([view.sections.get("roi", ""), view.text], facts, view.structure_names):
+    # each text on its own, and each sentence about the ROI alone (a text may name both sides)
+    own = [s for s in view.claim_sentences if view.about_roi(s) and not view.names_other(s)]
+    if view.roi and side_contradiction([view.sections.get("roi", ""), view.text, *own], facts, view.structure_names):
         problems.append("side_contradiction")
     problems += size_problems(view)
     findings = FindingFacts(view)

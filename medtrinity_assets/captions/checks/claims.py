@@ -27,6 +27,7 @@ from .base import CaptionView, alternation, sentences
 _THIS_IMAGE = re.compile(
     r"\b(?:this|the present|the current|on the|in the)\b[^.]{0,40}?\b(?:image|scan|slice|study|examination|section|view)\b", re.I
 )
+_PHYSICS = re.compile(r"\bX-?rays?[\s-]+(?:attenuation|absorption|beams?|tubes?|dose|photons|density)\b", re.I)  # CT is X-ray physics
 _DEICTIC = re.compile(r"\b(?:this|the present|the current|here)\b", re.I)
 
 
@@ -76,7 +77,7 @@ def foreign_modality(view: CaptionView) -> bool:
     allowed = allowed_families(view.facts.modality)
     comparison = alternation(tuple(view.lex["modality_comparison"]))
     for s in view.claim_sentences:
-        named = modality_mentions(s) - allowed
+        named = modality_mentions(_PHYSICS.sub(" ", s)) - allowed
         if named and (_DEICTIC.search(s) or not (comparison and comparison.search(s)) and not view.is_generic(s)):
             return True
     for s in view.image_sentences:
