@@ -187,7 +187,8 @@ def test_unknown_modality_requires_literal_name():
 
 
 def test_claims_in_other_phrasings(liver):
-    facts, text, sections = liver
+    facts = dataclasses.replace(liver[0], spacing_mm=None, frame=None, measurements=None)  # no pixel spacing known
+    text, sections = compose_caption(facts, seed="fixed")
     for sentence, code in [
         ("The liver lies on the viewer's right.", "side_contradiction"),
         ("The liver fills the left hemiabdomen.", "side_contradiction"),

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import polars as pl
 import pytest
 
+from adversarial_corpus import load_corpus
 from demo_records import shard_frames
 from medtrinity_assets.captions.checks.judge import judge_prompt, judged, parse_judgement
-from medtrinity_assets.captions.examples import ct_liver
 from medtrinity_assets.schema import RETRIEVED_KNOWLEDGE_SCHEMA, conform
 from medtrinity_assets.stages.captions import caption_shard
 from medtrinity_assets.stages.judge import judge_shard
@@ -65,7 +65,7 @@ class JudgeServer:
 
     @staticmethod
     def verdict(prompt: str) -> str:
-        horizontal = re.search(r"horizontal (\w+)\)", prompt).group(1)
+        horizontal = re.search(r"horizontal (\w+)\b", prompt).group(1)
         description = prompt.split("<<<", 1)[1].split(">>>", 1)[0]
         opposite = {"left": "right", "right": "left"}.get(horizontal)
         if opposite and re.search(rf"\b{opposite} part of the image", description):
@@ -153,7 +153,8 @@ def test_judge_errors_leave_records_unjudged_not_quarantined(frames):
 
 
 def test_prompt_carries_the_typed_facts_and_answers_parse():
-    prompt = judge_prompt(ct_liver(), "This CT image shows the liver.")
+    records, _ = load_corpus()
+    prompt = judge_prompt(records["ct_liver_hcc"], "This CT image shows the liver.")
     assert "modality: CT" in prompt and "region of interest (the subject): liver" in prompt
     assert "patient side: right" in prompt and "hepatocellular carcinoma" in prompt and "pixel spacing: unknown" in prompt
     assert parse_judgement('{"score": 0.3, "reason": "wrong side"}').score == pytest.approx(0.3)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from medtrinity_assets.records import CaptionFacts
 
-from ..vocab import describe_position, label_text
+from ..vocab import label_text
 from .sides import image_side_facts, patient_side_fact
 
 JUDGE_PROMPT_VERSION = "judge-1"
@@ -52,7 +52,8 @@ def fact_lines(facts: CaptionFacts) -> list[str]:
     if facts.roi_label:
         lines.append(f"region of interest (the subject): {label_text(facts.roi_label)}")
         vertical, horizontal = image_side_facts(facts)
-        lines.append(f"position in the image: {describe_position(facts.roi_position)} (vertical {vertical}, horizontal {horizontal})")
+        grid = f"grid row {facts.position.row}, column {facts.position.col} of 5 (0 = top / left); " if facts.position else ""
+        lines.append(f"position in the image: {grid}vertical {vertical}, horizontal {horizontal}")
         side = patient_side_fact(facts)
         lines.append(f"patient side: {side or 'no side may be claimed'}")
         if facts.roi_area_frac is not None:
