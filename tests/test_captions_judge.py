@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import polars as pl
 import pytest
 
 from adversarial_corpus import load_corpus
+from chat_servers import ChatServer
 from demo_records import shard_frames
 from medtrinity_assets.captions.checks.judge import judge_prompt, judged, parse_judgement
 from medtrinity_assets.schema import RETRIEVED_KNOWLEDGE_SCHEMA, conform
@@ -24,57 +23,18 @@ from medtrinity_resources.mllm import MLLMResource
 from medtrinity_resources.mllm_backends.base import MLLMBackendError
 
 
-class JudgeServer:
-    """A chat-completions server acting as the judge: it reads the facts and the description from
-    the prompt and disagrees when the description puts the subject on the other side of the image."""
+def side_verdict(prompt: str) -> str:
+    """The judge model: disagrees when the description puts the subject on the other side of the image."""
+    horizontal = re.search(r"horizontal (\w+)\b", prompt).group(1)
+    description = prompt.split("<<<", 1)[1].split(">>>", 1)[0]
+    opposite = {"left": "right", "right": "left"}.get(horizontal)
+    if opposite and re.search(rf"\b{opposite} part of the image", description):
+        return json.dumps({"score": 0.1, "reason": f"the description places the subject on the {opposite}, the facts on the {horizontal}"})
+    return 'Verdict: {"score": 0.95, "reason": "consistent"}'
 
-    def __init__(self, fail: int = 0) -> None:
-        self.prompts: list[str] = []
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt = body["messages"][0]["content"][-1]["text"]
-                server.prompts.append(prompt)
-                if fail:
-                    self.send_response(fail)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"{}")
-                    return
-                data = json.dumps(
-                    {
-                        "model": body["model"],
-                        "choices": [{"message": {"role": "assistant", "content": server.verdict(prompt)}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 50, "completion_tokens": 20},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    @staticmethod
-    def verdict(prompt: str) -> str:
-        horizontal = re.search(r"horizontal (\w+)\b", prompt).group(1)
-        description = prompt.split("<<<", 1)[1].split(">>>", 1)[0]
-        opposite = {"left": "right", "right": "left"}.get(horizontal)
-        if opposite and re.search(rf"\b{opposite} part of the image", description):
-            return json.dumps({"score": 0.1, "reason": f"the description places the subject on the {opposite}, the facts on the {horizontal}"})
-        return 'Verdict: {"score": 0.95, "reason": "consistent"}'
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def JudgeServer(fail: int = 0) -> ChatServer:
+    return ChatServer(side_verdict, fail=fail)
 
 
 @pytest.fixture

@@ -4,13 +4,10 @@ MLLMResource with the openai backend, caption_shard and assemble_triplets."""
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import polars as pl
 import pytest
 
+from chat_servers import ChatServer
 from demo_records import shard_frames
 from medtrinity_assets.schema import RETRIEVED_KNOWLEDGE_SCHEMA, conform
 from medtrinity_assets.stages.captions import caption_shard
@@ -27,43 +24,6 @@ Description: This ultrasound image shows a peripheral nerve and blood vessels. T
 EXPECTED = {"ai_self_reference", "forbidden_phrase", "wrong_modality", "unsupported_size", "repetition"}
 
 
-class ChatServer:
-    """A minimal OpenAI-compatible chat-completions server answering every request with `answer`."""
-
-    def __init__(self, answer: str) -> None:
-        self.requests = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests += 1
-                payload = {
-                    "id": "cmpl-1",
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-                }
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
     s = ChatServer(WRONG_ANSWER)
@@ -77,7 +37,7 @@ def test_wrong_model_captions_are_quarantined_with_every_reason(tmp_path, server
     mllm = MLLMResource(backend="openai", endpoint_url=server.url, model_name="wrong-writer", max_retries=0, max_concurrency=2)
     retrieved = conform([], RETRIEVED_KNOWLEDGE_SCHEMA)
     captions = caption_shard(images, rois, coarse, retrieved, storage, mllm).captions
-    assert server.requests == rois.height
+    assert len(server.prompts) == rois.height
     triplets = assemble_triplets(images, rois, coarse, captions, licences)
 
     # never dropped: one triplet per ROI record, caption text kept as written
