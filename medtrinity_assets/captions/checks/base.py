@@ -17,7 +17,7 @@ from medtrinity_assets.records import CaptionFacts
 from medtrinity_resources.yaml_config import read_yaml_mapping
 
 from ..sections import SECTION_KEYS
-from ..vocab import label_text, names_organ, normalise_dashes, unique, word_stems
+from ..vocab import label_text, modality_mentions, normalise_dashes, organ_terms, unique, word_stems
 
 HERE = Path(__file__).resolve().parent
 LEXICON_FILE = HERE / "lexicon.yaml"
@@ -75,6 +75,27 @@ def alternation(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     if not patterns:
         return None
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+@lru_cache(maxsize=4096)
+def _organ_terms(name: str) -> tuple[frozenset[str], ...]:
+    return tuple(frozenset(option) for option in organ_terms(name))
+
+
+def names_organ(text_stems: set[str], name: str) -> bool:
+    """`vocab.names_organ` with the name's stem sets cached."""
+    return any(option <= text_stems for option in _organ_terms(name))
+
+
+@lru_cache(maxsize=8192)
+def mentions(text: str) -> frozenset[str]:
+    """`vocab.modality_mentions`, cached per text."""
+    return frozenset(modality_mentions(text))
+
+
+@lru_cache(maxsize=8192)
+def stems_of(text: str) -> frozenset[str]:
+    return frozenset(word_stems(text))
 
 
 def find_any(patterns: tuple[re.Pattern[str], ...], texts: list[str]) -> bool:
@@ -157,7 +178,7 @@ class CaptionView:
         return [n for n in unique(self.facts.other_rois) if word_stems(label_text(n)) != roi_stems]
 
     def names_roi(self, sentence: str) -> bool:
-        return bool(self.roi) and names_organ(word_stems(sentence), self.roi)
+        return bool(self.roi) and names_organ(stems_of(sentence), self.roi)
 
     def about_roi(self, sentence: str) -> bool:
         """The sentence speaks about the ROI (names it, or starts with ``It``/``The region``...)."""
@@ -166,7 +187,7 @@ class CaptionView:
 
     def names_other(self, sentence: str) -> bool:
         """The sentence names a structure other than the ROI as something compared with."""
-        stems = word_stems(sentence)
+        stems = stems_of(sentence)
         return any(names_organ(stems, n) for n in self.other_structures)
 
     @cached_property

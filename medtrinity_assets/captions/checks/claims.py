@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 
 from medtrinity_assets.records import CaptionFacts
 
@@ -20,7 +21,7 @@ from ..vocab import (
     unique,
     word_stems,
 )
-from .base import CaptionView, alternation, sentences
+from .base import CaptionView, alternation, mentions, sentences
 
 # ----------------------------------------------------------------------------- modality
 
@@ -77,7 +78,7 @@ def foreign_modality(view: CaptionView) -> bool:
     allowed = allowed_families(view.facts.modality)
     comparison = alternation(tuple(view.lex["modality_comparison"]))
     for s in view.claim_sentences:
-        named = modality_mentions(_PHYSICS.sub(" ", s)) - allowed
+        named = mentions(_PHYSICS.sub(" ", s)) - allowed
         if named and (_DEICTIC.search(s) or not (comparison and comparison.search(s)) and not view.is_generic(s)):
             return True
     for s in view.image_sentences:
@@ -126,16 +127,26 @@ def _subject_name(raw: str, lex: dict) -> str:
     return " ".join(words[:5])
 
 
+_SUBJECT_CUE = re.compile(r"\b(?:interest|attention|focus\w*|ROI|centred|centered|concentrat\w*|target)\b", re.I)
+
+
+@lru_cache(maxsize=8)
+def _subject_patterns(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(r"\b" + p, re.I) for p in patterns)
+
+
 def wrong_subject(view: CaptionView) -> bool:
     """The caption names another structure as the ROI ("the structure of interest is the spleen")."""
     if not view.roi:
         return False
-    patterns = [re.compile(p, re.I) for p in view.lex["subject_patterns"]]
+    patterns = _subject_patterns(tuple(view.lex["subject_patterns"]))
     support = word_stems(" ".join([label_text(view.roi), *[label_text(x) for x in view.facts.image_labels]]))
     if view.facts.roi_concept is not None:
         support |= word_stems(view.facts.roi_concept.name)
     ignore = set(view.lex["subject_ignore"])
     for s in view.claim_sentences:
+        if not _SUBJECT_CUE.search(s):
+            continue
         for m in (m for rx in patterns for m in rx.finditer(s)):
             name = _subject_name(m.group("name"), view.lex)
             stems = word_stems(name) - {"left", "right", "the", "a", "an"}
@@ -231,6 +242,7 @@ def _percent_agrees(said: float, cmp: str, true: float, th: dict) -> bool:
 # ----------------------------------------------------------------------------- counts
 
 
+_NUMERALS = {str(i): i for i in range(0, 1000)}
 _TOTAL_BEFORE = re.compile(
     r"\b(?:shows?|showing|contains?|containing|depicts?|depicting|with|there (?:are|is)|one of|among|total of|count of|of the)"
     r"\s+(?:about |approximately |roughly |around |some |only |exactly |at least |nearly )?$"
@@ -246,7 +258,7 @@ def count_problems(view: CaptionView, recorded_findings: list[str]) -> bool:
     negator = re.compile(view.lex["appearance_negators"], re.I)
     multi_recorded = bool(m and ((m.n_components or 1) > 1 or (m.label_count or 1) > 1)) or len(recorded_findings) > 1
     lesion_nouns = set(lex["lesion_nouns"])
-    numbers = {**lex["count_words"], **{str(i): i for i in range(0, 1000)}}
+    numbers = {**lex["count_words"], **_NUMERALS}
     roi_words = {w for w in re.findall(r"[a-z]+", label_text(view.roi).lower())}
     for s in view.image_sentences:
         low = s.lower()

@@ -18,6 +18,7 @@ the right one.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from medtrinity_assets.records import CaptionFacts
 
@@ -79,7 +80,11 @@ def _side_words(words: str) -> set[str]:
 
 def strip_names(text: str, names: list[str]) -> str:
     """`text` (lower-case) with every structure name removed, so ``left atrium`` names no side."""
-    out = normalise_dashes(text).lower()
+    return _strip(normalise_dashes(text).lower(), tuple(names))
+
+
+@lru_cache(maxsize=256)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
     forms = set()
     for name in names:
         for form in (label_text(name), name.replace("_", " "), name):
@@ -89,9 +94,15 @@ def strip_names(text: str, names: list[str]) -> str:
                 words = form.split()
                 if len(words) > 1 and words[0] in ("left", "right"):
                     forms.add(" ".join(words[1:] + words[:1]))  # "left atrium" / "atrium left"
-    for form in sorted(forms, key=len, reverse=True):
-        out = re.sub(rf"(?<![\w]){re.escape(form)}(?![\w])", " ", out)
-    return out
+    if not forms:
+        return None
+    return re.compile(r"(?<![\w])(?:" + "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)) + r")(?![\w])")
+
+
+@lru_cache(maxsize=4096)
+def _strip(text: str, names: tuple[str, ...]) -> str:
+    rx = _names_pattern(names)
+    return rx.sub(" ", text) if rx else text
 
 
 def image_sides(text: str) -> set[str]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .base import CaptionView, alternation, compile_patterns, sentences
+from .base import CaptionView, alternation, compile_patterns, mentions, sentences
 from .claims import _PERCENT, allowed_families
 from .sides import sides_disagree
-from ..vocab import modality_mentions
 
 _NORM = re.compile(r"[^a-z0-9 ]+")
 
@@ -72,10 +71,10 @@ def section_contradiction(view: CaptionView) -> bool:
     if not desc.strip():
         return False
     allowed = allowed_families(view.facts.modality or "")
-    desc_modalities = modality_mentions(desc)
+    desc_modalities = mentions(desc)
     for key in ("modality", "texture", "roi", "relations"):
         section = view.sections.get(key, "")
-        named = modality_mentions(section) if section.strip() else set()
+        named = mentions(section) if section.strip() else set()
         if not named:
             continue
         if desc_modalities and not (named & desc_modalities) and not (named <= allowed and desc_modalities <= allowed):
