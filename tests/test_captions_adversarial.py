@@ -63,6 +63,56 @@ def test_correct_caption_raises_nothing(case):
     assert check_caption(case.text, case.sections, RECORDS[case.record]) == []
 
 
+# correct sentences near the edges of the rules (negations, relative sides, structure names with side
+# words, generic knowledge, counts of other instances), appended to the composer's caption
+TRICKY_CORRECT = {
+    "ct_liver_hcc": [
+        "No calcification is seen within the liver on this slice.",
+        "The right lobe of the liver is the larger part seen here.",
+        "The liver lies in the right upper quadrant of the patient.",
+        "The liver is not darker than the surrounding fat.",
+        "The liver is brighter than the spleen would suggest on a non-contrast study.",
+        "The spleen lies on the right side of the image, opposite the liver.",
+        "A tumour of this kind, hepatocellular carcinoma, often appears hypodense on delayed phases.",
+        "The liver, on the left of the image, is on the patient's right.",
+        "Hepatocellular carcinoma is the recorded finding; no second lesion is described.",
+    ],
+    "micro_nucleus": [
+        "About 125 nuclei are visible in the field.",
+        "The nucleus touches 2 neighbouring nuclei.",
+        "It is one of roughly 120 nuclei in this image.",
+        "Many other nuclei surround it.",
+    ],
+    "ct_kidney_left": [
+        "The left kidney lies on the right of the image; the right kidney is on the left of the image.",
+        "Both kidneys are visible, the left one on the right side of the image.",
+        "The kidney measures about 7 cm along its long axis on this slice.",
+        "The cortex is brighter than the medulla, as expected in the corticomedullary phase.",
+    ],
+    "xray_tb": [
+        "Tuberculosis is recorded for this image; TB often causes upper-lobe cavities.",
+        "The lungs are darker than the mediastinum and the ribs.",
+        "There is no pleural effusion.",
+    ],
+    "us_vessel": [
+        "The vessel lumen is anechoic, typical of flowing blood.",
+        "The nerve lies to the left of the vessel.",
+        "The vessel is about 62 pixels across.",
+    ],
+    "derm_nevus": [
+        "The lesion is darker and more deeply coloured than the surrounding skin, and paler in colour at its rim.",
+        "Melanocytic nevi are benign; melanoma must be considered when the network is atypical, which is not described here.",
+    ],
+}
+
+
+@pytest.mark.parametrize("record,sentence", [(r, s) for r, ss in TRICKY_CORRECT.items() for s in ss])
+def test_correct_sentences_near_the_rules_raise_nothing(record, sentence):
+    facts = RECORDS[record]
+    text, sections = compose_caption(facts, seed="t")
+    assert check_caption(text + " " + sentence, sections, facts) == []
+
+
 def test_every_problem_code_is_documented():
     doc = (REPO / "docs" / "record_schema.md").read_text(encoding="utf-8")
     for code in PROBLEM_CODES:
