@@ -113,6 +113,40 @@ def test_correct_sentences_near_the_rules_raise_nothing(record, sentence):
     assert check_caption(text + " " + sentence, sections, facts) == []
 
 
+# wrong sentences in phrasings the corpus does not use, appended to the composer's caption (first run:
+# 17 of 20 caught; negation through a finding's equivalents, "exclude" and round-vs-elongation 0.46
+# were then added)
+TRICKY_WRONG = [
+    ("ct_liver_hcc", "side_contradiction", "The liver is seen on the right-hand side of the image."),
+    ("ct_liver_hcc", "side_contradiction", "The liver lies to the right of the midline on the image."),
+    ("ct_liver_hcc", "size_contradiction", "The liver occupies nearly two thirds of the image."),
+    ("ct_liver_hcc", "unsupported_size", "A 2.5 cm focus is present in segment VIII."),
+    ("ct_liver_hcc", "negated_finding", "The findings exclude malignancy."),
+    ("ct_liver_hcc", "negated_finding", "There is no tumour in the liver."),
+    ("ct_liver_hcc", "wrong_finding", "The appearance is typical of liver metastases."),
+    ("ct_liver_hcc", "count_contradiction", "Two separate tumours are present in the liver."),
+    ("ct_liver_hcc", "wrong_modality", "This contrast-enhanced MR image shows the liver."),
+    ("ct_liver_hcc", "ai_self_reference", "As an AI, I can only describe what the image suggests."),
+    ("ct_liver_hcc", "wrong_subject", "This image focuses on the spleen."),
+    ("ct_aorta", "size_contradiction", "The aorta measures 5 mm in diameter."),
+    ("ct_aorta", "appearance_contradiction", "The aorta is hypodense compared with the surrounding fat."),
+    ("micro_nucleus", "count_contradiction", "Only three nuclei are present in the image."),
+    ("micro_nucleus", "side_contradiction", "The nucleus is at the bottom of the image."),
+    ("us_vessel", "appearance_contradiction", "The blood vessel appears bright, hyperechoic relative to the surrounding soft tissue."),
+    ("us_vessel", "shape_contradiction", "The blood vessel appears perfectly round and circular."),
+    ("derm_nevus", "appearance_contradiction", "The skin lesion is lighter than the surrounding skin."),
+    ("xray_tb", "negated_finding", "The lungs show no signs of tuberculosis."),
+    ("xray_normal", "wrong_finding", "Findings are consistent with pneumonia in the left lower lobe."),
+]
+
+
+@pytest.mark.parametrize("record,code,sentence", TRICKY_WRONG)
+def test_wrong_sentences_in_other_phrasings_are_caught(record, code, sentence):
+    facts = RECORDS[record]
+    text, sections = compose_caption(facts, seed="t")
+    assert code in check_caption(text + " " + sentence, sections, facts)
+
+
 def test_every_problem_code_is_documented():
     doc = (REPO / "docs" / "record_schema.md").read_text(encoding="utf-8")
     for code in PROBLEM_CODES:

@@ -87,6 +87,19 @@ def negated_finding(view: CaptionView, facts: FindingFacts) -> bool:
             rx = re.compile("|".join(t.replace("{X}", _phrase_regex(form)) for t in templates), re.I)
             if any(rx.search(s) for s in view.claim_sentences if not view.is_generic(s)):
                 return True
+    # equivalents of a recorded finding, denied in a sentence about the ROI naming no other structure
+    recorded = set()
+    for name in facts.recorded:
+        recorded |= _stems(name)
+    equivalents = set()
+    for group in view.lex["finding_equivalents"]:
+        if recorded & {stem(w) for w in group}:
+            equivalents |= {w for w in group if w in view.lex["negation_equivalents"]}
+    if equivalents:
+        rx = re.compile("|".join(t.replace("{X}", "(?:" + "|".join(_phrase_regex(w) for w in sorted(equivalents)) + ")") for t in templates), re.I)
+        for s in view.claim_sentences:
+            if not view.is_generic(s) and rx.search(s) and not (view.names_other(s) and not view.names_roi(s)):
+                return True
     normal = re.compile("|".join(view.lex["normal_claims"]), re.I)
     return any(normal.search(s) for s in view.image_sentences)
 
