@@ -64,7 +64,10 @@ def test_correct_caption_raises_nothing(case):
 
 
 # correct sentences near the edges of the rules (negations, relative sides, structure names with side
-# words, generic knowledge, counts of other instances), appended to the composer's caption
+# words, generic knowledge, counts of other instances), appended to the composer's caption. The first
+# 25 passed on their first run; of the next 16, "the left hemisphere appears unremarkable" (a side
+# word in a sentence not about the ROI) and "surrounding oedema" (then a diagnosis, now an imaging
+# feature: an unrecorded one is still unsupported_finding, so that sentence is not listed) failed.
 TRICKY_CORRECT = {
     "ct_liver_hcc": [
         "No calcification is seen within the liver on this slice.",
@@ -102,6 +105,31 @@ TRICKY_CORRECT = {
     "derm_nevus": [
         "The lesion is darker and more deeply coloured than the surrounding skin, and paler in colour at its rim.",
         "Melanocytic nevi are benign; melanoma must be considered when the network is atypical, which is not described here.",
+    ],
+    "mr_brain_glioma": [
+        "The tumor is hyperintense on this FLAIR-weighted MRI.",
+        "The left hemisphere appears unremarkable apart from the ventricles.",
+        "Gliomas may be graded I to IV; the grade is not recorded.",
+        "There is no midline shift described in the record.",
+    ],
+    "mr_aorta": [
+        "The aorta shows a flow void, dark on this sequence.",
+        "It is about 2 cm across, similar to a normal abdominal aorta.",
+        "The inferior vena cava lies to the patient's right of the aorta.",
+    ],
+    "fundus_vessels": [
+        "The vessels branch from the optic disc, which lies left of centre.",
+        "Arteries are thinner and brighter than veins.",
+        "The vessel tree is seen in six separate segments.",
+    ],
+    "he_nucleus": [
+        "Nuclei are stained purple by haematoxylin, while the cytoplasm is pink from eosin.",
+        "The nucleus is round to oval and darker than the cytoplasm around it.",
+        "Scale is unknown, so the nucleus size in micrometres is not stated.",
+    ],
+    "xray_normal": [
+        "No finding is recorded for this chest radiograph.",
+        "The left hemidiaphragm is slightly higher than usual on frontal views in many patients.",
     ],
 }
 

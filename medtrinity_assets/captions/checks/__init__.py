@@ -138,8 +138,8 @@ def check_caption(
     if wrong_subject(view):
         problems.append("wrong_subject")
     # each text on its own, and each sentence about the ROI alone (a text may name both sides)
-    own = [s for s in view.claim_sentences if view.about_roi(s) and not view.names_other(s)]
-    if view.roi and side_contradiction([view.sections.get("roi", ""), view.text, *own], facts, view.structure_names):
+    own = view.roi_clauses
+    if view.roi and side_contradiction([view.sections.get("roi", ""), view.text], facts, view.structure_names, own):
         problems.append("side_contradiction")
     problems += size_problems(view)
     findings = FindingFacts(view)

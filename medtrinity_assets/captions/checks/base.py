@@ -17,6 +17,7 @@ from medtrinity_assets.records import CaptionFacts
 from medtrinity_resources.yaml_config import read_yaml_mapping
 
 from ..sections import SECTION_KEYS
+from .sides import strip_names
 from ..vocab import label_text, modality_mentions, normalise_dashes, organ_terms, unique, word_stems
 
 HERE = Path(__file__).resolve().parent
@@ -126,6 +127,9 @@ def is_normal_label(label: str, lexicon: dict) -> bool:
     return label_text(label).strip().lower() in {n.lower() for n in lexicon["normal_labels"]}
 
 
+_CLAUSE = re.compile(r"[,;:()]|\b(?:while|whereas|but|although|which|where)\b", re.I)
+
+
 class CaptionView:
     """One caption under check, with cached readings shared by the checkers."""
 
@@ -189,6 +193,21 @@ class CaptionView:
         """The sentence names a structure other than the ROI as something compared with."""
         stems = stems_of(sentence)
         return any(names_organ(stems, n) for n in self.other_structures)
+
+    @cached_property
+    def roi_clauses(self) -> list[str]:
+        """Clauses that speak about the ROI: a clause naming it, or, in a sentence about it, a
+        clause naming no other structure ("..., which lies near the spleen" is left out)."""
+        out = []
+        for s in self.image_sentences:
+            about = self.about_roi(s)
+            for clause in _CLAUSE.split(s):
+                if not clause.strip():
+                    continue
+                rest = strip_names(clause, self.other_structures)  # "the right kidney" does not name the left one
+                if self.names_roi(rest) or (about and not self.names_other(clause)):
+                    out.append(clause)
+        return out
 
     @cached_property
     def measurements(self):

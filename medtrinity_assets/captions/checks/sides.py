@@ -130,13 +130,16 @@ def image_sides(text: str) -> set[str]:
     return found
 
 
-def patient_sides(text: str) -> set[str]:
-    """Patient sides (``left``/``right``) stated as absolute positions in `text`."""
+def patient_sides(text: str, regional: bool = True) -> set[str]:
+    """Patient sides (``left``/``right``) stated as absolute positions in `text`: ``patient's left``
+    and quadrants; with `regional`, also ``left hemi...``, ``right-sided`` and ``the left abdomen``
+    (read only in sentences about the ROI: "the left hemisphere is unremarkable" places nothing)."""
     text = text.lower()
     found = {m.group("side") for m in _PATIENT_SIDE.finditer(text)}
     found |= {m.group("a") or m.group("b") for m in _QUADRANT.finditer(text)}
-    for rx in (_HEMI, _SIDED, _BODY_SIDE):
-        found |= {m.group("side") for m in rx.finditer(text)}
+    if regional:
+        for rx in (_HEMI, _SIDED, _BODY_SIDE):
+            found |= {m.group("side") for m in rx.finditer(text)}
     return found
 
 
@@ -175,18 +178,19 @@ def patient_side_fact(facts: CaptionFacts) -> str | None:
     return m.group(1) if m else None
 
 
-def side_contradiction(texts: list[str], facts: CaptionFacts, names: list[str]) -> bool:
-    """Whether any of the texts, read on its own, places the ROI on the wrong image or patient side."""
+def side_contradiction(texts: list[str], facts: CaptionFacts, names: list[str], about_roi: list[str] = ()) -> bool:
+    """Whether any of the texts, or any sentence about the ROI, read on its own, places the ROI on
+    the wrong image or patient side."""
     vertical, horizontal = image_side_facts(facts)
     patient = patient_side_fact(facts)
-    for text in texts:
+    for text, regional in [*((t, False) for t in texts), *((t, True) for t in about_roi)]:
         if not text:
             continue
         cleaned = strip_names(text, names)
         said = image_sides(cleaned)
         if _contradicts(vertical, said, ("upper", "lower")) or _contradicts(horizontal, said, ("left", "right")):
             return True
-        if patient and _contradicts(patient, patient_sides(cleaned), ("left", "right")):
+        if patient and _contradicts(patient, patient_sides(cleaned, regional), ("left", "right")):
             return True
     return False
 
@@ -194,7 +198,7 @@ def side_contradiction(texts: list[str], facts: CaptionFacts, names: list[str]) 
 def sides_disagree(a: str, b: str, names: list[str]) -> bool:
     """Two texts name opposite image or patient sides (and neither names both)."""
     sa, sb = image_sides(strip_names(a, names)), image_sides(strip_names(b, names))
-    pa, pb = patient_sides(strip_names(a, names)), patient_sides(strip_names(b, names))
+    pa, pb = patient_sides(strip_names(a, names), False), patient_sides(strip_names(b, names), False)
     for x, y in ((sa, sb), (pa, pb)):
         for one, other in (("left", "right"), ("upper", "lower")):
             if (one in x and other in y and one not in y and other not in x) or (other in x and one in y and other not in y and one not in x):
