@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = "4"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns
+SCHEMA_VERSION = "5"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -271,6 +271,9 @@ TRIPLETS_SCHEMA = pl.Schema(
         **PHI_TRIPLET_COLUMNS,
         "licence": Str,
         "redistributable": pl.Boolean,
+        "caption_confidence": pl.Float64,  # the judge's faithfulness score 0..1 (null: not judged)
+        "judge_reason": Str,
+        "judge_model": Str,
         "quarantined": pl.Boolean,
         "quarantine_reasons": StrList,
     }

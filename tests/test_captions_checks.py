@@ -94,7 +94,8 @@ def test_wrong_modality_is_caught(liver):
     problems = check_caption(mri, sections, facts)
     assert "wrong_modality" in problems and "missing_modality" in problems
     bad_section = dict(sections, modality="Magnetic resonance imaging")
-    assert check_caption(text, bad_section, facts) == ["wrong_modality"]
+    # the modality section also disagrees with the description's CT
+    assert check_caption(text, bad_section, facts) == ["wrong_modality", "section_contradiction"]
     # naming another modality in passing (not as the image's) is fine
     assert check_caption(text + " Unlike MRI, it needs no magnet.", sections, facts) == []
 
@@ -183,3 +184,46 @@ def test_unknown_modality_requires_literal_name():
     assert "thermography" in text
     assert check_caption(text, sections, facts) == []
     assert "missing_modality" in check_caption(text.replace("thermography", "scan"), sections, facts)
+
+
+def test_claims_in_other_phrasings(liver):
+    facts = dataclasses.replace(liver[0], spacing_mm=None, frame=None, measurements=None)  # no pixel spacing known
+    text, sections = compose_caption(facts, seed="fixed")
+    for sentence, code in [
+        ("The liver lies on the viewer's right.", "side_contradiction"),
+        ("The liver fills the left hemiabdomen.", "side_contradiction"),
+        ("The liver is left-sided.", "side_contradiction"),
+        ("The structure of interest is the spleen.", "wrong_subject"),
+        ("There is no evidence of hepatocellular carcinoma.", "negated_finding"),
+        ("A second lesion is seen in the spleen.", "count_contradiction"),
+        ("The liver measures 24 cm.", "unsupported_size"),
+        ("On this T2-weighted MRI the liver is bright.", "wrong_modality"),
+    ]:
+        assert code in check_caption(text + " " + sentence, sections, facts), sentence
+
+
+def test_correct_phrasings_raise_nothing(liver):
+    facts, text, sections = liver
+    for sentence in [
+        "The liver shows higher X-ray attenuation than the surrounding fat.",  # CT is X-ray physics
+        "No second lesion is seen on this slice.",
+        "Hepatocellular carcinoma typically shows wash-out on dynamic imaging.",  # generic knowledge
+        "The liver lies to the right of the spleen.",  # relative to a structure
+        "Unlike MRI, CT needs no magnet.",
+    ]:
+        assert check_caption(text + " " + sentence, sections, facts) == [], sentence
+
+
+def test_patient_side_from_the_display_frame():
+    from medtrinity_assets.records import DisplayFrame, GridPosition
+
+    facts = dataclasses.replace(
+        ct_liver(),
+        extra={},
+        position=GridPosition(row=1, col=0),  # image left, no patient side recorded
+        frame=DisplayFrame(plane="axial", lateral="radiological", up="anterior"),
+    )
+    text, sections = compose_caption(facts, seed="fixed")
+    assert "side_contradiction" in check_caption(text + " It lies in the patient's left upper abdomen.", sections, facts)
+    neuro = dataclasses.replace(facts, frame=DisplayFrame(plane="axial", lateral="neurological", up="anterior"))
+    assert "side_contradiction" not in check_caption(text + " It lies on the patient's left.", sections, neuro)

@@ -24,6 +24,7 @@ from medtrinity_assets import settings
 from medtrinity_resources.embedder import SentenceEmbedder
 from medtrinity_resources.experts import load_expert_config
 from medtrinity_resources.io_manager import ParquetManifestIOManager
+from medtrinity_resources.judge import CaptionJudgeResource
 from medtrinity_resources.knowledge_store import KnowledgeStore
 from medtrinity_resources.mllm import MLLMResource
 from medtrinity_resources.storage import MedtrinityStorage
@@ -78,6 +79,11 @@ def model_resources(storage: MedtrinityStorage, default_device: str) -> dict:
             device=configured("MEDTRINITY_DEVICE", device),
         ),
         "experts": load_expert_config(settings.env("MEDTRINITY_EXPERTS") or None, default_device=device),
+        "caption_judge": CaptionJudgeResource(
+            endpoint_url=configured("MEDTRINITY_JUDGE_ENDPOINT", ""),
+            model_name=configured("MEDTRINITY_JUDGE_MODEL", ""),
+            sample_percent=EnvVar.int("MEDTRINITY_JUDGE_SAMPLE_PERCENT") if settings.is_set("MEDTRINITY_JUDGE_SAMPLE_PERCENT") else 0,
+        ),
     }
 
 

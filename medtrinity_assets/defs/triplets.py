@@ -8,7 +8,9 @@ from medtrinity_assets.captions.checks import modality_problems
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
 from medtrinity_assets.records import CaptionFacts
 from medtrinity_assets.defs.metadata import preview, table_md
-from medtrinity_assets.stages.triplets import assemble_triplets
+from medtrinity_assets.stages.judge import judge_shard
+from medtrinity_assets.stages.triplets import assemble_triplets, quarantine_counts
+from medtrinity_resources.judge import CaptionJudgeResource
 from medtrinity_resources.storage import MedtrinityStorage
 
 
@@ -28,7 +30,12 @@ def modality_named(caption: str, modality: str) -> bool:
             "captions_name_modality",
             asset="triplets",
             description="Every non-quarantined triplet has a non-empty caption naming its modality.",
-        )
+        ),
+        AssetCheckSpec(
+            "caption_problems",
+            asset="triplets",
+            description="Quarantined records per problem code; every caption is kept (none dropped) and every quarantined record has its reasons.",
+        ),
     ],
     description="One row per image–ROI–description with provenance; records failing checks are quarantined, never dropped.",
 )
@@ -39,9 +46,11 @@ def triplets(
     coarse_captions: pl.DataFrame,
     caption_batches: pl.DataFrame,
     storage: MedtrinityStorage,
+    caption_judge: CaptionJudgeResource,
 ):
     licences = {s.name: (s.licence, s.redistributable) for s in CATALOG.sources}
-    df = assemble_triplets(images, roi_masks, coarse_captions, caption_batches, licences)
+    judgements = judge_shard(images, roi_masks, coarse_captions, caption_batches, caption_judge)
+    df = assemble_triplets(images, roi_masks, coarse_captions, caption_batches, licences, judgements, caption_judge.min_score)
     ok = df.filter(~pl.col("quarantined"))
     first = ok.head(1)
     yield Output(
@@ -49,11 +58,27 @@ def triplets(
         metadata={
             "triplets": MetadataValue.int(df.height),
             "quarantined": MetadataValue.int(df.height - ok.height),
+            "judged": MetadataValue.int(judgements.height),
             "modalities": MetadataValue.json(dict(df.group_by("modality").len().iter_rows()) if df.height else {}),
             "sample_caption": MetadataValue.md(f"**{first['roi_id'][0]}**\n\n{first['caption'][0]}" if first.height else "_none_"),
             "quarantine_reasons": table_md(df.filter(pl.col("quarantined")).select("triplet_id", "quarantine_reasons")),
             **preview(storage, first["overlay_uri"][0] if first.height else None, "triplet overlay"),
         },
+    )
+    counts = quarantine_counts(df)
+    kept = df.height == caption_batches.height and not df.filter(pl.col("quarantined") != (pl.col("quarantine_reasons").list.len() > 0)).height
+    yield AssetCheckResult(
+        check_name="caption_problems",
+        passed=kept,
+        metadata={
+            "quarantined": MetadataValue.int(df.height - ok.height),
+            "records": MetadataValue.int(df.height),
+            "per_problem_code": MetadataValue.md(
+                "| problem code | records |\n|---|---|\n" + "".join(f"| `{k}` | {v} |\n" for k, v in counts.items()) if counts else "_none_"
+            ),
+            **{f"problem:{k}": MetadataValue.int(v) for k, v in counts.items()},
+        },
+        description="Quarantined records per problem code; none dropped.",
     )
     unnamed = [r["triplet_id"] for r in ok.iter_rows(named=True) if not modality_named(r["caption"], r["modality"])]
     yield AssetCheckResult(

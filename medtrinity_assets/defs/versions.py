@@ -37,7 +37,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "retrieval_evaluation": ("medtrinity_assets.knowledge",),
     "retrieved_knowledge": ("medtrinity_assets.stages.captions", "medtrinity_assets.knowledge"),
     "caption_batches": ("medtrinity_assets.stages.captions",),
-    "triplets": ("medtrinity_assets.stages.triplets",),
+    "triplets": ("medtrinity_assets.stages.triplets", "medtrinity_assets.stages.judge"),
     "image_duplicates": ("medtrinity_assets.stages.duplicates",),
     "source_rejects": ("medtrinity_assets.stages.rejects",),
     "dataset_release": ("medtrinity_assets.export",),
@@ -136,6 +136,12 @@ def caption_config(backend: str | None = None, model: str | None = None) -> str:
     return f"mllm={backend}:{model}"
 
 
+def checks_data_text() -> str:
+    """The caption checks' YAML data files (lexicon, thresholds), which are not Python modules."""
+    folder = PACKAGE_PARENT / "medtrinity_assets" / "captions" / "checks"
+    return "\n".join(f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in sorted(folder.glob("*.yaml")))
+
+
 def asset_config(name: str, caption: str | None = None) -> str:
     """The configuration an asset reads, as text (part of its code version)."""
     embedder = f"embedder={settings.env('MEDTRINITY_EMBEDDER_MODEL')}"
@@ -143,8 +149,11 @@ def asset_config(name: str, caption: str | None = None) -> str:
         return f"{embedder}\n{file_text(settings.corpora_path())}"
     if name == "retrieved_knowledge":
         return embedder
-    if name == "caption_batches":
-        return caption if caption is not None else caption_config()
+    if name == "caption_batches":  # the caption checks' word lists and tolerance bands decide `problems`
+        return (caption if caption is not None else caption_config()) + "\n" + checks_data_text()
+    if name == "triplets":
+        judge = settings.env("MEDTRINITY_JUDGE_MODEL")
+        return f"judge={judge}:{settings.env('MEDTRINITY_JUDGE_SAMPLE_PERCENT', '0')}" if judge else ""
     if name == "roi_masks":
         experts = settings.env("MEDTRINITY_EXPERTS")
         return file_text(experts) if experts else "experts=none"

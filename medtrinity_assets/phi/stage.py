@@ -36,6 +36,7 @@ TRIPLET_TEXT_FIELDS = (
     "organs",
     "modality",
     "position",
+    "judge_reason",  # the caption judge's free text can echo the caption
     "source_file",
 )
 

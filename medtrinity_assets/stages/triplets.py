@@ -16,6 +16,16 @@ from medtrinity_assets.schema import (
 )
 
 
+def quarantine_counts(triplets: pl.DataFrame) -> dict[str, int]:
+    """Quarantined records per problem code (a record with several reasons counts under each),
+    most frequent first."""
+    if triplets.is_empty():
+        return {}
+    reasons = triplets.filter(pl.col("quarantined")).explode("quarantine_reasons").drop_nulls("quarantine_reasons")
+    counts = reasons.group_by("quarantine_reasons").len().sort(["len", "quarantine_reasons"], descending=[True, False])
+    return {str(code): int(n) for code, n in counts.iter_rows()}
+
+
 def geometry_problems(roi: dict, width: int, height: int) -> list[str]:
     """Structural checks of an ROI against its image."""
     if roi["roi_index"] == -1:
@@ -34,12 +44,18 @@ def assemble_triplets(
     coarse: pl.DataFrame,
     captions: pl.DataFrame,
     licences: dict[str, tuple[str, bool]],
+    judgements: pl.DataFrame | None = None,
+    min_score: float = 0.5,
 ) -> pl.DataFrame:
+    """One row per caption (none dropped); failing checks quarantine it with every reason.
+    `judgements` (stages/judge.py) add the judge's score and reason; a score below `min_score`
+    quarantines the record with ``judge_disagrees``."""
     if captions.is_empty():
         return conform([], TRIPLETS_SCHEMA)
     by_image = {r["image_id"]: r for r in images.iter_rows(named=True)}
     by_roi = {r["roi_id"]: r for r in rois.iter_rows(named=True)}
     by_coarse = {r["roi_id"]: r for r in coarse.iter_rows(named=True)}
+    by_judge = {r["roi_id"]: r for r in judgements.iter_rows(named=True)} if judgements is not None else {}
     rows = []
     for c in captions.iter_rows(named=True):
         roi = by_roi[c["roi_id"]]
@@ -48,6 +64,9 @@ def assemble_triplets(
         reasons = list(c["problems"]) + geometry_problems(roi, img["width"], img["height"])
         if not (c["caption"] or "").strip():
             reasons.append("empty_caption")
+        judge = by_judge.get(c["roi_id"]) or {}
+        if judge.get("caption_confidence") is not None and judge["caption_confidence"] < min_score:
+            reasons.append("judge_disagrees")
         rows.append(
             {
                 "triplet_id": c["roi_id"],
@@ -98,6 +117,9 @@ def assemble_triplets(
                 "ingest_policy": img["ingest_policy"],
                 "licence": licence,
                 "redistributable": redistributable,
+                "caption_confidence": judge.get("caption_confidence"),
+                "judge_reason": judge.get("judge_reason"),
+                "judge_model": judge.get("judge_model"),
                 "quarantined": bool(reasons),
                 "quarantine_reasons": sorted(set(reasons)),
             }

@@ -1,0 +1,103 @@
+"""Appearance and shape words about the ROI, compared with its measurements (issue 11).
+
+A claim counts when a sentence about this image speaks about the ROI (names it, or starts with
+"It"/"The region"...), and compares it with its surroundings rather than with another named
+structure (naming another structure is fine with "surrounding"/"neighbouring"/"adjacent").
+Negated words ("not darker") and generic sentences say nothing. A word fails only when the
+measurement is present and lies outside the word's tolerance band (thresholds.yaml):
+
+- ``appearance_contradiction``: darker/hypo-* vs contrast, brighter/hyper-* vs contrast, iso-*,
+  homogeneous/heterogeneous vs the std ratio and GLCM homogeneity, well/ill defined vs margin
+  sharpness, a stated mean in HU vs the measured mean;
+- ``shape_contradiction``: round vs elongation/circularity, elongated vs elongation,
+  irregular/lobulated vs solidity and circularity, smooth outline vs solidity.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from .base import CaptionView
+
+_HU = re.compile(r"(?P<n>-?\d+(?:\.\d+)?)\s*(?:HU|Hounsfield units?)\b", re.I)
+
+
+@lru_cache(maxsize=64)
+def _word_scanner(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in patterns) + r")(?![\w-])", re.I)
+
+
+def _said(view: CaptionView, key: str, sentence: str, negator: re.Pattern[str]) -> bool:
+    for m in _word_scanner(tuple(view.lex["appearance"][key])).finditer(sentence):
+        if not negator.search(sentence[max(0, m.start() - 25) : m.start()]):
+            return True
+    return False
+
+
+_CLAUSE = re.compile(r"[,;:()]|\b(?:while|whereas|but|although)\b", re.I)
+
+
+def _claim_clauses(view: CaptionView) -> list[str]:
+    """Clauses that describe the ROI: in a sentence about it, a clause naming no other structure
+    (or naming one only as the surroundings), or a clause naming the ROI itself."""
+    surrounding = re.compile(view.lex["surrounding_cues"], re.I)
+    out = []
+    for s in view.image_sentences:
+        about = view.about_roi(s)
+        for clause in _CLAUSE.split(s):
+            if not clause.strip():
+                continue
+            if view.names_other(clause) and not surrounding.search(clause):
+                continue
+            if about or view.names_roi(clause):
+                out.append(clause)
+    return out
+
+
+def appearance_problems(view: CaptionView) -> list[str]:
+    m = view.measurements
+    if m is None or not view.roi:
+        return []
+    th, sh = view.th["appearance"], view.th["shape"]
+    negator = re.compile(view.lex["appearance_negators"], re.I)
+    problems: set[str] = set()
+    for s in _claim_clauses(view):
+        said = {k for k in view.lex["appearance"] if _said(view, k, s, negator)}
+        c = m.contrast
+        if c is not None:
+            if "darker" in said and "brighter" not in said and c >= th["darker_max"]:
+                problems.add("appearance_contradiction")
+            if "brighter" in said and "darker" not in said and c <= th["brighter_min"]:
+                problems.add("appearance_contradiction")
+            if "similar" in said and abs(c) >= th["similar_max"]:
+                problems.add("appearance_contradiction")
+        unit = m.intensity_unit or ""
+        if m.std is not None and unit in th["homogeneous_std_max"]:
+            if "homogeneous" in said and "heterogeneous" not in said and m.std > th["homogeneous_std_max"][unit]:
+                problems.add("appearance_contradiction")
+            if "heterogeneous" in said and "homogeneous" not in said and m.std < th["heterogeneous_std_min"][unit]:
+                problems.add("appearance_contradiction")
+        if m.margin_sharpness is not None:
+            if "well_defined" in said and "ill_defined" not in said and m.margin_sharpness < th["well_defined_min"]:
+                problems.add("appearance_contradiction")
+            if "ill_defined" in said and "well_defined" not in said and m.margin_sharpness > th["ill_defined_max"]:
+                problems.add("appearance_contradiction")
+        if m.intensity_unit == "HU" and m.mean is not None:
+            for x in _HU.finditer(s):
+                stated = float(x.group("n"))
+                if abs(stated - m.mean) > max(th["hu_abs"], th["hu_rel"] * abs(m.mean)):
+                    problems.add("appearance_contradiction")
+        if "round" in said and "elongated" not in said and "irregular" not in said:
+            if (m.elongation is not None and m.elongation < sh["round_elongation_min"]) or (
+                m.circularity is not None and m.circularity < sh["round_circularity_min"]
+            ):
+                problems.add("shape_contradiction")
+        if "elongated" in said and "round" not in said and m.elongation is not None and m.elongation > sh["elongated_elongation_max"]:
+            problems.add("shape_contradiction")
+        if "irregular" in said and "smooth" not in said and m.solidity is not None and m.circularity is not None:
+            if m.solidity > sh["irregular_solidity_min"] and m.circularity > sh["irregular_circularity_min"]:
+                problems.add("shape_contradiction")
+        if "smooth" in said and "irregular" not in said and m.solidity is not None and m.solidity < sh["smooth_solidity_max"]:
+            problems.add("shape_contradiction")
+    return sorted(problems)
