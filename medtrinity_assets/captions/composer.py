@@ -493,7 +493,7 @@ def texture_sentences(facts: CaptionFacts, rng: random.Random) -> str:
     _, _, family = modality_display(facts.modality)
     intensity = _INTENSITY_NOUN.get(family or "", "intensity")
     general = (
-        (MODALITIES[family].texture + ".") if family else "Tissue appearance is described by its intensity and texture."
+        f"On {MODALITIES[family].short}, tissue is told apart by its {MODALITIES[family].intensity_noun}." if family else "Tissue appearance is described by its intensity and texture."
     )
     roi = roi_label_of(facts)
     subject = f"the {label_text(roi)}" if roi else "the depicted structures"
