@@ -144,4 +144,4 @@ def test_composer_with_sparse_facts():
     )
     text, sections = compose_caption(facts, seed="x")
     assert check_caption(text, sections, facts) == []
-    assert "neighbouring structure" in sections["relations"]
+    assert "nucleus" in sections["relations"] and "#" not in sections["relations"]

@@ -32,6 +32,7 @@ from .labels import (
     conjugations,
     count_phrase,
     image_place,
+    number_words,
     patient_place,
     roi_name,
     structure_name,
@@ -75,7 +76,7 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     items = join_words(listed)
     if roi and region and items and len(unique(facts.organs)) == 1 and items == region:
         items = ""
-    values = {"modality": noun, "a_modality": _a(noun), "A_modality": capitalise(_a(noun)), "region": region, "items": items}
+    values = {"is_region": "is" if len(unique(facts.organs)) < 2 else "are", "modality": noun, "a_modality": _a(noun), "A_modality": capitalise(_a(noun)), "region": region, "items": items}
     return fill("overview", values, rng)
 
 
@@ -106,6 +107,8 @@ def location_sentence(name: Name, facts: CaptionFacts, rng: random.Random) -> st
         "share": _share(facts.roi_area_frac),
         "count_phrase": count_phrase(name, m.label_count if m else None, rng.randrange(3)),
     }
+    if m and m.label_count and m.label_count > 1:
+        values["many_count"] = f"the {number_words(m.label_count)} {name.many} in the image"
     text = fill("location", values, rng)
     return text or f"{capitalise(name.text)} {conjugations(name.plural)['is']} the structure described here."
 

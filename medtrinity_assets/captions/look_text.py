@@ -73,6 +73,9 @@ def values_for(name: Name, look: Look, facts: CaptionFacts, family: str | None) 
         "Name": capitalise(name.text),
         "surround": surround,
         "contrast": contrast_words(look, family, surround),
+        "contrast_short": contrast_words(look, family, surround).rsplit(" than ", 1)[0].rsplit(" relative to ", 1)[0].rsplit(" to the surrounding", 1)[0]
+        if look.contrast and look.contrast != "similar"
+        else "",
         "hu": f"{look.mean_hu:.0f}" if look.mean_hu is not None else "",
         "band": look.hu_band or "",
         "texture": cfg.texture_words.get(look.texture or "", ""),
