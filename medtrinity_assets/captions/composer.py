@@ -34,11 +34,11 @@ from .labels import (
     image_place,
     number_words,
     patient_place,
+    roi_label_of,
     roi_name,
     structure_name,
 )
 from .look_text import capitalise, fill, look_sentences, no_look_sentence, size_sentence
-from .prompt import roi_label_of
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, unique
 

@@ -42,6 +42,12 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+def roi_label_of(facts) -> str | None:
+    """The ROI label of `CaptionFacts`, or None for a whole-image request (None or blank label)."""
+    label = (facts.roi_label or "").strip()
+    return label or None
+
+
 def plural_of(noun_phrase: str) -> str:
     """Plural of a noun phrase (its last word): ``blood vessel`` -> ``blood vessels``."""
     data = labels()

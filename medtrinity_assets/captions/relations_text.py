@@ -12,8 +12,7 @@ from __future__ import annotations
 from medtrinity_assets.records import CaptionFacts, Relation
 
 from .data_files import wording
-from .labels import Name, conjugations, number_words, structure_name
-from .prompt import roi_label_of
+from .labels import Name, conjugations, number_words, roi_label_of, structure_name
 from .vocab import MODALITIES, MODALITY_CODES, join_words, modality_families, unique
 
 _KIND_ORDER = ("within", "overlaps", "borders", "contains", "direction")
