@@ -70,6 +70,9 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     region = join_words([structure_name(o).text for o in unique(facts.organs)])
     roi = roi_label_of(facts)
     names = [structure_name(x).text for x in related_first(facts)]
+    count = facts.measurements.label_count if facts.measurements else None
+    if roi and names and count and count > 1:  # the ROI's label first, with how many there are
+        names[0] = f"{number_words(count)} {structure_name(roi).many}"
     listed = names[:MAX_LISTED_STRUCTURES]
     if len(names) > len(listed):
         listed.append(f"{len(names) - len(listed)} further structures")

@@ -16,7 +16,7 @@ from .data_files import appearance, template_fields, wording
 from .labels import Name, conjugations, number_words, structure_name
 
 
-_GRAMMAR = frozenset({*conjugations(False), "name", "Name", "a_modality", "A_modality", "a_shape"})
+_GRAMMAR = frozenset({*conjugations(False), "name", "Name", "a_modality", "A_modality", "a_shape", "surround", "is_region"})
 
 
 def fill(key: str, values: dict[str, str], rng: random.Random, sub: str | None = None) -> str:
