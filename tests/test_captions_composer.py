@@ -114,10 +114,11 @@ def test_composer_is_deterministic_and_varies_with_seed():
 
 @pytest.mark.parametrize("phrase", POSITION_VOCABULARY["phrases"])
 def test_composer_position_wording_agrees_with_every_phrase(phrase):
-    from medtrinity_assets.captions.labels import cell_of_phrase
     from medtrinity_assets.records import GridPosition
 
-    facts = dataclasses.replace(ct_liver(), roi_position=phrase, position=GridPosition(*cell_of_phrase(phrase)), extra={})
+    vertical, horizontal = phrase.split()
+    cell = GridPosition(POSITION_VOCABULARY["vertical"].index(vertical), POSITION_VOCABULARY["horizontal"].index(horizontal))
+    facts = dataclasses.replace(ct_liver(), roi_position=phrase, position=cell, extra={})
     text, sections = compose_caption(facts, seed=phrase)
     assert check_caption(text, sections, facts) == []
 

@@ -28,7 +28,6 @@ from .background import knowledge_sentence
 from .data_files import wording
 from .labels import (
     Name,
-    cell_of_phrase,
     conjugations,
     count_phrase,
     image_place,
@@ -84,7 +83,7 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
 
 
 def place_of(facts: CaptionFacts) -> str:
-    cell = (facts.position.row, facts.position.col) if facts.position else cell_of_phrase(facts.roi_position)
+    cell = (facts.position.row, facts.position.col) if facts.position else None
     if cell is None:
         return ""
     patient = patient_place(facts.position)

@@ -13,7 +13,7 @@ from medtrinity_assets.records import CaptionFacts, Measurements
 
 from .appearance import Look, assess, diameter_words
 from .data_files import appearance
-from .labels import cell_of_phrase, image_place, number_words, patient_place, roi_label_of, roi_name
+from .labels import image_place, number_words, patient_place, roi_label_of, roi_name
 from .relations_text import relation_clauses
 
 
@@ -23,7 +23,7 @@ def position_text(facts: CaptionFacts) -> str:
     if not roi:
         return "none (no region of interest is marked; describe the whole image)"
     parts = []
-    cell = (facts.position.row, facts.position.col) if facts.position else cell_of_phrase(facts.roi_position)
+    cell = (facts.position.row, facts.position.col) if facts.position else None
     if cell is not None:
         parts.append(f"in {image_place(*cell)} (directions as displayed)")
     patient = patient_place(facts.position)

@@ -17,7 +17,6 @@ import re
 from dataclasses import dataclass
 
 from medtrinity_assets.records import GridPosition, Measurements
-from medtrinity_assets.rois.position import HORIZONTAL, VERTICAL
 
 from .data_files import labels, wording
 from .vocab import stem
@@ -168,14 +167,6 @@ def number_words(n: int) -> str:
 
 
 # ----------------------------------------------------------------------------- places
-
-
-def cell_of_phrase(phrase: str | None) -> tuple[int, int] | None:
-    """Grid cell of a ``position`` column value (its fixed vocabulary), or None."""
-    parts = (phrase or "").strip().lower().split()
-    if len(parts) == 2 and parts[0] in VERTICAL and parts[1] in HORIZONTAL:
-        return VERTICAL.index(parts[0]), HORIZONTAL.index(parts[1])
-    return None
 
 
 def image_place(row: int, col: int) -> str:
