@@ -22,7 +22,7 @@ from medtrinity_assets.captions.data_files import appearance
 from medtrinity_assets.captions.quality import claims_agree, read_claims
 from medtrinity_assets.captions.appearance import assess
 from medtrinity_assets.catalog import list_source, load_catalog
-from medtrinity_assets.records import CaptionFacts, Measurements
+from medtrinity_assets.records import CaptionFacts, GridPosition, Measurements
 from medtrinity_assets.rois import measure_roi, rois_from_masks, slice_values
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def _largest(rois, label=None):
 def _caption(m: Measurements, modality: str, label: str, organs: list[str]) -> tuple[str, dict[str, str], CaptionFacts]:
     facts = CaptionFacts(
         modality=modality, organs=organs, coarse_caption="", roi_label=label, roi_position="middle center",
-        roi_area_frac=0.05, measurements=m,
+        roi_area_frac=0.05, measurements=m, position=GridPosition(2, 2),
     )
     text, sections = compose_caption(facts, seed=f"{modality}/{label}")
     return text, sections, facts
