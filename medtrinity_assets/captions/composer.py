@@ -43,7 +43,7 @@ from .vocab import join_words, unique
 
 COMPOSER_VERSION = "mt-composer-v2"
 
-MAX_LISTED_STRUCTURES = 6
+MAX_LISTED_STRUCTURES = 4
 _NEGATIVE = {"no finding", "no findings", "normal", "healthy", "none", "negative"}
 
 
