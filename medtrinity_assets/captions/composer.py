@@ -147,7 +147,10 @@ def relations_sentence(name: Name | None, facts: CaptionFacts, rng: random.Rando
     clauses = relation_clauses(name, facts)
     values = {**conjugations(name.plural), "name": name.text, "Name": capitalise(name.text)}
     if clauses:
-        return fill("relations", {**values, "clauses": join_words(clauses)}, rng)
+        joined = join_words(clauses)
+        if len(clauses) > 1 and any(" and " in c for c in clauses):  # "borders A and B, and lies ..."
+            joined = ", ".join(clauses[:-1]) + ", and " + clauses[-1]
+        return fill("relations", {**values, "clauses": joined}, rng)
     if others:
         return fill("others", {**values, "others": join_words(others)}, rng)
     return fill("no_neighbour", values, rng)

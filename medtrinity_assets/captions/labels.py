@@ -140,6 +140,8 @@ _VERBS = {
     "occupies": "occupy",
     "measures": "measure",
     "borders": "border",
+    "overlaps": "overlap",
+    "contains": "contain",
     "its": "their",
     "Its": "Their",
 }

@@ -68,7 +68,7 @@ def _clause(kind: str, rels: list[Relation], roi_label: str, plural: bool) -> st
     else:
         text = getattr(w, kind).format(other=name.text)
     verb, _, rest = text.partition(" ")
-    return f"{conjugations(plural).get(verb, verb) if verb != 'borders' else ('border' if plural else 'borders')} {rest}"
+    return f"{conjugations(plural).get(verb, verb)} {rest}"
 
 
 def relation_clauses(name: Name, facts: CaptionFacts, limit: int = 4) -> list[str]:
@@ -80,15 +80,18 @@ def relation_clauses(name: Name, facts: CaptionFacts, limit: int = 4) -> list[st
             groups.setdefault((r.kind, r.other), []).append(r)
     ordered = sorted(groups.items(), key=lambda kv: _KIND_ORDER.index(kv[0][0]))
     clauses: list[str] = []
-    merged: dict[str, int] = {}  # kind -> index of its clause naming other structures plainly
+    merged: dict[str, int] = {}  # clause head ("borders", "lies anterior to") -> index of its clause
     for (kind, other), rels in ordered:
         clause = _clause(kind, rels, roi, name.plural)
-        plain = kind in ("within", "overlaps", "borders") and other != roi
-        if plain and kind in merged:
-            clauses[merged[kind]] += "|" + structure_name(other).text
+        tail = " the " + structure_name(other).text
+        if other == roi or kind == "contains" or not clause.endswith(tail):
+            clauses.append(clause)
             continue
-        if plain:
-            merged[kind] = len(clauses)
+        head = clause[: -len(tail)]
+        if head in merged:  # "borders the stomach" + "borders the liver" -> one clause
+            clauses[merged[head]] += "|" + structure_name(other).text
+            continue
+        merged[head] = len(clauses)
         clauses.append(clause)
     out = []
     for c in clauses:  # "borders the stomach|right kidney" -> "borders the stomach and the right kidney"
