@@ -18,8 +18,8 @@ from medtrinity_assets.captions import (
     retry_prompt,
 )
 from medtrinity_assets.captions.examples import ct_liver, mri_brain_whole
+from medtrinity_assets.captions.labels import image_place
 from medtrinity_assets.captions.vocab import (
-    describe_position,
     label_text,
     modality_families,
     parse_position_words,
@@ -207,7 +207,9 @@ def test_every_roi_stage_phrase_is_read(phrase):
             horizontal
         ]
     )
-    text = describe_position(phrase)
+    cell = (POSITION_VOCABULARY["vertical"].index(vertical), POSITION_VOCABULARY["horizontal"].index(horizontal))
+    text = image_place(*cell)  # the typed grid cell worded as the composer words it
+    assert parse_position_words(text) == words or text == "the centre of the image", (phrase, text)
     for side in ("upper", "lower", "left", "right"):
         assert (side in text.split()[:6] or f"{side} of centre" in text or f"{side} side" in text) == (
             side in (words.vertical, words.horizontal)

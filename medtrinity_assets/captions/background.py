@@ -16,18 +16,11 @@ import re
 from medtrinity_assets.records import CaptionFacts, Passage
 
 from .checks import FORBIDDEN_PATTERNS, REFUSAL_PATTERNS, compile_patterns, sentences
+from .data_files import wording
 from .vocab import modality_mentions, organs_named, word_stems
 
 SENTENCE_CHARS = (30, 280)
 
-_RELATION_WORDS = {
-    "has_material_basis_in": "arises from",
-    "has_infectious_agent": "is caused by",
-    "transmitted_by": "is transmitted by",
-    "located_in": "is located in",
-    "results_in": "results in",
-    "derives_from": "derives from",
-}
 _FINITE = re.compile(
     r"\b(?:is|are|was|were|has|have|had|can|may|might|will|causes?|affects?|occurs?|develops?|forms?|"
     r"results?|arises?|contains?|consists?|appears?|involves?|leads?|spreads?|grows?|begins?|starts?)\b",
@@ -44,7 +37,7 @@ def clean_passage(text: str, title: str = "") -> str:
     text = (text or "").strip()
     if title and text.lower().startswith(title.strip().lower() + ":"):
         text = text[len(title.strip()) + 1 :]
-    for relation, words in _RELATION_WORDS.items():
+    for relation, words in wording().passage_relation_words.items():
         text = re.sub(r"\b" + relation.replace("_", "[ _]") + r"\b", words, text)
     text = re.sub(r"\bKey Points\b", " ", text)
     text = re.sub(r"(?m)^\s*[-*\u2022]\s*", " ", text)

@@ -25,7 +25,7 @@ from medtrinity_assets.records import CaptionFacts
 
 from .appearance import assess
 from .background import knowledge_sentence
-from .data_files import wording
+from .data_files import labels, wording
 from .labels import (
     Name,
     conjugations,
@@ -44,7 +44,6 @@ from .vocab import join_words, unique
 COMPOSER_VERSION = "mt-composer-v2"
 
 MAX_LISTED_STRUCTURES = 4
-_NEGATIVE = {"no finding", "no findings", "normal", "healthy", "none", "negative"}
 
 
 def seed_of(value: str | int | None, facts: CaptionFacts) -> int:
@@ -61,7 +60,7 @@ def _a(noun: str) -> str:
 
 
 def _is_negative(label: str) -> bool:
-    return " ".join(label.replace("_", " ").lower().split()) in _NEGATIVE
+    return " ".join(label.replace("_", " ").lower().split()) in labels().negative_labels
 
 
 def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:

@@ -60,8 +60,15 @@ class ModalityEntry(_Strict):
     intensity_noun: str
 
 
+class PositionWordTable(_Strict):
+    vertical: dict[str, str]
+    horizontal: dict[str, str]
+    centre: tuple[str, ...]
+
+
 class Vocabulary(_Strict):
     irregular_singulars: dict[str, str]
+    position_words: PositionWordTable
     modalities: dict[str, ModalityEntry]
     modality_codes: dict[str, str]
     compatible_modalities: dict[str, tuple[str, ...]]
@@ -92,6 +99,7 @@ class LabelName(_Strict):
 
 class Labels(_Strict):
     side_words: tuple[str, ...]
+    negative_labels: frozenset[str]
     names: dict[str, LabelName]
     singular_s: frozenset[str]
     plurals: dict[str, str]
@@ -146,6 +154,7 @@ class Wording(_Strict):
     relations: RelationWords
     counts: Counts
     sentences: dict[str, list[str] | dict[str, list[str]]]
+    passage_relation_words: dict[str, str]
     surround: Surround
 
     @field_validator("sentences")

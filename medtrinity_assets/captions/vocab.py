@@ -182,9 +182,9 @@ def modality_names(modality: str) -> tuple[str, str]:
 # refinements ("-middle", "-center") only pull towards the centre and do not change the side,
 # so "upper-middle left-center" reads as upper/left.
 
-_VERTICAL_WORDS = {"upper": "upper", "top": "upper", "lower": "lower", "bottom": "lower"}
-_HORIZONTAL_WORDS = {"left": "left", "right": "right"}
-_CENTRE_WORDS = {"middle", "mid", "center", "centre", "central"}
+_VERTICAL_WORDS: dict[str, str] = dict(_VOCAB.position_words.vertical)
+_HORIZONTAL_WORDS: dict[str, str] = dict(_VOCAB.position_words.horizontal)
+_CENTRE_WORDS: frozenset[str] = frozenset(_VOCAB.position_words.centre)
 
 
 @dataclass(frozen=True)
@@ -206,44 +206,6 @@ def parse_position_words(phrase: str | None) -> PositionWords:
         if horizontal is None:
             horizontal = "center"
     return PositionWords(vertical, horizontal)
-
-
-_POSITION_TERMS = {
-    "upper": "upper",
-    "upper-middle": "upper",
-    "middle": "middle",
-    "lower-middle": "lower",
-    "lower": "lower",
-}
-
-
-def describe_position(phrase: str | None) -> str:
-    """Readable image-position wording for a position phrase, always naming its sides.
-
-    ``"upper left"`` -> ``"the upper left part of the image"``; ``"middle center"`` ->
-    ``"the central part of the image"``; ``"upper-middle left-center"`` -> ``"the upper part of
-    the image, left of centre"``. Unknown phrases are quoted as given.
-    """
-    raw = normalise_dashes(phrase or "").strip().lower()
-    if not raw:
-        return "the image"
-    parts = raw.split()
-    words = parse_position_words(raw)
-    if words.vertical is None and words.horizontal is None:
-        return f"the {raw} part of the image"
-    horizontal_refined = len(parts) == 2 and parts[1] in ("left-center", "right-center")
-    v = words.vertical if words.vertical != "middle" else None
-    h = words.horizontal if words.horizontal != "center" else None
-    if horizontal_refined and h:
-        base = f"the {v} part of the image" if v else "the middle of the image"
-        return f"{base}, {h} of centre"
-    if v and h:
-        return f"the {v} {h} part of the image"
-    if v:
-        return f"the {v} central part of the image"
-    if h:
-        return f"the {h} side of the image, at mid-height"
-    return "the central part of the image"
 
 
 # ----------------------------------------------------------------------------- organs
