@@ -38,43 +38,55 @@ def test_composer_states_the_facts():
     text, sections = compose_caption(ct_liver(), seed="x")
     assert "CT" in text and "abdomen" in text and "liver" in text
     assert "upper left part of the image" in text
-    assert "patient's right anterior region" in sections["roi"]
+    assert "on the patient's right, anteriorly" in sections["roi"]
     assert "about 18%" in text
-    assert "hepatocellular carcinoma" in text
+    assert "99 mm" in text  # equivalent diameter from mask and pixel spacing
+    assert "hepatocellular carcinoma" in text.lower()
     assert "borders the spleen" in sections["relations"]
-    assert "attenuation" in sections["texture"]
+    assert "anterior to and to the patient's right of the aorta" in sections["relations"]
+    assert "hyperdense" in sections["texture"] and "58 HU" in sections["texture"]
+    assert "soft-tissue range" in sections["texture"] and "homogeneous" in sections["texture"]
     assert sections["modality"] == "Computed tomography (CT)"
 
 
-def test_composer_quotes_relevant_knowledge_cautiously():
-    text, sections = compose_caption(ct_liver(), seed="x")
-    # the DO definition, cleaned (title prefix dropped, relation words made readable, subject restored)
-    assert "Hepatocellular carcinoma is a liver carcinoma that arises from undifferentiated hepatocytes" in text
-    # appearance terms from the passage, stated as what references describe, not as a finding
-    assert re.search(
-        r"(Reference|Published) descriptions of hepatocellular carcinoma mention necrosis and haemorrhage", text
-    )
-    assert "may alter" in text or "can change" in text
+def test_composer_writes_no_artefacts():
+    for name, make in EXAMPLES.items():
+        for seed in range(20):
+            text, _ = compose_caption(make(), seed=seed)
+            assert not re.search(r"#\d|\(image side\)|[+_]|\bIs a:", text), (name, text)
+
+
+def test_composer_counts_instead_of_numbering():
+    text, sections = compose_caption(microscopy_nucleus(), seed="x")
+    assert "one of 125 nuclei" in sections["roi"]
+    assert "neighbouring nucleus" in sections["relations"]
+
+
+def test_composer_quotes_whole_sentences_of_passages_about_the_concept():
     text, _ = compose_caption(xray_lungs(), seed="x")
     assert "Tuberculosis (TB) is a disease caused by bacteria called Mycobacterium tuberculosis." in text
     assert "kidney" not in text and "brain" not in text  # later passage sentences are not used
+    # the DO definition is a fragment ("A liver carcinoma that ..."): never glued to a label
+    text, _ = compose_caption(ct_liver(), seed="x")
+    assert "is a liver carcinoma" not in text and "A liver carcinoma that" not in text
+    assert "malignant (cancer) cells form in the tissues of the liver" in text
 
 
-def test_composer_ignores_off_topic_knowledge_and_invents_no_finding():
+def test_composer_ignores_knowledge_without_a_matching_concept():
     facts = mri_brain_whole()
     text, sections = compose_caption(facts, seed="x")
     assert GLIOMA_DO.title not in text.lower() and "glioma" not in text.lower()
     for word in ("tumou?r", "lesion", "carcinoma", "abnormal", "mass", "haemorrhage", "hemorrhage"):
         assert not re.search(word, text, re.I), word
-    assert "whole image" in text
-    # knowledge about another finding than the facts' is not quoted either
-    lungs = dataclasses.replace(xray_lungs(), image_labels=["pneumothorax"], knowledge=[TB_MQ])
+    assert "whole" in text
+    # a passage about tuberculosis is not background for a pneumothorax record
+    lungs = dataclasses.replace(xray_lungs(), image_labels=["pneumothorax"], finding_concepts=[], knowledge=[TB_MQ])
     text, _ = compose_caption(lungs, seed="x")
     assert "Mycobacterium" not in text
-    # passages about a disease of an anatomical ROI are not background for that anatomy
-    liver_only = dataclasses.replace(ct_liver(), image_labels=[])
-    text, _ = compose_caption(liver_only, seed="x")
-    assert "carcinoma" not in text and "cancer" not in text
+    # the same passage without concept ids is not used either (no matching by words)
+    untagged = dataclasses.replace(TB_MQ, concept_ids=())
+    text, _ = compose_caption(dataclasses.replace(xray_lungs(), knowledge=[untagged]), seed="x")
+    assert "Mycobacterium" not in text
 
 
 def test_composer_skips_unusable_sentences():
@@ -83,11 +95,12 @@ def test_composer_skips_unusable_sentences():
         "medquad",
         "Tuberculosis",
         "What is tuberculosis? You should see your doctor if tuberculosis "
-        "is suspected. Tuberculosis usually affects the right upper lobe on CT scans.",
+        "is suspected. Tuberculosis usually affects the right upper lobe on CT scans. Is a: infection.",
         1.0,
+        concept_ids=("DOID:399",),
     )
     text, _ = compose_caption(dataclasses.replace(xray_lungs(), knowledge=[bad]), seed="x")
-    assert "doctor" not in text and "upper lobe" not in text and "CT" not in text
+    assert "doctor" not in text and "upper lobe" not in text and "CT" not in text and "Is a" not in text
 
 
 def test_composer_is_deterministic_and_varies_with_seed():
@@ -101,20 +114,35 @@ def test_composer_is_deterministic_and_varies_with_seed():
 
 @pytest.mark.parametrize("phrase", POSITION_VOCABULARY["phrases"])
 def test_composer_position_wording_agrees_with_every_phrase(phrase):
-    facts = dataclasses.replace(ct_liver(), roi_position=phrase, extra={})
+    from medtrinity_assets.records import GridPosition
+
+    vertical, horizontal = phrase.split()
+    cell = GridPosition(POSITION_VOCABULARY["vertical"].index(vertical), POSITION_VOCABULARY["horizontal"].index(horizontal))
+    facts = dataclasses.replace(ct_liver(), roi_position=phrase, position=cell, extra={})
     text, sections = compose_caption(facts, seed=phrase)
     assert check_caption(text, sections, facts) == []
 
 
 def test_composer_grammar_for_plural_structures():
-    text, _ = compose_caption(xray_lungs(), seed="roi-2")
-    assert not re.search(r"\blungs (lies|occupies|is|covers|takes)\b", text)
+    for seed in range(20):
+        text, _ = compose_caption(xray_lungs(), seed=seed)
+        assert not re.search(r"\blungs (lies|occupies|is|covers|takes|appears|has|measures)\b", text), text
+        assert not re.search(r"\b[Ii]ts\b", text.split("Tuberculosis (TB)")[0]), text
+
+
+def test_composer_names_one_lung_mask_a_lung_field():
+    from medtrinity_assets.records import Measurements
+
+    one = Measurements(intensity_unit="relative", area_px=90000, n_components=1, label_count=2)
+    facts = dataclasses.replace(xray_lungs(), measurements=one)
+    text, _ = compose_caption(facts, seed="x")
+    assert "lung field" in text and "one of two lung fields" in text and "lungs lie" not in text
 
 
 def test_composer_with_sparse_facts():
     facts = dataclasses.replace(
-        microscopy_nucleus(), roi_relations=[], other_rois=[], roi_position=None, roi_area_frac=None
+        microscopy_nucleus(), relations=[], other_rois=[], roi_position=None, position=None, roi_area_frac=None
     )
     text, sections = compose_caption(facts, seed="x")
     assert check_caption(text, sections, facts) == []
-    assert "No neighbouring structure" in sections["relations"]
+    assert "nucleus" in sections["relations"] and "#" not in sections["relations"]

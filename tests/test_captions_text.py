@@ -18,13 +18,13 @@ from medtrinity_assets.captions import (
     retry_prompt,
 )
 from medtrinity_assets.captions.examples import ct_liver, mri_brain_whole
+from medtrinity_assets.captions.labels import image_place
 from medtrinity_assets.captions.vocab import (
-    describe_position,
     label_text,
     modality_families,
     parse_position_words,
 )
-from medtrinity_assets.records import Passage
+from medtrinity_assets.records import GridPosition, Passage
 from medtrinity_assets.rois.position import POSITION_VOCABULARY
 
 # ----------------------------------------------------------------------------- coarse caption
@@ -54,11 +54,17 @@ def test_coarse_caption_without_labels_or_organs():
 def test_prompt_has_header_fields_questions_and_instruction():
     facts = ct_liver()
     prompt = build_prompt(facts)
-    assert PROMPT_VERSION == "mt-prompt-v1"
+    assert PROMPT_VERSION == "mt-prompt-v2"
     assert f"Coarse caption: {facts.coarse_caption}" in prompt
-    assert "Specific position: the region of interest is in the upper left of the image" in prompt
+    assert "Specific position: in the upper left part of the image" in prompt
     assert "18.3% of the image area" in prompt
-    assert "in the patient's right anterior region" in prompt
+    assert "patient frame: on the patient's right, anteriorly" in prompt
+    assert "it borders the spleen" in prompt and "#" not in prompt
+    # the measurements, with the reading the composer gives them
+    assert "Measured appearance of the region of interest" in prompt
+    assert "mean 58.2 HU" in prompt and "slightly brighter than the surrounding tissue" in prompt
+    assert "-> homogeneous" in prompt and "-> oval" in prompt and "-> well defined" in prompt
+    assert "about 99 mm across" in prompt
     assert "Medical annotation: region of interest: liver; image-level findings: hepatocellular carcinoma" in prompt
     assert "inferior vena cava" in prompt
     assert "Medical knowledge:" in prompt
@@ -67,7 +73,7 @@ def test_prompt_has_header_fields_questions_and_instruction():
     # the three questions
     assert "1. Describe the whole image in detail" in prompt
     assert "2. Describe the region of interest: where it is located in the image, its position relative to" in prompt
-    assert "abnormal appearance" in prompt
+    assert "as measured above" in prompt and "make no appearance claim the measurements do not support" in prompt
     assert "3. Describe the relationship between the region of interest and the surrounding" in prompt
     # integrate, without mentioning the marking or the inputs
     assert "integrate the answers into one coherent description" in prompt
@@ -115,7 +121,8 @@ def test_prompt_hash_is_stable_and_content_sensitive():
     h = prompt_hash(build_prompt(facts))
     assert h == prompt_hash(build_prompt(ct_liver()))
     assert len(h) == 16 and int(h, 16) >= 0
-    assert prompt_hash(build_prompt(dataclasses.replace(facts, roi_position="lower right"))) != h
+    assert prompt_hash(build_prompt(dataclasses.replace(facts, position=GridPosition(4, 4)))) != h
+    assert prompt_hash(build_prompt(dataclasses.replace(facts, measurements=None))) != h
     assert prompt_hash(build_prompt(dataclasses.replace(facts, knowledge=facts.knowledge[:1]))) != h
 
 
@@ -200,7 +207,9 @@ def test_every_roi_stage_phrase_is_read(phrase):
             horizontal
         ]
     )
-    text = describe_position(phrase)
+    cell = (POSITION_VOCABULARY["vertical"].index(vertical), POSITION_VOCABULARY["horizontal"].index(horizontal))
+    text = image_place(*cell)  # the typed grid cell worded as the composer words it
+    assert parse_position_words(text) == words or text == "the centre of the image", (phrase, text)
     for side in ("upper", "lower", "left", "right"):
         assert (side in text.split()[:6] or f"{side} of centre" in text or f"{side} side" in text) == (
             side in (words.vertical, words.horizontal)

@@ -1,12 +1,13 @@
 """Realistic `CaptionFacts` for demos, benchmarks and tests (one per common modality).
 
 Passage texts are short excerpts of the project's knowledge corpora (Disease Ontology, CC0;
-MedQuAD, CC BY 4.0) in the form the knowledge stage stores them.
+MedQuAD, CC BY 4.0) in the form the knowledge stage stores them, with the concept ids retrieval
+records. Measurements are typical values of the bundled demo sources (see data/appearance.yaml).
 """
 
 from __future__ import annotations
 
-from medtrinity_assets.records import CaptionFacts, Passage
+from medtrinity_assets.records import CaptionFacts, ConceptRef, DisplayFrame, GridPosition, Measurements, Passage, Relation
 
 from .coarse import coarse_caption
 
@@ -18,6 +19,7 @@ HCC_DO = Passage(
     "located in the liver. Also called: Hepatoma. Is a: liver carcinoma. Anatomy: liver. Tumours are often "
     "heterogeneous, with necrosis and haemorrhage.",
     score=0.82,
+    concept_ids=("DOID:684",),
 )
 LIVER_CANCER_MQ = Passage(
     chunk_id="medquad:CancerGov-0000010_1-1:0",
@@ -26,6 +28,7 @@ LIVER_CANCER_MQ = Passage(
     text="What is (are) Adult Primary Liver Cancer? Key Points - Adult primary liver cancer is a disease in which "
     "malignant (cancer) cells form in the tissues of the liver.",
     score=0.71,
+    concept_ids=("DOID:684",),
 )
 TB_MQ = Passage(
     chunk_id="medquad:CDC-0000003-1:0",
@@ -35,6 +38,7 @@ TB_MQ = Passage(
     "tuberculosis. The bacteria usually attack the lungs, but TB bacteria can attack any part of the body such as "
     "the kidney, spine, and brain.",
     score=0.77,
+    concept_ids=("DOID:399",),
 )
 GLIOMA_DO = Passage(
     chunk_id="disease_ontology:DOID:3070:0",
@@ -42,7 +46,10 @@ GLIOMA_DO = Passage(
     title="malignant glioma",
     text="malignant glioma: A cell type cancer that has material basis in glial cells.",
     score=0.31,
+    concept_ids=("DOID:3070",),
 )
+HCC = ConceptRef("DOID:684", "finding", "hepatocellular carcinoma")
+TB = ConceptRef("DOID:399", "finding", "tuberculosis")
 
 
 def ct_liver() -> CaptionFacts:
@@ -60,6 +67,21 @@ def ct_liver() -> CaptionFacts:
         knowledge=[HCC_DO, LIVER_CANCER_MQ],
         orientation="axial, radiological (patient left on image right)",
         extra={"anatomical_position": "in the patient's right anterior region"},
+        frame=DisplayFrame(plane="axial", lateral="radiological", up="anterior", spacing_rc=(0.8, 0.8)),
+        position=GridPosition(row=0, col=0, patient_side="right", patient_level="anterior"),
+        relations=[
+            Relation("borders", "spleen"),
+            Relation("direction", "aorta", "anterior"),
+            Relation("direction", "aorta", "patient_right"),
+        ],
+        measurements=Measurements(
+            intensity_unit="HU", mean=58.2, ring_mean=21.5, std=14.1, ring_std=40.3, contrast=1.21,
+            entropy=2.4, glcm_contrast=1.3, glcm_homogeneity=0.55, area_px=12000, area_mm2=7680.0,
+            equivalent_diameter_px=123.6, equivalent_diameter_mm=98.9, circularity=0.55, elongation=0.62,
+            solidity=0.86, margin_sharpness=1.9, n_components=1, label_count=1,
+        ),
+        finding_concepts=[HCC],
+        spacing_mm=(0.8, 0.8),
     )
 
 
@@ -75,6 +97,14 @@ def xray_lungs() -> CaptionFacts:
         image_labels=["tuberculosis"],
         knowledge=[TB_MQ],
         orientation="frontal projection",
+        frame=DisplayFrame(plane="projection", up="superior"),
+        position=GridPosition(row=2, col=2, patient_level="central"),
+        measurements=Measurements(
+            intensity_unit="relative", mean=0.58, ring_mean=0.87, std=0.21, ring_std=0.12, contrast=-1.7,
+            entropy=4.4, glcm_homogeneity=0.8, area_px=180000, circularity=0.5, elongation=0.52, solidity=0.88,
+            margin_sharpness=1.1, n_components=2, label_count=1,
+        ),
+        finding_concepts=[TB],
     )
 
 
@@ -87,8 +117,14 @@ def microscopy_nucleus() -> CaptionFacts:
         roi_label="nucleus",
         roi_position="lower-middle right-center",
         roi_area_frac=0.0021,
-        roi_relations=["borders the nucleus #12", "above and left of the nucleus #7 (image side)"],
         other_rois=["nucleus"],
+        relations=[Relation("borders", "nucleus"), Relation("direction", "nucleus", "above"), Relation("direction", "nucleus", "left")],
+        position=GridPosition(row=3, col=3),
+        measurements=Measurements(
+            intensity_unit="relative", mean=0.41, ring_mean=0.17, std=0.07, ring_std=0.05, contrast=3.1,
+            entropy=3.1, glcm_homogeneity=0.48, area_px=440, circularity=0.84, elongation=0.9, solidity=0.96,
+            margin_sharpness=1.7, n_components=1, label_count=125,
+        ),
     )
 
 

@@ -1,7 +1,8 @@
 """The versioned caption prompt (MedTrinity-25M structure) and its hash.
 
 The prompt has the paper's parts, in order: header fields (coarse caption, specific position,
-medical annotation, medical knowledge), three questions (whole image; ROI location and
+medical annotation, measured appearance of the region of interest, medical knowledge), three
+questions (whole image; ROI location and
 abnormal appearance; ROI-region relationship), the instruction to integrate the answers into
 one description that never mentions the marking, captions or annotations, and an output
 format with five labelled sections followed by the description (read back by
@@ -16,9 +17,11 @@ import re
 from medtrinity_assets.records import CaptionFacts, Passage
 
 from .sections import DESCRIPTION_KEY, SECTION_KEYS, SECTION_TITLES
-from .vocab import label_text, unique
+from .facts_text import measurement_lines, position_text
+from .labels import roi_label_of, roi_name, structure_name
+from .vocab import unique
 
-PROMPT_VERSION = "mt-prompt-v1"
+PROMPT_VERSION = "mt-prompt-v2"
 
 MAX_PASSAGES = 5
 PASSAGE_CHARS = 500
@@ -50,28 +53,12 @@ def truncate(text: str, limit: int) -> str:
     return cut.rstrip(",;:") + "..."
 
 
-def _position_line(facts: CaptionFacts) -> str:
-    if not roi_label_of(facts):
-        return "none (no region of interest is marked; describe the whole image)"
-    parts = []
-    if facts.roi_position:
-        parts.append(f"the region of interest is in the {facts.roi_position} of the image (image directions)")
-    anatomical = (facts.extra or {}).get("anatomical_position")
-    if anatomical:
-        parts.append(f"anatomically {anatomical}")
-    if facts.roi_area_frac is not None:
-        parts.append(f"it covers about {100.0 * float(facts.roi_area_frac):.1f}% of the image area")
-    if facts.roi_relations:
-        parts.append("relative position: " + "; ".join(facts.roi_relations))
-    return "; ".join(parts) if parts else "not available"
-
-
 def _annotation_line(facts: CaptionFacts) -> str:
     roi = roi_label_of(facts)
-    parts = [f"region of interest: {label_text(roi)}" if roi else "region of interest: none"]
+    parts = [f"region of interest: {roi_name(roi, facts.measurements).text}" if roi else "region of interest: none"]
     if facts.image_labels:
-        parts.append("image-level findings: " + ", ".join(label_text(x) for x in unique(facts.image_labels)))
-    others = [label_text(x) for x in unique(facts.other_rois) if x != roi]
+        parts.append("image-level findings: " + ", ".join(structure_name(x).text for x in unique(facts.image_labels)))
+    others = [structure_name(x).text for x in unique(facts.other_rois) if x != roi]
     if others:
         parts.append("other structures marked in the source: " + ", ".join(others))
     return "; ".join(parts)
@@ -87,12 +74,6 @@ def _knowledge_lines(passages: list[Passage], max_passages: int, passage_chars: 
     return lines
 
 
-def roi_label_of(facts: CaptionFacts) -> str | None:
-    """The ROI label, or None for a whole-image request (None or blank label)."""
-    label = (facts.roi_label or "").strip()
-    return label or None
-
-
 def build_prompt(facts: CaptionFacts, *, max_passages: int = MAX_PASSAGES, passage_chars: int = PASSAGE_CHARS) -> str:
     """The caption prompt for one image/ROI (deterministic for given facts)."""
     has_roi = roi_label_of(facts) is not None
@@ -102,9 +83,14 @@ def build_prompt(facts: CaptionFacts, *, max_passages: int = MAX_PASSAGES, passa
         + " together with information about it.",
         "",
         f"Coarse caption: {facts.coarse_caption.strip() or 'not available'}",
-        f"Specific position: {_position_line(facts)}",
+        f"Specific position: {position_text(facts)}",
         f"Medical annotation: {_annotation_line(facts)}",
     ]
+    if has_roi:
+        lines += [
+            "Measured appearance of the region of interest (relative to a ring of surrounding tissue):",
+            *measurement_lines(facts.measurements),
+        ]
     if facts.orientation:
         lines.append(
             f"Image orientation: {facts.orientation}. Directions such as upper-left refer to the image as displayed."
@@ -115,7 +101,8 @@ def build_prompt(facts: CaptionFacts, *, max_passages: int = MAX_PASSAGES, passa
         lines += [
             "1. Describe the whole image in detail: the imaging modality and the organs and tissues it shows.",
             "2. Describe the region of interest: where it is located in the image, its position relative to "
-            "nearby structures, and any abnormal appearance (shape, size, colour, intensity, texture).",
+            "nearby structures, and its appearance (shape, size, colour, intensity, texture) as measured above, "
+            "relative to the surrounding tissue; make no appearance claim the measurements do not support.",
             "3. Describe the relationship between the region of interest and the surrounding organs and regions.",
         ]
     else:

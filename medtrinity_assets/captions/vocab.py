@@ -1,12 +1,13 @@
-"""Word lists shared by the caption writer and the caption checks.
+"""Vocabulary readers shared by the caption writer and the caption checks.
 
-Three vocabularies live here, each with the small functions that read it:
+The word lists themselves are data (``captions/data/vocabulary.yaml``, validated and loaded once
+by `data_files.vocabulary`); this module holds the small functions that read them:
 
 - **modalities**: families (``ct``, ``mri``, ``xray``, ...) with the words a caption may use for
   them, DICOM codes, and which families may be named for one another (mammography is an X-ray).
-- **positions**: the image-position phrases the ROI stage writes (``"upper left-center"``,
-  ``"lower-middle right"``; also the hyphen-only ``"upper-left-center"`` form) read into a
-  vertical (``upper``/``middle``/``lower``) and a horizontal (``left``/``center``/``right``) side.
+- **positions**: the image-position phrases of the ``position`` column (``"upper left-center"``)
+  read into a vertical and a horizontal side; typed `GridPosition`s are worded by
+  `captions.labels.place_words`.
 - **organs**: organ names with adjectives/plurals (for "does the caption name the organ") and
   the body region of each unambiguous organ (for "does it name an organ from another region").
 """
@@ -17,24 +18,13 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .data_files import vocabulary
+
+_VOCAB = vocabulary()
+
 # ----------------------------------------------------------------------------- text helpers
 
-_IRREGULAR = {
-    "nuclei": "nucleus",
-    "vertebrae": "vertebra",
-    "vertebral": "vertebra",
-    "bronchi": "bronchus",
-    "lumina": "lumen",
-    "ova": "ovum",
-    "femora": "femur",
-    "cervices": "cervix",
-    "atria": "atrium",
-    "ventricles": "ventricle",
-    "pancreas": "pancreas",
-    "testes": "testis",
-    "axes": "axis",
-    "lens": "lens",
-}
+_IRREGULAR: dict[str, str] = dict(_VOCAB.irregular_singulars)
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -110,222 +100,20 @@ class ModalityFamily:
     # terms that name this modality in a caption; matched on word boundaries. Terms written
     # in capitals are matched case-sensitively (so "US" is not the pronoun "us").
     terms: tuple[str, ...]
-    texture: str  # what tissue "colour/texture" means for this modality (cautious, generic)
     contrast_words: tuple[str, str]  # (low, high) appearance words, e.g. hypodense / hyperdense
+    intensity_noun: str  # what image brightness measures: attenuation, signal intensity...
 
 
 MODALITIES: dict[str, ModalityFamily] = {
-    f.key: f
-    for f in (
-        ModalityFamily(
-            "ct",
-            "CT",
-            "computed tomography",
-            ("CT", "CTA", "HRCT", "CECT", "NCCT", "computed tomography", "CAT scan", "computerized tomography"),
-            "On CT, tissue brightness reflects X-ray attenuation (density): denser tissue appears brighter "
-            "and fluid or fat appears darker",
-            ("hypodense", "hyperdense"),
-        ),
-        ModalityFamily(
-            "mri",
-            "MRI",
-            "magnetic resonance imaging",
-            (
-                "MRI",
-                "MR",
-                "MRA",
-                "fMRI",
-                "magnetic resonance",
-                "T1-weighted",
-                "T2-weighted",
-                "FLAIR",
-                "diffusion-weighted",
-            ),
-            "On MRI, brightness reflects signal intensity, which depends on the sequence and the tissue's "
-            "water, fat and contrast-agent content",
-            ("hypointense", "hyperintense"),
-        ),
-        ModalityFamily(
-            "xray",
-            "X-ray",
-            "radiography",
-            (
-                "X-ray",
-                "X-rays",
-                "Xray",
-                "x ray",
-                "radiograph",
-                "radiographs",
-                "radiography",
-                "radiographic",
-                "CXR",
-                "plain film",
-            ),
-            "On a radiograph, dense structures such as bone are radiopaque (bright) while air-filled "
-            "regions are radiolucent (dark); soft tissue lies in between",
-            ("lucent", "opaque"),
-        ),
-        ModalityFamily(
-            "ultrasound",
-            "ultrasound",
-            "ultrasonography",
-            (
-                "US",
-                "ultrasound",
-                "ultrasonography",
-                "ultrasonographic",
-                "sonography",
-                "sonographic",
-                "sonogram",
-                "echocardiography",
-                "echocardiogram",
-                "Doppler",
-            ),
-            "On ultrasound, brightness reflects echogenicity: strongly reflecting interfaces appear bright "
-            "and fluid appears dark",
-            ("hypoechoic", "hyperechoic"),
-        ),
-        ModalityFamily(
-            "microscopy",
-            "microscopy",
-            "microscopy",
-            (
-                "microscopy",
-                "microscope",
-                "microscopic",
-                "micrograph",
-                "photomicrograph",
-                "histopathology",
-                "histopathological",
-                "histology",
-                "histological",
-                "histologic",
-                "cytology",
-                "cytological",
-                "whole-slide",
-                "whole slide",
-                "H&E",
-                "hematoxylin",
-                "haematoxylin",
-                "immunohistochemistry",
-                "fluorescence microscopy",
-            ),
-            "In microscopy, contrast comes from staining or fluorescence, so structures are told apart by "
-            "their stain or signal intensity, colour and texture",
-            ("faint", "intense"),
-        ),
-        ModalityFamily(
-            "pet",
-            "PET",
-            "positron emission tomography",
-            ("PET", "PET/CT", "PET-CT", "positron emission tomography", "FDG"),
-            "On PET, brightness reflects radiotracer uptake rather than anatomy",
-            ("low-uptake", "high-uptake"),
-        ),
-        ModalityFamily(
-            "nuclear",
-            "nuclear medicine",
-            "nuclear medicine imaging",
-            ("SPECT", "scintigraphy", "scintigram", "bone scan", "nuclear medicine", "gamma camera"),
-            "In nuclear medicine images, brightness reflects radiotracer uptake",
-            ("photopenic", "increased-uptake"),
-        ),
-        ModalityFamily(
-            "mammography",
-            "mammography",
-            "mammography",
-            ("mammogram", "mammograms", "mammography", "mammographic", "tomosynthesis"),
-            "On mammography, fibroglandular tissue and masses appear dense (bright) against darker fat",
-            ("lucent", "dense"),
-        ),
-        ModalityFamily(
-            "angiography",
-            "angiography",
-            "angiography",
-            ("angiography", "angiogram", "DSA", "fluoroscopy", "fluoroscopic"),
-            "On angiography, contrast-filled vessels appear as opaque branching structures",
-            ("lucent", "opaque"),
-        ),
-        ModalityFamily(
-            "endoscopy",
-            "endoscopy",
-            "endoscopy",
-            ("endoscopy", "endoscopic", "colonoscopy", "colonoscopic", "gastroscopy", "bronchoscopy", "laparoscopic"),
-            "Endoscopic images are colour photographs, so mucosal colour, vascular pattern and surface "
-            "texture are visible directly",
-            ("pale", "erythematous"),
-        ),
-        ModalityFamily(
-            "dermoscopy",
-            "dermoscopy",
-            "dermoscopy",
-            ("dermoscopy", "dermoscopic", "dermatoscopy", "dermatoscopic"),
-            "Dermoscopic images are magnified colour photographs of the skin, showing pigment colour and "
-            "structural patterns",
-            ("light", "dark"),
-        ),
-        ModalityFamily(
-            "fundus",
-            "fundus photography",
-            "fundus photography",
-            (
-                "fundus photograph",
-                "fundus photography",
-                "fundus image",
-                "fundoscopy",
-                "funduscopic",
-                "retinal photograph",
-            ),
-            "Fundus photographs are colour images of the retina, where vessels, the optic disc and lesions "
-            "differ in colour and brightness",
-            ("pale", "dark"),
-        ),
-        ModalityFamily(
-            "oct",
-            "OCT",
-            "optical coherence tomography",
-            ("OCT", "optical coherence tomography"),
-            "On OCT, brightness reflects optical reflectivity of the tissue layers",
-            ("hyporeflective", "hyperreflective"),
-        ),
-    )
+    key: ModalityFamily(key, e.short, e.long, e.terms, e.contrast_words, e.intensity_noun)
+    for key, e in _VOCAB.modalities.items()
 }
 
 #: DICOM Modality codes and catalog spellings that are not themselves caption terms.
-MODALITY_CODES: dict[str, str] = {
-    "CT": "ct",
-    "MR": "mri",
-    "MRI": "mri",
-    "CR": "xray",
-    "DX": "xray",
-    "RG": "xray",
-    "XR": "xray",
-    "X-RAY": "xray",
-    "XRAY": "xray",
-    "US": "ultrasound",
-    "MG": "mammography",
-    "PT": "pet",
-    "NM": "nuclear",
-    "XA": "angiography",
-    "RF": "angiography",
-    "SM": "microscopy",
-    "GM": "microscopy",
-    "ES": "endoscopy",
-    "OP": "fundus",
-    "OPT": "oct",
-    "OCT": "oct",
-}
+MODALITY_CODES: dict[str, str] = dict(_VOCAB.modality_codes)
 
 #: Families a caption may name for the image's modality without being wrong (one-way).
-COMPATIBLE_MODALITIES: dict[str, frozenset[str]] = {
-    "mammography": frozenset({"xray"}),
-    "angiography": frozenset({"xray", "ct", "mri"}),
-    "ct": frozenset({"angiography"}),
-    "mri": frozenset({"angiography"}),
-    "xray": frozenset({"angiography"}),
-    "pet": frozenset({"ct", "mri", "nuclear"}),
-    "nuclear": frozenset({"pet"}),
-}
+COMPATIBLE_MODALITIES: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in _VOCAB.compatible_modalities.items()}
 
 
 def _term_regex(term: str) -> str:
@@ -394,9 +182,9 @@ def modality_names(modality: str) -> tuple[str, str]:
 # refinements ("-middle", "-center") only pull towards the centre and do not change the side,
 # so "upper-middle left-center" reads as upper/left.
 
-_VERTICAL_WORDS = {"upper": "upper", "top": "upper", "lower": "lower", "bottom": "lower"}
-_HORIZONTAL_WORDS = {"left": "left", "right": "right"}
-_CENTRE_WORDS = {"middle", "mid", "center", "centre", "central"}
+_VERTICAL_WORDS: dict[str, str] = dict(_VOCAB.position_words.vertical)
+_HORIZONTAL_WORDS: dict[str, str] = dict(_VOCAB.position_words.horizontal)
+_CENTRE_WORDS: frozenset[str] = frozenset(_VOCAB.position_words.centre)
 
 
 @dataclass(frozen=True)
@@ -420,140 +208,22 @@ def parse_position_words(phrase: str | None) -> PositionWords:
     return PositionWords(vertical, horizontal)
 
 
-_POSITION_TERMS = {
-    "upper": "upper",
-    "upper-middle": "upper",
-    "middle": "middle",
-    "lower-middle": "lower",
-    "lower": "lower",
-}
-
-
-def describe_position(phrase: str | None) -> str:
-    """Readable image-position wording for a position phrase, always naming its sides.
-
-    ``"upper left"`` -> ``"the upper left part of the image"``; ``"middle center"`` ->
-    ``"the central part of the image"``; ``"upper-middle left-center"`` -> ``"the upper part of
-    the image, left of centre"``. Unknown phrases are quoted as given.
-    """
-    raw = normalise_dashes(phrase or "").strip().lower()
-    if not raw:
-        return "the image"
-    parts = raw.split()
-    words = parse_position_words(raw)
-    if words.vertical is None and words.horizontal is None:
-        return f"the {raw} part of the image"
-    horizontal_refined = len(parts) == 2 and parts[1] in ("left-center", "right-center")
-    v = words.vertical if words.vertical != "middle" else None
-    h = words.horizontal if words.horizontal != "center" else None
-    if horizontal_refined and h:
-        base = f"the {v} part of the image" if v else "the middle of the image"
-        return f"{base}, {h} of centre"
-    if v and h:
-        return f"the {v} {h} part of the image"
-    if v:
-        return f"the {v} central part of the image"
-    if h:
-        return f"the {h} side of the image, at mid-height"
-    return "the central part of the image"
-
-
 # ----------------------------------------------------------------------------- organs
 
 #: organ -> words that name it (adjectives, plurals beyond the crude stemmer, common synonyms)
-ORGAN_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "lung": ("pulmonary", "lungs", "lobe", "hemithorax"),
-    "liver": ("hepatic",),
-    "kidney": ("renal", "kidneys"),
-    "heart": ("cardiac", "myocardium", "atrium", "ventricle"),
-    "brain": ("cerebral", "intracranial", "cerebrum", "cerebellum", "brainstem"),
-    "head": ("cranial", "skull", "brain"),
-    "chest": ("thorax", "thoracic", "lung", "lungs"),
-    "thorax": ("chest", "thoracic"),
-    "abdomen": ("abdominal",),
-    "pelvis": ("pelvic",),
-    "spleen": ("splenic",),
-    "pancreas": ("pancreatic",),
-    "stomach": ("gastric",),
-    "colon": ("colonic", "bowel"),
-    "bowel": ("intestine", "intestinal", "colon"),
-    "breast": ("mammary",),
-    "bone": ("osseous", "skeletal", "bony"),
-    "vertebra": ("spine", "spinal", "vertebral"),
-    "spine": ("vertebra", "vertebral", "spinal"),
-    "aorta": ("aortic",),
-    "prostate": ("prostatic",),
-    "bladder": ("vesical",),
-    "eye": ("ocular", "orbit", "orbital"),
-    "retina": ("retinal", "fundus"),
-    "skin": ("cutaneous", "dermal", "epidermis"),
-    "nucleus": ("nuclear",),
-    "cell": ("cellular",),
-    "tissue": ("tissues",),
-    "thyroid": ("thyroidal",),
-    "adrenal": ("suprarenal",),
-    "gallbladder": ("biliary", "cholecystic"),
-    "esophagus": ("oesophagus", "esophageal", "oesophageal"),
-    "tibia": ("tibial", "shin"),
-    "femur": ("femoral",),
-    "shoulder": ("glenohumeral",),
-    "body": ("whole-body",),
-}
+ORGAN_SYNONYMS: dict[str, tuple[str, ...]] = dict(_VOCAB.organ_synonyms)
 
 #: unambiguous organ -> body region (organs spanning regions, e.g. aorta or spine, are left out)
-ORGAN_REGIONS: dict[str, str] = {
-    "brain": "head",
-    "cerebrum": "head",
-    "cerebellum": "head",
-    "brainstem": "head",
-    "skull": "head",
-    "orbit": "head",
-    "eye": "head",
-    "retina": "head",
-    "thyroid": "neck",
-    "larynx": "neck",
-    "lung": "chest",
-    "heart": "chest",
-    "breast": "chest",
-    "mediastinum": "chest",
-    "liver": "abdomen",
-    "spleen": "abdomen",
-    "pancreas": "abdomen",
-    "kidney": "abdomen",
-    "stomach": "abdomen",
-    "gallbladder": "abdomen",
-    "adrenal": "abdomen",
-    "duodenum": "abdomen",
-    "bladder": "pelvis",
-    "prostate": "pelvis",
-    "uterus": "pelvis",
-    "ovary": "pelvis",
-    "rectum": "pelvis",
-    "testis": "pelvis",
-}
+ORGAN_REGIONS: dict[str, str] = dict(_VOCAB.organ_regions)
 
 #: body-region words (in facts) -> region
-REGION_WORDS: dict[str, str] = {
-    "head": "head",
-    "cranium": "head",
-    "neck": "neck",
-    "chest": "chest",
-    "thorax": "chest",
-    "thoracic": "chest",
-    "abdomen": "abdomen",
-    "abdominal": "abdomen",
-    "pelvis": "pelvis",
-    "pelvic": "pelvis",
-}
+REGION_WORDS: dict[str, str] = dict(_VOCAB.region_words)
 
 #: regions whose organs may legitimately appear together on one image
-ADJACENT_REGIONS: dict[str, frozenset[str]] = {
-    "head": frozenset({"head", "neck"}),
-    "neck": frozenset({"head", "neck", "chest"}),
-    "chest": frozenset({"neck", "chest", "abdomen"}),
-    "abdomen": frozenset({"chest", "abdomen", "pelvis"}),
-    "pelvis": frozenset({"abdomen", "pelvis"}),
-}
+ADJACENT_REGIONS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in _VOCAB.adjacent_regions.items()}
+
+#: words that make a label normal anatomy rather than a finding (besides organ vocabularies)
+ANATOMY_WORDS: frozenset[str] = frozenset(_VOCAB.anatomy_words)
 
 _WHOLE_BODY = re.compile(r"\b(whole[\s-]?body|full[\s-]?body|torso|trunk)\b", re.I)
 
@@ -594,20 +264,7 @@ def regions_of(names: list[str]) -> set[str]:
 
 
 #: adjectives that name a region-bearing organ unambiguously (for `organs_named`)
-_ORGAN_ADJECTIVES: dict[str, tuple[str, ...]] = {
-    "brain": ("cerebral", "intracranial"),
-    "lung": ("pulmonary",),
-    "heart": ("cardiac",),
-    "liver": ("hepatic",),
-    "kidney": ("renal",),
-    "spleen": ("splenic",),
-    "pancreas": ("pancreatic",),
-    "stomach": ("gastric",),
-    "prostate": ("prostatic",),
-    "retina": ("retinal",),
-    "uterus": ("uterine",),
-    "ovary": ("ovarian",),
-}
+_ORGAN_ADJECTIVES: dict[str, tuple[str, ...]] = dict(_VOCAB.organ_adjectives)
 
 
 def organs_named(text_stems: set[str]) -> set[str]:

@@ -5,6 +5,8 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
 
 from medtrinity_assets.captions.checks import modality_problems
+from medtrinity_assets.captions.quality import caption_quality
+from medtrinity_assets.stages.facts import measurements_from_row
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
 from medtrinity_assets.records import CaptionFacts
 from medtrinity_assets.defs.metadata import preview, table_md
@@ -61,6 +63,9 @@ def triplets(
             "judged": MetadataValue.int(judgements.height),
             "modalities": MetadataValue.json(dict(df.group_by("modality").len().iter_rows()) if df.height else {}),
             "sample_caption": MetadataValue.md(f"**{first['roi_id'][0]}**\n\n{first['caption'][0]}" if first.height else "_none_"),
+            "caption_quality": MetadataValue.json(
+                caption_quality([(r["caption"] or "", r.get("section_texture") or "", measurements_from_row(r)) for r in df.iter_rows(named=True)])
+            ),
             "quarantine_reasons": table_md(df.filter(pl.col("quarantined")).select("triplet_id", "quarantine_reasons")),
             **preview(storage, first["overlay_uri"][0] if first.height else None, "triplet overlay"),
         },

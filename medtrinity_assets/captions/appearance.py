@@ -1,0 +1,150 @@
+"""What an ROI looks like, decided from its measurements (thresholds in data/appearance.yaml).
+
+`assess(measurements, family)` turns `records.Measurements` into a typed `Look`: brightness
+relative to the surrounding ring (darker | brighter | similar, with a degree), CT mean HU and its
+range, texture (homogeneous | mild | heterogeneous), outline (round | oval | elongated |
+irregular), margin (well | ill defined), colour (deeper | paler, hue shift) and size. A field is
+None when its measurement is null or unreliable: an ROI below ``min_area_px``, no ring, a
+contrast at the cap (a tiny pooled deviation), a raw difference of means below
+``min_difference``, a shape of a small or multi-part mask. The composer words a `Look`; the
+quality report (`captions.quality`) re-derives it to verify captions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medtrinity_assets.records import Measurements
+
+from .data_files import appearance
+
+
+@dataclass(frozen=True)
+class Look:
+    contrast: str | None = None  # darker | brighter | similar
+    degree: str | None = None  # slight | clear | marked (None for similar)
+    mean_hu: float | None = None
+    hu_band: str | None = None  # words of the CT range
+    texture: str | None = None  # homogeneous | mild | heterogeneous
+    shape: str | None = None  # round | oval | elongated | irregular
+    margin: str | None = None  # well | ill
+    parts: int | None = None  # connected parts (when more than one)
+    colour: str | None = None  # deeper | paler
+    hue_differs: bool = False
+    diameter_mm: float | None = None
+
+    @property
+    def claims(self) -> bool:
+        """Whether anything about the ROI's look (not only its size) can be said."""
+        return any(v is not None for v in (self.contrast, self.mean_hu, self.texture, self.shape, self.margin, self.colour))
+
+
+def _big_enough(m: Measurements) -> bool:
+    return m.area_px is not None and m.area_px >= appearance().reliability.min_area_px
+
+
+def contrast_of(m: Measurements) -> tuple[str | None, str | None]:
+    """``(darker|brighter|similar, slight|clear|marked)`` or ``(None, None)`` when unreliable."""
+    cfg = appearance()
+    unit = m.intensity_unit or ""
+    if m.contrast is None or m.mean is None or m.ring_mean is None or not _big_enough(m):
+        return None, None
+    if abs(m.contrast) >= cfg.reliability.contrast_cap or unit not in cfg.reliability.min_difference:
+        return None, None
+    c, diff = float(m.contrast), float(m.mean) - float(m.ring_mean)
+    if abs(c) < cfg.contrast["similar"]:
+        return "similar", None
+    if abs(diff) < cfg.reliability.min_difference[unit] or (diff > 0) != (c > 0):
+        return None, None  # standardised difference from a tiny spread: not a visible difference
+    degree = "slight" if abs(c) < cfg.contrast["clear"] else "clear" if abs(c) < cfg.marked_contrast else "marked"
+    return ("darker" if c < 0 else "brighter"), degree
+
+
+def hu_of(m: Measurements) -> tuple[float | None, str | None]:
+    """CT: ``(mean HU, range words)``; the range only for a fairly uniform ROI."""
+    cfg = appearance()
+    if m.intensity_unit != "HU" or m.mean is None or not _big_enough(m):
+        return None, None
+    band = None
+    if m.std is not None and m.std <= cfg.max_std_hu:
+        band = next(b.words for b in cfg.ct_bands if m.mean < b.below)
+    return float(m.mean), band
+
+
+def texture_of(m: Measurements) -> str | None:
+    cfg = appearance()
+    bounds = cfg.heterogeneity.get(m.intensity_unit or "")
+    if bounds is None or m.std is None or not _big_enough(m):
+        return None
+    if m.std <= bounds.homogeneous:
+        return "homogeneous"
+    return "heterogeneous" if m.std >= bounds.heterogeneous else "mild"
+
+
+def shape_of(m: Measurements) -> str | None:
+    rules = appearance().shape
+    if m.area_px is None or m.area_px < rules.min_shape_px or (m.n_components or 1) != 1:
+        return None
+    if m.solidity is None or m.circularity is None or m.elongation is None:
+        return None
+    if m.solidity < rules.irregular_solidity or m.circularity < rules.irregular_circularity:
+        return "irregular"
+    if m.elongation < rules.elongated:
+        return "elongated"
+    if m.elongation >= rules.round_elongation and m.circularity >= rules.round_circularity:
+        return "round"
+    return "oval"
+
+
+def margin_of(m: Measurements) -> str | None:
+    cfg = appearance().margin
+    if m.margin_sharpness is None or not _big_enough(m):
+        return None
+    if m.margin_sharpness >= cfg["well_defined"]:
+        return "well"
+    return "ill" if m.margin_sharpness <= cfg["ill_defined"] else None
+
+
+def colour_of(m: Measurements) -> tuple[str | None, bool]:
+    cfg = appearance().colour
+    if m.intensity_unit != "rgb" or not _big_enough(m):
+        return None, False
+    colour = None
+    if m.saturation_delta is not None and abs(m.saturation_delta) >= cfg["saturation"]:
+        colour = "deeper" if m.saturation_delta > 0 else "paler"
+    hue = m.hue_delta is not None and abs(m.hue_delta) >= cfg["hue"]
+    return colour, hue
+
+
+def assess(m: Measurements | None) -> Look:
+    """The typed look of an ROI from its measurements (an empty `Look` for None)."""
+    if m is None:
+        return Look()
+    contrast, degree = contrast_of(m)
+    hu, band = hu_of(m)
+    colour, hue = colour_of(m)
+    diameter = m.equivalent_diameter_mm
+    if diameter is not None and diameter < appearance().size["min_diameter_mm"]:
+        diameter = None
+    return Look(
+        contrast=contrast,
+        degree=degree,
+        mean_hu=hu,
+        hu_band=band,
+        texture=texture_of(m),
+        shape=shape_of(m),
+        margin=margin_of(m),
+        parts=m.n_components if (m.n_components or 0) > 1 else None,
+        colour=colour,
+        hue_differs=hue,
+        diameter_mm=diameter,
+    )
+
+
+def diameter_words(mm: float) -> str:
+    """``about 7 mm``-style rounding: mm below 10 cm, then centimetres to one decimal."""
+    if mm < 10:
+        return f"{mm:.0f} mm" if mm >= 1.5 else f"{mm:.1f} mm"
+    if mm < 100:
+        return f"{round(mm):.0f} mm"
+    return f"{mm / 10:.1f} cm".replace(".0 cm", " cm")

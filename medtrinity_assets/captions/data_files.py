@@ -1,0 +1,269 @@
+"""The caption wording data files (``captions/data/*.yaml``), validated once and cached.
+
+- ``vocabulary.yaml``  modality families, organ names and body regions (captions/vocab.py)
+- ``labels.yaml``      how structure labels are written (captions/labels.py)
+- ``wording.yaml``     sentence variants, position and relation phrases (captions/composer.py)
+- ``appearance.yaml``  thresholds and words for appearance from measurements (captions/appearance.py)
+
+Each file is read with `medtrinity_resources.yaml_config` and validated by a pydantic model;
+a broken file fails with a `WordingDataError` naming the file and the field. Templates are
+checked to be valid `str.format` strings.
+"""
+
+from __future__ import annotations
+
+import string
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from medtrinity_resources.yaml_config import read_yaml_mapping, validate_config
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+class WordingDataError(ValueError):
+    """A caption wording data file that cannot be used."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def template_fields(template: str) -> set[str]:
+    """The ``{placeholder}`` names of a format template (ValueError when malformed)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _check_templates(values):
+    items = values.values() if isinstance(values, dict) else values if isinstance(values, list) else [values]
+    for v in items:
+        if isinstance(v, (dict, list)):
+            _check_templates(v)
+        elif isinstance(v, str):
+            try:
+                template_fields(v)
+            except ValueError as exc:
+                raise ValueError(f"bad template {v!r}: {exc}") from None
+    return values
+
+
+# ----------------------------------------------------------------------------- vocabulary
+
+
+class ModalityEntry(_Strict):
+    short: str
+    long: str
+    terms: tuple[str, ...]
+    contrast_words: tuple[str, str]
+    intensity_noun: str
+
+
+class PositionWordTable(_Strict):
+    vertical: dict[str, str]
+    horizontal: dict[str, str]
+    centre: tuple[str, ...]
+
+
+class Vocabulary(_Strict):
+    irregular_singulars: dict[str, str]
+    position_words: PositionWordTable
+    modalities: dict[str, ModalityEntry]
+    modality_codes: dict[str, str]
+    compatible_modalities: dict[str, tuple[str, ...]]
+    organ_synonyms: dict[str, tuple[str, ...]]
+    organ_regions: dict[str, str]
+    region_words: dict[str, str]
+    adjacent_regions: dict[str, tuple[str, ...]]
+    organ_adjectives: dict[str, tuple[str, ...]]
+    anatomy_words: tuple[str, ...]
+
+    @field_validator("modality_codes")
+    @classmethod
+    def _codes_upper(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in v if k != k.upper()]
+        if bad:
+            raise ValueError(f"modality codes must be upper case: {bad}")
+        return v
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+class LabelName(_Strict):
+    one: str
+    many: str
+    single_mask: str | None = None
+
+
+class Labels(_Strict):
+    side_words: tuple[str, ...]
+    negative_labels: frozenset[str]
+    names: dict[str, LabelName]
+    singular_s: frozenset[str]
+    plurals: dict[str, str]
+    numbered: frozenset[str]
+    vertebra_prefix: str
+
+
+# ----------------------------------------------------------------------------- wording
+
+
+class Positions(_Strict):
+    vertical: tuple[str, str, str, str, str]
+    horizontal: tuple[str, str, str, str, str]
+    horizontal_refined: tuple[bool, bool, bool, bool, bool]
+    corner: str
+    vertical_only: str
+    horizontal_only: str
+    refined: str
+    refined_middle: str
+    centre: str
+    patient_side: dict[str, str]
+    patient_level: dict[str, str]
+    patient_depth: dict[str, str]
+
+
+class RelationWords(_Strict):
+    within: str
+    overlaps: str
+    borders: str
+    borders_same: str
+    contains: str
+    contains_many: str
+    direction: str
+    direction_same: str
+    directions: dict[str, str]
+
+
+class Counts(_Strict):
+    one_of: str
+    field: tuple[str, ...] = Field(min_length=1)
+
+
+class Surround(_Strict):
+    default: str
+    within: str
+    rgb: str
+    microscopy: str
+
+
+class Wording(_Strict):
+    positions: Positions
+    relations: RelationWords
+    counts: Counts
+    sentences: dict[str, list[str] | dict[str, list[str]]]
+    passage_relation_words: dict[str, str]
+    surround: Surround
+
+    @field_validator("sentences")
+    @classmethod
+    def _templates(cls, v):
+        for key, variants in v.items():
+            if not variants:
+                raise ValueError(f"sentences.{key} has no variant")
+        return _check_templates(v)
+
+    def variants(self, key: str, sub: str | None = None) -> list[str]:
+        entry = self.sentences[key]
+        if isinstance(entry, dict):
+            return entry[sub or ""]
+        return entry
+
+
+# ----------------------------------------------------------------------------- appearance
+
+
+class Reliability(_Strict):
+    min_area_px: int = Field(ge=1)
+    contrast_cap: float = Field(gt=0)
+    min_difference: dict[str, float]
+
+
+class Band(_Strict):
+    below: float
+    words: str
+
+
+class Bounds(_Strict):
+    homogeneous: float
+    heterogeneous: float
+
+
+class ShapeRules(_Strict):
+    min_shape_px: int
+    irregular_solidity: float
+    irregular_circularity: float
+    elongated: float
+    round_elongation: float
+    round_circularity: float
+
+
+class IntensityWords(_Strict):
+    darker: str
+    brighter: str
+    similar: str
+
+
+class Appearance(_Strict):
+    reliability: Reliability
+    contrast: dict[str, float]
+    ct_bands: list[Band] = Field(min_length=1)
+    max_std_hu: float
+    heterogeneity: dict[str, Bounds]
+    colour: dict[str, float]
+    shape: ShapeRules
+    margin: dict[str, float]
+    size: dict[str, float]
+    intensity_words: dict[str, IntensityWords]
+    degree: dict[str, str]
+    marked_contrast: float
+    texture_words: dict[str, str]
+    shape_words: dict[str, str]
+    margin_words: dict[str, str]
+    colour_words: dict[str, str]
+
+    @field_validator("ct_bands")
+    @classmethod
+    def _ascending(cls, v: list[Band]) -> list[Band]:
+        if [b.below for b in v] != sorted(b.below for b in v):
+            raise ValueError("ct_bands must be in ascending order of `below`")
+        return v
+
+    @field_validator("intensity_words")
+    @classmethod
+    def _default_words(cls, v: dict[str, IntensityWords]) -> dict[str, IntensityWords]:
+        if "default" not in v:
+            raise ValueError("intensity_words needs a `default` entry")
+        return v
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_data(name: str, model: type[BaseModel], directory: Path | None = None) -> BaseModel:
+    """``data/<name>.yaml`` validated by `model` (WordingDataError on any problem)."""
+    path = (directory or DATA_DIR) / f"{name}.yaml"
+    raw = read_yaml_mapping(path, f"caption {name} data", WordingDataError)
+    return validate_config(model, raw, raw, WordingDataError, top=f"{path.name}")
+
+
+@lru_cache(maxsize=None)
+def vocabulary() -> Vocabulary:
+    return load_data("vocabulary", Vocabulary)  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=None)
+def labels() -> Labels:
+    return load_data("labels", Labels)  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=None)
+def wording() -> Wording:
+    return load_data("wording", Wording)  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=None)
+def appearance() -> Appearance:
+    return load_data("appearance", Appearance)  # type: ignore[return-value]

@@ -1,0 +1,87 @@
+"""Typed facts as plain lines for the MLLM prompt (paper structure: position, annotation, measurements).
+
+The prompt gives a real model the same facts the composer writes from: the ROI's grid position
+in image terms (and patient terms where the display frame allows), its typed relations, its
+count among ROIs of the same label, and its measurements with what they mean (the same
+thresholds as the composer, data/appearance.yaml), so a model can state appearance that was
+measured instead of guessing it.
+"""
+
+from __future__ import annotations
+
+from medtrinity_assets.records import CaptionFacts, Measurements
+
+from .appearance import Look, assess, diameter_words
+from .data_files import appearance
+from .labels import image_place, number_words, patient_place, roi_label_of, roi_name
+from .relations_text import relation_clauses
+
+
+def position_text(facts: CaptionFacts) -> str:
+    """``the upper left part of the image; patient frame: on the patient's right, anteriorly; ...``."""
+    roi = roi_label_of(facts)
+    if not roi:
+        return "none (no region of interest is marked; describe the whole image)"
+    parts = []
+    cell = (facts.position.row, facts.position.col) if facts.position else None
+    if cell is not None:
+        parts.append(f"in {image_place(*cell)} (directions as displayed)")
+    patient = patient_place(facts.position)
+    if patient:
+        parts.append(f"patient frame: {patient}")
+    if facts.roi_area_frac is not None:
+        parts.append(f"it covers about {100.0 * float(facts.roi_area_frac):.1f}% of the image area")
+    m = facts.measurements
+    if m is not None and m.label_count and m.label_count > 1:
+        parts.append(f"it is one of {number_words(m.label_count)} regions with this label on the image")
+    clauses = relation_clauses(roi_name(roi, m), facts, limit=8)
+    if clauses:
+        parts.append("relative position: it " + "; it ".join(clauses))
+    return "; ".join(parts) if parts else "not available"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def measurement_lines(m: Measurements | None) -> list[str]:
+    """One line per measured property, with the reading the composer would give it (or none)."""
+    if m is None:
+        return ["- none (no region measured)"]
+    look: Look = assess(m)
+    words = appearance()
+    unit = m.intensity_unit or "n/a"
+    lines = []
+    if m.mean is not None:
+        mean_unit = " HU" if unit == "HU" else f" ({unit} units)"
+        line = f"- intensity: mean {_num(m.mean, 1 if unit == 'HU' else 3)}{mean_unit}, surrounding ring {_num(m.ring_mean, 1 if unit == 'HU' else 3)}"
+        line += f", standardised contrast {_num(m.contrast)}"
+        if look.contrast:
+            degree = words.degree.get(look.degree or "", "")
+            line += f" -> {degree}{look.contrast} than the surrounding tissue" if look.contrast != "similar" else " -> similar to the surroundings"
+        else:
+            line += " -> no reliable brightness difference (do not claim one)"
+        if look.hu_band:
+            line += f"; mean attenuation {look.hu_band}"
+        lines.append(line)
+    if m.std is not None:
+        reading = words.texture_words.get(look.texture or "", "not assessed")
+        lines.append(f"- texture: standard deviation {_num(m.std, 3)}, entropy {_num(m.entropy)} bits, GLCM homogeneity {_num(m.glcm_homogeneity)} -> {reading}")
+    if m.hue_delta is not None or m.saturation_delta is not None:
+        reading = words.colour_words.get(look.colour or "", "no clear colour difference")
+        lines.append(f"- colour vs surroundings: hue {_num(m.hue_delta, 1)} degrees, saturation {_num(m.saturation_delta)} -> {reading}")
+    if m.circularity is not None:
+        shape = words.shape_words.get(look.shape or "", "not assessed")
+        lines.append(f"- shape: circularity {_num(m.circularity)}, elongation {_num(m.elongation)}, solidity {_num(m.solidity)} -> {shape}")
+    if m.margin_sharpness is not None:
+        margin = words.margin_words.get(look.margin or "", "neither clearly sharp nor blurred")
+        lines.append(f"- margin sharpness {_num(m.margin_sharpness)} (border vs inside gradient) -> {margin}")
+    size = f"- size: {m.area_px} pixels" if m.area_px is not None else "- size: n/a"
+    if look.diameter_mm is not None:
+        size += f", about {diameter_words(look.diameter_mm)} across (equivalent diameter)"
+    else:
+        size += " (pixel spacing unknown: give no size in mm)"
+    if m.n_components and m.n_components > 1:
+        size += f"; in {number_words(m.n_components)} separate parts"
+    lines.append(size)
+    return lines

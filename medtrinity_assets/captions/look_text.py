@@ -1,0 +1,132 @@
+"""Appearance sentences (the colour/texture section) worded from a typed `appearance.Look`.
+
+Every sentence states a measured property relative to the surroundings, with the cautious words
+of data/appearance.yaml; a property the measurements do not support is not mentioned. When
+nothing can be said, one sentence says so without claiming anything about the look.
+"""
+
+from __future__ import annotations
+
+import random
+
+from medtrinity_assets.records import CaptionFacts
+
+from .appearance import Look, diameter_words
+from .data_files import appearance, template_fields, wording
+from .labels import Name, conjugations, number_words, structure_name
+
+
+_GRAMMAR = frozenset({*conjugations(False), "name", "Name", "a_modality", "A_modality", "a_shape", "surround", "is_region"})
+
+
+def fill(key: str, values: dict[str, str], rng: random.Random, sub: str | None = None) -> str:
+    """A variant of `sentences.<key>` whose placeholders all have values, filled; ``""`` if none fits.
+
+    Among the fitting variants only those using the most facts are candidates, so a variant
+    never drops a fact another one would state; the seeded `rng` picks among them.
+    """
+    usable = []
+    for v in wording().variants(key, sub):
+        fields = template_fields(v)
+        if all(values.get(f) for f in fields):
+            usable.append((len(fields - _GRAMMAR), v))
+    if not usable:
+        return ""
+    most = max(n for n, _ in usable)
+    return rng.choice([v for n, v in usable if n == most]).format(**values)
+
+
+def capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def surround_words(facts: CaptionFacts, family: str | None) -> str:
+    """What the ring around the ROI is, as far as the facts say (``the surrounding liver``)."""
+    s = wording().surround
+    within = next((r.other for r in facts.relations if r.kind == "within"), None)
+    if within:
+        return s.within.format(other=structure_name(within).one)
+    unit = facts.measurements.intensity_unit if facts.measurements else None
+    if unit == "rgb" and family in ("dermoscopy", "fundus", "endoscopy") and facts.organs:
+        return s.rgb.format(organ=structure_name(facts.organs[0]).one)
+    if family == "microscopy" and unit == "relative":
+        return s.microscopy
+    return s.default
+
+
+def contrast_words(look: Look, family: str | None, surround: str) -> str:
+    cfg = appearance()
+    words = cfg.intensity_words.get(family or "", cfg.intensity_words["default"])
+    if look.contrast is None:
+        return ""
+    phrase = getattr(words, look.contrast).format(surround=surround)
+    return cfg.degree.get(look.degree or "", "") + phrase
+
+
+def values_for(name: Name, look: Look, facts: CaptionFacts, family: str | None) -> dict[str, str]:
+    cfg = appearance()
+    surround = surround_words(facts, family)
+    shape = cfg.shape_words.get(look.shape or "", "")
+    values = {
+        **conjugations(name.plural),
+        "name": name.text,
+        "Name": capitalise(name.text),
+        "surround": surround,
+        "contrast": contrast_words(look, family, surround),
+        "contrast_short": contrast_words(look, family, surround).rsplit(" than ", 1)[0].rsplit(" relative to ", 1)[0].rsplit(" to the surrounding", 1)[0]
+        if look.contrast and look.contrast != "similar"
+        else "",
+        "hu": f"{look.mean_hu:.0f}" if look.mean_hu is not None else "",
+        "band": look.hu_band or "",
+        "texture": cfg.texture_words.get(look.texture or "", ""),
+        "shape": shape,
+        "a_shape": (("an " if shape[:1] in "aeiou" else "a ") + shape) if shape else "",
+        "margin": cfg.margin_words.get(look.margin or "", ""),
+        "parts": number_words(look.parts) if look.parts else "",
+        "colour": cfg.colour_words.get(look.colour or "", ""),
+        "diameter": diameter_words(look.diameter_mm) if look.diameter_mm is not None else "",
+    }
+    return values
+
+
+def size_sentence(name: Name, look: Look, facts: CaptionFacts, rng: random.Random) -> str:
+    """``It measures about 42 mm across.`` where pixel spacing made a size in mm possible."""
+    if look.diameter_mm is None:
+        return ""
+    return fill("size", values_for(name, look, facts, None), rng)
+
+
+def look_sentences(name: Name, look: Look, facts: CaptionFacts, family: str | None, rng: random.Random) -> list[str]:
+    """The appearance sentences of one ROI, in a record-dependent order."""
+    v = values_for(name, look, facts, family)
+    out: list[str] = []
+    if look.contrast:
+        out.append(fill("intensity", v, rng))
+    if look.mean_hu is not None:
+        out.append(fill("attenuation" if look.hu_band else "attenuation_only", v, rng))
+    if look.colour:
+        out.append(fill("colour", v, rng))
+    if look.hue_differs:
+        out.append(fill("hue", v, rng))
+    tail: list[str] = []
+    if look.texture:
+        tail.append(fill("texture", v, rng))
+    if look.shape and look.margin:
+        tail.append(fill("shape_margin", v, rng))
+    elif look.shape:
+        tail.append(fill("shape", v, rng))
+    elif look.margin:
+        tail.append(fill("margin", v, rng))
+    if look.parts:
+        tail.append(fill("parts", v, rng))
+    if rng.random() < 0.5:
+        tail.reverse()
+    return [s for s in out + tail if s]
+
+
+def no_look_sentence(name: Name | None, facts: CaptionFacts, rng: random.Random) -> str:
+    """A sentence for a record whose look could not be measured (no claim about it)."""
+    if name is None:
+        return fill("no_measure_whole", {}, rng)
+    v = {**conjugations(name.plural), "name": name.text, "Name": capitalise(name.text)}
+    return fill("no_measure", v, rng)

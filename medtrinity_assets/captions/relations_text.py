@@ -1,0 +1,100 @@
+"""Modality naming and ROI-region relationship wording from typed facts.
+
+- `modality_display(modality)`  ``(noun for "<noun> image", section text, family key)``
+- `related_first(facts)`  the image's structures, those related to the ROI first
+- `relation_clauses(name, facts)`  one clause per related structure from the typed `Relation`s
+  (``borders the spleen``, ``lies anterior to and to the patient's left of the liver``,
+  ``contains 3 nuclei``); a structure sharing the ROI's label is "a neighbouring <one>"
+"""
+
+from __future__ import annotations
+
+from medtrinity_assets.records import CaptionFacts, Relation
+
+from .data_files import wording
+from .labels import Name, conjugations, number_words, roi_label_of, structure_name
+from .vocab import MODALITIES, MODALITY_CODES, join_words, modality_families, unique
+
+_KIND_ORDER = ("within", "overlaps", "borders", "contains", "direction")
+
+
+def _in_sentence(name: str) -> str:
+    return " ".join(w[:1].lower() + w[1:] if w[1:].islower() else w for w in name.split())
+
+
+def modality_display(modality: str) -> tuple[str, str, str | None]:
+    """``(noun for "<noun> image", section text, family key)`` for a modality string."""
+    raw = (modality or "").strip()
+    families = sorted(modality_families(raw))
+    if len(families) != 1:
+        return (_in_sentence(raw) or "medical"), (raw[:1].upper() + raw[1:] or "Not stated"), None
+    fam = MODALITIES[families[0]]
+    is_plain = raw.upper() in MODALITY_CODES or raw.lower() in (fam.short.lower(), fam.long.lower())
+    if not is_plain:
+        return _in_sentence(raw), raw[:1].upper() + raw[1:], fam.key
+    long = fam.long[:1].upper() + fam.long[1:]
+    section = long + (f" ({fam.short})" if fam.short.lower() != fam.long.lower() else "")
+    return fam.short, section, fam.key
+
+
+def related_first(facts: CaptionFacts) -> list[str]:
+    """Structure labels of the image: the ROI's, then those it relates to, then the rest."""
+    roi = roi_label_of(facts)
+    related = [r.other for r in facts.relations]
+    return unique([roi or "", *related, *facts.other_rois])
+
+
+def _clause(kind: str, rels: list[Relation], roi_label: str, plural: bool) -> str:
+    w = wording().relations
+    other = rels[0].other
+    same = other == roi_label
+    name = structure_name(other)
+    if kind == "direction":
+        words = join_words([w.directions.get(r.direction or "", "") for r in rels if r.direction in w.directions])
+        if not words:
+            return ""
+        template = w.direction_same if same else w.direction
+        return conjugations(plural)["lies"] + " " + template.format(words=words, other=name.text, other_one=name.one)
+    if kind == "contains":
+        count = max(r.count for r in rels)
+        if count > 1 or same:
+            text = w.contains_many.format(count=number_words(count), other_many=name.many if count > 1 else name.one)
+        else:
+            text = w.contains.format(other=name.text)
+    elif kind == "borders" and same:
+        text = w.borders_same.format(other_one=name.one) if len(rels) == 1 else (
+            f"borders {number_words(len(rels))} neighbouring {name.many}"
+        )
+    else:
+        text = getattr(w, kind).format(other=name.text)
+    verb, _, rest = text.partition(" ")
+    return f"{conjugations(plural).get(verb, verb)} {rest}"
+
+
+def relation_clauses(name: Name, facts: CaptionFacts, limit: int = 4) -> list[str]:
+    """Clauses for the ROI's typed relations, grouped per (kind, other structure), at most `limit`."""
+    roi = roi_label_of(facts) or ""
+    groups: dict[tuple[str, str], list[Relation]] = {}
+    for r in facts.relations:
+        if r.kind in _KIND_ORDER:
+            groups.setdefault((r.kind, r.other), []).append(r)
+    ordered = sorted(groups.items(), key=lambda kv: _KIND_ORDER.index(kv[0][0]))
+    clauses: list[str] = []
+    merged: dict[str, int] = {}  # clause head ("borders", "lies anterior to") -> index of its clause
+    for (kind, other), rels in ordered:
+        clause = _clause(kind, rels, roi, name.plural)
+        tail = " the " + structure_name(other).text
+        if other == roi or kind == "contains" or not clause.endswith(tail):
+            clauses.append(clause)
+            continue
+        head = clause[: -len(tail)]
+        if head in merged:  # "borders the stomach" + "borders the liver" -> one clause
+            clauses[merged[head]] += "|" + structure_name(other).text
+            continue
+        merged[head] = len(clauses)
+        clauses.append(clause)
+    out = []
+    for c in clauses:  # "borders the stomach|right kidney" -> "borders the stomach and the right kidney"
+        head, *more = c.split("|")
+        out.append(join_words([head, *[f"the {m}" for m in more]]) if more else head)
+    return [c for c in out if c][:limit]

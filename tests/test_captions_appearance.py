@@ -1,0 +1,223 @@
+"""Measured value -> the wording it must produce, per modality family, on real bundled images.
+
+Each test measures an ROI of a bundled source through the production path (catalog -> load_item
+-> rois_from_masks -> slice_values -> measure_roi), checks the value against an independent
+computation from the source file (as tests/test_rois_measure.py does), then composes the caption
+and checks the appearance words that value must produce under the thresholds of
+captions/data/appearance.yaml — and that nothing is claimed where the measurement is unreliable.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+
+from medtrinity_assets.captions import check_caption, compose_caption
+from medtrinity_assets.captions.data_files import appearance
+from medtrinity_assets.captions.quality import claims_agree, read_claims
+from medtrinity_assets.captions.appearance import assess
+from medtrinity_assets.catalog import list_source, load_catalog
+from medtrinity_assets.records import CaptionFacts, GridPosition, Measurements
+from medtrinity_assets.rois import measure_roi, rois_from_masks, slice_values
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = REPO / "data" / "sources"
+pytestmark = pytest.mark.skipif(not SOURCES.is_dir(), reason="data/sources absent (bundled with the repository)")
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog(REPO / "data" / "catalog.yaml")
+
+
+def _slice(catalog, source_name: str, item_suffix: str, pick=lambda slices: slices[0]):
+    from medtrinity_assets.ingest import load_item
+
+    source = catalog.source(source_name)
+    item = next(i for i in list_source(catalog, source).items if i.item_id.endswith(item_suffix))
+    return pick(load_item(item, source.ingest))
+
+
+def _largest(rois, label=None):
+    return max((r for r in rois if label is None or r.label == label), key=lambda r: int(r.mask.sum()))
+
+
+def _caption(m: Measurements, modality: str, label: str, organs: list[str]) -> tuple[str, dict[str, str], CaptionFacts]:
+    facts = CaptionFacts(
+        modality=modality, organs=organs, coarse_caption="", roi_label=label, roi_position="middle center",
+        roi_area_frac=0.05, measurements=m, position=GridPosition(2, 2),
+    )
+    text, sections = compose_caption(facts, seed=f"{modality}/{label}")
+    return text, sections, facts
+
+
+def _direction(contrast: float) -> str:
+    bands = appearance().contrast
+    if abs(contrast) < bands["similar"]:
+        return "similar"
+    return "darker" if contrast < 0 else "brighter"
+
+
+def _agrees(sections, m) -> None:
+    claims = read_claims(sections["texture"])
+    assert claims and claims_agree(claims, assess(m)), (sections["texture"], claims, assess(m))
+
+
+def _says(texture: str, word: str, surround: str) -> bool:
+    """`word` stated relative to `surround`: ``darker than the surrounding skin`` or ``Against the
+    surrounding skin, the lesion appears darker`` / ``Compared with ..., ... is darker``."""
+    direct = f"{word} than {surround}" in texture or f"{word} relative to {surround}" in texture
+    fronted = re.search(rf"(?:Against|Compared with) {re.escape(surround)}, [^.]*\b{re.escape(word)}\b", texture)
+    return direct or bool(fronted)
+
+
+def _grey(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("L"), dtype=np.float64)
+
+
+def _lps(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.DICOMOrient(sitk.ReadImage(str(path)), "LPS"))
+
+
+def test_ct_liver_attenuation_in_hounsfield_units_and_range(catalog):
+    sl = _slice(catalog, "totalsegmentator_example", "example_ct_sm.nii.gz", lambda s: next(x for x in s if any(layer.label == "liver" for layer in x.masks)))
+    liver = _largest(rois_from_masks(sl), "liver")
+    m = measure_roi(liver.mask, slice_values(sl.pixels, sl.native, sl.native_unit), sl.frame.spacing_rc)
+    ct = _lps(SOURCES / "totalsegmentator_example/example_ct_sm.nii.gz")[sl.slice_index]
+    seg = _lps(SOURCES / "totalsegmentator_example/example_seg.nii.gz")[sl.slice_index] == 5
+    expected_hu = float(ct[seg & liver.mask].mean())
+    assert m.mean == pytest.approx(expected_hu, abs=0.5)
+    text, sections, facts = _caption(m, "CT", "liver", ["abdomen"])
+    assert f"about {expected_hu:.0f} HU" in sections["texture"]
+    assert 20 <= expected_hu < 100 and "soft-tissue range" in sections["texture"]
+    word = {"darker": "hypodense", "brighter": "hyperdense", "similar": "similar in attenuation"}[_direction(m.contrast)]
+    assert word in sections["texture"]
+    spacing = sl.frame.spacing_rc
+    diameter = 2 * np.sqrt(liver.mask.sum() * spacing[0] * spacing[1] / np.pi)  # mask + spacing
+    assert f"{diameter / 10:.1f} cm" in text or f"{diameter:.0f} mm" in text
+    _agrees(sections, m)
+    assert check_caption(text, sections, facts) == []
+
+
+def test_mr_organ_signal_relative_to_surroundings(catalog):
+    sl = _slice(catalog, "totalsegmentator_example", "example_mr_sm.nii.gz")
+    roi = _largest(rois_from_masks(sl))
+    m = measure_roi(roi.mask, slice_values(sl.pixels, sl.native, sl.native_unit), sl.frame.spacing_rc)
+    assert m.intensity_unit == "relative" and m.contrast is not None
+    text, sections, facts = _caption(m, "MRI", roi.label, ["abdomen"])
+    word = {"darker": "hypointense", "brighter": "hyperintense", "similar": "similar in signal intensity"}[_direction(m.contrast)]
+    assert _says(sections["texture"], word, "the surrounding tissue") or word.startswith("similar"), sections["texture"]
+    assert "HU" not in text
+    _agrees(sections, m)
+
+
+def test_xray_lung_fields_darker_than_the_chest_wall(catalog):
+    sl = _slice(catalog, "torchxrayvision_cxr", "16747_3_1.jpg")
+    lungs = _largest(rois_from_masks(sl, merge_per_label=True), "lungs")
+    m = measure_roi(lungs.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
+    grey = _grey(SOURCES / "torchxrayvision_cxr/images/16747_3_1.jpg")
+    mask = _grey(SOURCES / "torchxrayvision_cxr/masks/16747_3_1_lungs_v7labs.jpg") > 127
+    low, high = np.percentile(grey, (0.5, 99.5))
+    assert m.mean == pytest.approx(float((grey[mask].mean() - low) / (high - low)), abs=0.01)
+    text, sections, facts = _caption(m, "X-ray", "lungs", ["chest"])
+    assert m.contrast <= -appearance().contrast["clear"]
+    assert _says(sections["texture"], "darker", "the surrounding tissue"), sections["texture"]
+    assert "two separate parts" in text and not re.search(r"\blungs (is|lies|has|appears)\b", text)
+    assert "mm" not in text  # no pixel spacing: no size in mm
+    _agrees(sections, m)
+
+
+def test_ultrasound_vessel_hypoechoic(catalog):
+    sl = _slice(catalog, "usgra_nerve_ultrasound", "0020.png")
+    vessel = _largest(rois_from_masks(sl), "blood vessel")
+    m = measure_roi(vessel.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
+    grey = _grey(SOURCES / "usgra_nerve_ultrasound/images/0020.png")
+    low, high = np.percentile(grey, (0.5, 99.5))
+    assert m.mean == pytest.approx(float((grey[vessel.mask].mean() - low) / (high - low)), abs=1e-3)
+    text, sections, facts = _caption(m, "Ultrasound", "blood vessel", ["blood vessels"])
+    assert _direction(m.contrast) == "darker" and "hypoechoic" in sections["texture"]
+    _agrees(sections, m)
+
+
+def test_histopathology_dark_nuclei_region_darker(catalog):
+    sl = _slice(catalog, "stardist_dsb2018", "histo.jpg")
+    lum = sl.pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    h, w = lum.shape
+    region = np.zeros(lum.shape, bool)
+    centre = lum[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+    region[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = centre < np.percentile(centre, 20)
+    m = measure_roi(region, slice_values(sl.pixels))
+    assert m.mean == pytest.approx(float(lum[region].mean()) / 255.0, abs=2e-3)
+    text, sections, facts = _caption(m, "Histopathology", "nuclei", ["tissue section"])
+    if _direction(m.contrast) == "darker":
+        assert _says(sections["texture"], "darker", "the surrounding tissue"), sections["texture"]
+    assert m.n_components > 1 and "separate parts" in sections["texture"] and "outline" not in sections["texture"]
+    _agrees(sections, m)
+
+
+def test_fluorescence_nucleus_brighter_than_background_and_counted(catalog):
+    sl = _slice(catalog, "stardist_dsb2018", "img2d.tif")
+    rois = rois_from_masks(sl)
+    union = np.zeros_like(rois[0].mask)
+    for r in rois:
+        union |= r.mask
+    nucleus = _largest(rois)
+    m = measure_roi(nucleus.mask, slice_values(sl.pixels, sl.native, sl.native_unit), same_label=union & ~nucleus.mask, label_count=len(rois))
+    raw = np.asarray(Image.open(SOURCES / "stardist_dsb2018/img2d.tif"), dtype=np.float64)
+    low, high = np.percentile(raw, (0.5, 99.5))
+    assert m.mean == pytest.approx(float(((raw[nucleus.mask] - low) / (high - low)).mean()), abs=2e-3)
+    text, sections, facts = _caption(m, "Fluorescence microscopy", "nucleus", ["cell nuclei"])
+    assert _says(sections["texture"], "brighter", "the surrounding background"), sections["texture"]
+    assert f"{len(rois)} nuclei" in sections["roi"] and "#" not in text
+    _agrees(sections, m)
+
+
+def test_dermoscopy_lesion_darker_and_deeper_in_colour_than_skin(catalog):
+    sl = _slice(catalog, "ham10000_dermoscopy", "ISIC_0027287.jpg")
+    lesion = _largest(rois_from_masks(sl), "skin lesion")
+    m = measure_roi(lesion.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
+    rgb = np.asarray(Image.open(SOURCES / "ham10000_dermoscopy/images/ISIC_0027287.jpg").convert("RGB"), dtype=np.float64)
+    lum = rgb @ np.array([0.299, 0.587, 0.114])
+    assert m.mean == pytest.approx(float(lum[lesion.mask].mean()) / 255.0, abs=2e-3)
+    text, sections, facts = _caption(m, "Dermoscopy", "skin lesion", ["skin"])
+    assert _says(sections["texture"], "darker", "the surrounding skin"), sections["texture"]
+    if m.saturation_delta >= appearance().colour["saturation"]:
+        assert "more deeply coloured than the surrounding skin" in sections["texture"]
+    _agrees(sections, m)
+    assert check_caption(text, sections, facts) == []
+
+
+def test_fundus_vessel_tree_in_parts(catalog):
+    sl = _slice(catalog, "chase_db1_fundus", "Image_04L.jpg")
+    vessels = rois_from_masks(sl, merge_per_label=True)[0]
+    m = measure_roi(vessels.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
+    text, sections, facts = _caption(m, "Fundus photography", "retinal vessels", ["retina"])
+    expected = {"darker": "darker than the surrounding retina", "brighter": "brighter than the surrounding retina",
+                "similar": "similar in brightness to the surrounding retina"}[_direction(m.contrast)]
+    assert expected in sections["texture"]
+    if m.n_components > 1:
+        assert "separate parts" in sections["texture"] and "outline" not in sections["texture"]
+    _agrees(sections, m)
+
+
+def test_no_appearance_claim_from_unreliable_measurements():
+    rng = np.random.default_rng(0)
+    noisy = slice_values(rng.integers(0, 255, (60, 60), dtype=np.uint8))
+    dot = np.zeros((60, 60), bool)
+    dot[30:33, 30:33] = True  # 9 px: below the reliability minimum
+    m = measure_roi(dot, noisy)
+    _, sections, _ = _caption(m, "MRI", "lesion", ["brain"])
+    assert read_claims(sections["texture"]) == {} and "not" in sections["texture"]
+    # a capped contrast (tiny pooled spread) or a difference of means below the minimum: no claim
+    capped = Measurements(intensity_unit="relative", mean=0.5, ring_mean=0.49, std=0.0, ring_std=0.0, contrast=50.0, area_px=400)
+    assert assess(capped).contrast is None
+    faint = Measurements(intensity_unit="HU", mean=40.0, ring_mean=36.0, std=2.0, ring_std=2.0, contrast=2.0, area_px=400)
+    assert assess(faint).contrast is None
+    no_ring = Measurements(intensity_unit="HU", mean=40.0, std=10.0, area_px=400, unmeasured={"ring_mean": "roi_covers_image"})
+    text, sections, _ = _caption(no_ring, "CT", "liver", ["abdomen"])
+    assert not re.search(r"hypodense|hyperdense|darker|brighter", text) and "about 40 HU" in text
