@@ -3,6 +3,11 @@
   python bench/knowledge_bench.py                       # full bundled corpora (long on CPU)
   python bench/knowledge_bench.py --max-documents 300   # quick run
   python bench/knowledge_bench.py --dtype bfloat16      # ~4x faster embedding on AVX512-BF16/AMX CPUs
+  python bench/knowledge_bench.py --backend sentence_transformers   # all-MiniLM-L6-v2 itself
+
+(0) backends: the static table (default) against all-MiniLM-L6-v2 (sentence_transformers) on the
+    same sample of chunks: embedder load time (first embed in this process, imports included),
+    build_index chunks/s into an empty store, and the ratios static / MiniLM.
 
 (a) throughput: the same sample of chunks embedded by `embedder.embed` alone and indexed by
     `build_index` into an empty store, alternating, best of N rounds each; ratio = build chunks/s /
@@ -95,11 +100,42 @@ def bench_throughput(embedder: SentenceEmbedder, chunks: list, n: int, rounds: i
     }
 
 
+def bench_backends(chunks: list, n: int, dtype: str, device: str) -> dict:
+    """Load time and build_index rate of each embedder backend on the same `n` chunks (one round each)."""
+    sample = random.Random(0).sample(chunks, min(n, len(chunks)))
+    by_corpus: dict[str, list] = {}
+    for c in sample:
+        by_corpus.setdefault(c.corpus, []).append(c)
+    out: dict = {"n_chunks": len(sample)}
+    for backend in ("static", "sentence_transformers"):
+        embedder = SentenceEmbedder(backend=backend, dtype=dtype, device=device)
+        t0 = time.perf_counter()
+        embedder.embed(["warm-up"])
+        load_s = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory() as tmp:
+            store = KnowledgeStore(persist_dir=tmp)
+            t0 = time.perf_counter()
+            for corpus, part in by_corpus.items():
+                build_index(store, embedder, corpus, part)
+            build_s = time.perf_counter() - t0
+        out[backend] = {
+            "model_id": embedder.model_id,
+            "load_s": round(load_s, 3),
+            "build_chunks_per_s": round(len(sample) / build_s, 1),
+        }
+    st, mini = out["static"], out["sentence_transformers"]
+    out["load_ratio_static_vs_minilm"] = round(st["load_s"] / mini["load_s"], 4)
+    out["build_speedup_static_vs_minilm"] = round(st["build_chunks_per_s"] / mini["build_chunks_per_s"], 2)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpora-yaml", default=None, help="default: data/knowledge/corpora.yaml")
     parser.add_argument("--max-documents", type=int, default=None, help="per corpus (default: all)")
     parser.add_argument("--persist-dir", default=None, help="index location (default: a temporary dir)")
+    parser.add_argument("--backend", default="static", choices=["static", "sentence_transformers"])
+    parser.add_argument("--compare-chunks", type=int, default=1024, help="(0) chunks per backend; 0 skips (0)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch default)")
@@ -109,21 +145,30 @@ def main() -> None:
     parser.add_argument("--eval-n", type=int, default=200)
     args = parser.parse_args()
 
-    embedder = SentenceEmbedder(device=args.device, dtype=args.dtype, num_threads=args.num_threads)
     configs = load_corpus_config(args.corpora_yaml)
     if args.max_documents:
         configs = {k: v.model_copy(update={"max_documents": args.max_documents}) for k, v in configs.items()}
     t0 = time.perf_counter()
     chunks = {name: load_chunks(cfg) for name, cfg in configs.items()}
+    summary: dict = {}
+    if args.compare_chunks:
+        summary["backends"] = bench_backends(
+            [c for v in chunks.values() for c in v], args.compare_chunks, args.dtype, args.device
+        )
+        print("(0) backends", json.dumps(summary["backends"]), flush=True)
+    embedder = SentenceEmbedder(
+        backend=args.backend, device=args.device, dtype=args.dtype, num_threads=args.num_threads
+    )
     embedder.embed(["warm-up"])  # loads the model and applies num_threads
-    print(f"embedder {embedder.model_id} dim {embedder.dimension}; torch threads {torch_threads()}")
+    threads = f"; torch threads {torch_threads()}" if args.backend == "sentence_transformers" else ""
+    print(f"embedder {embedder.model_id} dim {embedder.dimension}{threads}")
     print(
         f"loaded {sum(map(len, chunks.values()))} chunks in {time.perf_counter() - t0:.1f}s: "
         + ", ".join(f"{k}={len(v)}" for k, v in chunks.items()),
         flush=True,
     )
 
-    summary: dict = {"embedder": embedder.model_id}
+    summary["embedder"] = embedder.model_id
     summary["throughput"] = bench_throughput(
         embedder, [c for v in chunks.values() for c in v], args.throughput_chunks, args.throughput_rounds
     )

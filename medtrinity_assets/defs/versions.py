@@ -128,7 +128,7 @@ def caption_config(backend: str | None = None, model: str | None = None) -> str:
 
 def asset_config(name: str, caption: str | None = None) -> str:
     """The configuration an asset reads, as text (part of its code version)."""
-    embedder = f"embedder={settings.env('MEDTRINITY_EMBEDDER_MODEL')}"
+    embedder = f"embedder={settings.env('MEDTRINITY_EMBEDDER', 'static')}:{settings.env('MEDTRINITY_EMBEDDER_MODEL')}"
     if name in ("knowledge_index", "retrieval_evaluation"):
         return f"{embedder}\n{file_text(settings.corpora_path())}"
     if name == "retrieved_knowledge":
