@@ -3,6 +3,7 @@
 
 import hashlib
 import time
+from collections import Counter
 
 import polars as pl
 from dagster import (
@@ -21,6 +22,7 @@ from medtrinity_assets.defs.context import CORPUS_PARTITIONS, DATASET_SHARD_PART
 from medtrinity_assets.defs.metadata import table_md, throughput
 from medtrinity_assets.defs.progress import ProgressLog
 from medtrinity_assets.knowledge import build_index, evaluate_retrieval, load_chunks
+from medtrinity_assets.knowledge.corpus_io import SKIP_REASONS
 from medtrinity_assets.schema import KNOWLEDGE_INDEX_SCHEMA, conform
 from medtrinity_assets.stages.captions import retrieve_for_shard
 from medtrinity_resources.embedder import SentenceEmbedder
@@ -44,7 +46,8 @@ RECALL_THRESHOLD = 0.95
 def knowledge_index(context: AssetExecutionContext, embedder: SentenceEmbedder, knowledge_store: KnowledgeStore) -> Output:
     corpus = corpora()[context.partition_key]
     t0 = time.perf_counter()
-    chunks = load_chunks(corpus)
+    skipped: Counter[str] = Counter()
+    chunks = load_chunks(corpus, skipped)
     stats = build_index(knowledge_store, embedder, corpus.name, chunks, progress=ProgressLog(context.log, f"knowledge_index[{corpus.name}]"))
     rows = [
         {
@@ -70,6 +73,7 @@ def knowledge_index(context: AssetExecutionContext, embedder: SentenceEmbedder, 
             "deleted": MetadataValue.int(stats["n_deleted"]),
             "embedder": MetadataValue.text(embedder.model_id),
             "licence": MetadataValue.text(corpus.licence),
+            "skipped": MetadataValue.json({reason: skipped.get(reason, 0) for reason in SKIP_REASONS}),
             **throughput(stats["n_embedded"], time.perf_counter() - t0, "chunks"),
         },
     )
