@@ -9,6 +9,7 @@ import polars as pl
 from dagster import (
     AllPartitionMapping,
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
@@ -18,13 +19,14 @@ from dagster import (
     asset,
 )
 
-from medtrinity_assets.defs.context import CORPUS_PARTITIONS, DATASET_SHARD_PARTITIONS, KNOWLEDGE_POOL, corpora
+from medtrinity_assets.defs.context import CORPUS_PARTITIONS, DATASET_SHARD_PARTITIONS, KNOWLEDGE_POOL, catalog, corpora
 from medtrinity_assets.defs.metadata import table_md, throughput
 from medtrinity_assets.defs.progress import ProgressLog
 from medtrinity_assets.knowledge import build_index, evaluate_retrieval, load_chunks
 from medtrinity_assets.knowledge.corpus_io import SKIP_REASONS
 from medtrinity_assets.schema import KNOWLEDGE_INDEX_SCHEMA, conform
-from medtrinity_assets.stages.captions import retrieve_for_shard
+from medtrinity_assets.knowledge.vocabulary import load_vocabulary
+from medtrinity_assets.stages.knowledge import retrieve_for_shard, unmapped_labels
 from medtrinity_resources.embedder import SentenceEmbedder
 from medtrinity_resources.knowledge_store import KnowledgeStore
 
@@ -118,22 +120,37 @@ def retrieval_evaluation(embedder: SentenceEmbedder, knowledge_store: KnowledgeS
     kinds={"chromadb", "polars"},
     deps=[AssetDep(knowledge_index, partition_mapping=AllPartitionMapping())],
     check_specs=[
-        AssetCheckSpec("every_roi_has_passages", asset="retrieved_knowledge", description="Every ROI's knowledge query retrieved at least one passage.")
+        AssetCheckSpec(
+            "mapped_rois_have_passages",
+            asset="retrieved_knowledge",
+            description="Share of ROIs whose label maps to a concept but got no passage (WARN: a concept without knowledge in the corpora).",
+        )
     ],
-    description="Top-k knowledge passages (hybrid dense + keyword retrieval) for every ROI's query, with chunk ids and scores.",
+    description=(
+        "Every ROI label and image finding mapped to a concept (Disease Ontology / Uberon id, matched synonym, match "
+        "type), and the passages the use policy allows: disease passages only for recorded findings, anatomy passages "
+        "for structures, selected by concept id, trimmed to whole sentences about the concept."
+    ),
 )
 def retrieved_knowledge(
     context: AssetExecutionContext, coarse_captions: pl.DataFrame, embedder: SentenceEmbedder, knowledge_store: KnowledgeStore
 ):
     t0 = time.perf_counter()
-    df = retrieve_for_shard(coarse_captions, knowledge_store, embedder, top_k=5)
-    empty = df.filter(pl.col("passage_ids").list.len() == 0)
+    anatomy = tuple(name for name, c in corpora().items() if c.adapter == "uberon")
+    concepts = {s.name: dict(s.concepts) for s in catalog().sources}
+    df = retrieve_for_shard(coarse_captions, knowledge_store, embedder, load_vocabulary(), concepts, top_k=5, anatomy_corpora=anatomy)
+    mapped = df.filter(pl.col("roi_concept").struct.field("concept_id") != "")
+    empty = mapped.filter(pl.col("passage_ids").list.len() == 0)
+    unmapped = unmapped_labels(df)
     sample = df.head(1)
     yield Output(
         df,
         metadata={
             "rows": MetadataValue.int(df.height),
             "unique_queries": MetadataValue.int(df["knowledge_query"].n_unique() if df.height else 0),
+            "rois_with_concept": MetadataValue.int(mapped.height),
+            "rois_with_passages": MetadataValue.int(df.filter(pl.col("passage_ids").list.len() > 0).height),
+            "unmapped_labels": MetadataValue.json(unmapped),
             "sample": MetadataValue.json(
                 {"query": sample["knowledge_query"][0], "passages": sample["passage_ids"][0].to_list(), "titles": sample["passage_titles"][0].to_list()}
                 if df.height
@@ -142,4 +159,9 @@ def retrieved_knowledge(
             **throughput(df.height, time.perf_counter() - t0, "rows"),
         },
     )
-    yield AssetCheckResult(check_name="every_roi_has_passages", passed=empty.is_empty(), metadata={"without_passages": empty.height})
+    yield AssetCheckResult(
+        check_name="mapped_rois_have_passages",
+        passed=empty.is_empty(),
+        severity=AssetCheckSeverity.WARN,
+        metadata={"mapped_without_passages": empty.height, "mapped": mapped.height, "unmapped_labels": unmapped},
+    )

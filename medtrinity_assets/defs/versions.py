@@ -35,7 +35,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "coarse_captions": ("medtrinity_assets.stages.captions",),
     "knowledge_index": ("medtrinity_assets.knowledge",),
     "retrieval_evaluation": ("medtrinity_assets.knowledge",),
-    "retrieved_knowledge": ("medtrinity_assets.stages.captions", "medtrinity_assets.knowledge"),
+    "retrieved_knowledge": ("medtrinity_assets.stages.knowledge", "medtrinity_assets.knowledge"),
     "caption_batches": ("medtrinity_assets.stages.captions",),
     "triplets": ("medtrinity_assets.stages.triplets",),
     "image_duplicates": ("medtrinity_assets.stages.duplicates",),
@@ -129,10 +129,14 @@ def caption_config(backend: str | None = None, model: str | None = None) -> str:
 def asset_config(name: str, caption: str | None = None) -> str:
     """The configuration an asset reads, as text (part of its code version)."""
     embedder = f"embedder={settings.env('MEDTRINITY_EMBEDDER', 'static')}:{settings.env('MEDTRINITY_EMBEDDER_MODEL')}"
-    if name in ("knowledge_index", "retrieval_evaluation"):
+    concepts = file_text(str(Path(settings.corpora_path()).parent / "concepts.yaml"))
+    if name == "knowledge_index":
         return f"{embedder}\n{file_text(settings.corpora_path())}"
+    if name == "retrieval_evaluation":
+        evaluation = file_text(str(Path(settings.corpora_path()).parent / "evaluation" / "queries.jsonl"))
+        return f"{embedder}\n{file_text(settings.corpora_path())}\n{concepts}\n{evaluation}"
     if name == "retrieved_knowledge":
-        return embedder
+        return f"{embedder}\n{concepts}"
     if name == "caption_batches":
         return caption if caption is not None else caption_config()
     if name == "roi_masks":
