@@ -22,7 +22,8 @@ from dagster import (
 from medtrinity_assets.defs.context import CORPUS_PARTITIONS, DATASET_SHARD_PARTITIONS, KNOWLEDGE_POOL, catalog, corpora
 from medtrinity_assets.defs.metadata import table_md, throughput
 from medtrinity_assets.defs.progress import ProgressLog
-from medtrinity_assets.knowledge import build_index, evaluate_retrieval, load_chunks
+from medtrinity_assets.knowledge import build_index, load_chunks
+from medtrinity_assets.knowledge.evaluation import evaluate_policy
 from medtrinity_assets.knowledge.corpus_io import SKIP_REASONS
 from medtrinity_assets.schema import KNOWLEDGE_INDEX_SCHEMA, conform
 from medtrinity_assets.knowledge.vocabulary import load_vocabulary
@@ -30,7 +31,16 @@ from medtrinity_assets.stages.knowledge import retrieve_for_shard, unmapped_labe
 from medtrinity_resources.embedder import SentenceEmbedder
 from medtrinity_resources.knowledge_store import KnowledgeStore
 
-RECALL_THRESHOLD = 0.95
+P_AT_1_THRESHOLD = 0.9
+EVALUATION_FIGURES = (
+    "finding_precision_at_1",
+    "finding_precision_at_5",
+    "anatomy_disease_passage_share",
+    "anatomy_precision_at_1",
+    "queries_with_wrong_disease",
+    "mapping_accuracy",
+    "n_queries",
+)
 
 
 @asset(
@@ -87,29 +97,62 @@ def knowledge_index(context: AssetExecutionContext, embedder: SentenceEmbedder, 
     kinds={"chromadb"},
     check_specs=[
         AssetCheckSpec(
-            "recall_at_5",
+            "finding_precision_at_1",
             asset="retrieval_evaluation",
-            description=f"A disease name retrieves its own Disease Ontology definition in the top 5 for at least {RECALL_THRESHOLD:.0%} of 200 sampled diseases.",
-        )
+            description=(
+                f"On the labelled ROI queries (data/knowledge/evaluation), the first passage of at least "
+                f"{P_AT_1_THRESHOLD:.0%} of finding queries is about the recorded finding."
+            ),
+        ),
+        AssetCheckSpec(
+            "no_disease_for_normal_anatomy",
+            asset="retrieval_evaluation",
+            description="No normal-anatomy query gets a disease passage, and no query gets a passage about a disease other than its own.",
+        ),
     ],
     io_manager_key="manifest_io",
-    description="Self-built retrieval evaluation: a disease name must retrieve its own Disease Ontology definition in the top 5.",
+    description=(
+        "Labelled retrieval evaluation (data/knowledge/evaluation/queries.jsonl, ROI-style queries: findings, "
+        "abbreviations, near-miss names, normal anatomy): precision@1/@5 for findings, the share of anatomy queries "
+        "given a disease passage, wrong-disease passages; the same for the retrieval before the concept policy."
+    ),
 )
 def retrieval_evaluation(embedder: SentenceEmbedder, knowledge_store: KnowledgeStore):
-    result = evaluate_retrieval(knowledge_store, embedder, n=200, seed=0, top_k=5)
-    misses = pl.DataFrame(result["misses"]) if result["misses"] else pl.DataFrame({"query": []})
+    anatomy = tuple(name for name, c in corpora().items() if c.adapter == "uberon")
+    result = evaluate_policy(knowledge_store, embedder, load_vocabulary(), anatomy_corpora=anatomy)
+    failures = pl.DataFrame(
+        [{"id": f["id"], "category": f["category"], "got": str(f["got"]), "wrong": ", ".join(f["wrong"])} for f in result["failures"]],
+        schema={k: pl.Utf8 for k in ("id", "category", "got", "wrong")},
+    )
+    figures = {k: result[k] for k in EVALUATION_FIGURES}
     yield Output(
-        misses,
+        failures,
         metadata={
-            "recall_at_5": MetadataValue.float(float(result["recall_at_k"])),
-            "queries": MetadataValue.int(int(result["n"])),
-            "misses": table_md(misses),
+            **{k: MetadataValue.float(float(v)) if isinstance(v, float) else MetadataValue.int(int(v)) for k, v in figures.items()},
+            "baseline_before_policy": MetadataValue.json(result["baseline"]),
+            "failures": table_md(failures),
         },
     )
     yield AssetCheckResult(
-        check_name="recall_at_5",
-        passed=bool(result["recall_at_k"] >= RECALL_THRESHOLD),
-        metadata={"recall_at_5": float(result["recall_at_k"]), "threshold": RECALL_THRESHOLD},
+        check_name="finding_precision_at_1",
+        passed=bool(result["finding_precision_at_1"] >= P_AT_1_THRESHOLD),
+        metadata={
+            "finding_precision_at_1": float(result["finding_precision_at_1"]),
+            "finding_precision_at_5": float(result["finding_precision_at_5"]),
+            "threshold": P_AT_1_THRESHOLD,
+            "queries": int(result["n_finding_queries"]),
+            "baseline_precision_at_1": float(result["baseline"]["finding_precision_at_1"]),
+        },
+    )
+    yield AssetCheckResult(
+        check_name="no_disease_for_normal_anatomy",
+        passed=bool(result["anatomy_disease_passage_share"] == 0 and result["queries_with_wrong_disease"] == 0),
+        metadata={
+            "anatomy_disease_passage_share": float(result["anatomy_disease_passage_share"]),
+            "queries_with_wrong_disease": int(result["queries_with_wrong_disease"]),
+            "anatomy_queries": int(result["n_anatomy_queries"]),
+            "baseline_anatomy_disease_passage_share": float(result["baseline"]["anatomy_disease_passage_share"]),
+        },
     )
 
 
