@@ -188,12 +188,19 @@ class ConceptVocabulary:
 def concepts_from_corpus(corpus: CorpusConfig) -> list[Concept]:
     """Concepts of a disease_ontology (findings) or uberon (anatomy) corpus; [] for other adapters."""
     if corpus.adapter == "disease_ontology":
-        from medtrinity_assets.knowledge.corpora import iter_disease_ontology
+        from medtrinity_assets.knowledge.concepts import unique_concepts
+        from medtrinity_assets.knowledge.corpora import DO_TERMS_FILE, merge_obo_files
+        from medtrinity_assets.knowledge.corpus_io import clean_text, iter_json_lines
 
+        folder = corpus.path if corpus.path.is_dir() else corpus.path.parent
+        terms = corpus.path if corpus.path.is_file() else folder / DO_TERMS_FILE
+        obo = merge_obo_files(sorted(folder.glob("*.obo")))
         out = []
-        for doc in iter_disease_ontology(corpus.path):
-            synonyms = tuple(s for s in str(doc.metadata.get("synonyms", "")).split("; ") if s)
-            out.append(Concept(doc.doc_id, FINDING, doc.title, synonyms, tuple(doc.concept_ids[1:])))
+        for _, rec in iter_json_lines(terms):
+            doid, name = clean_text(rec.get("id")), clean_text(rec.get("name"))
+            extra = obo.get(doid, {"synonyms": [], "xrefs": []})
+            synonyms = tuple(s for s in dict.fromkeys(clean_text(s) for s in extra["synonyms"]) if s and s != name)
+            out.append(Concept(doid, FINDING, name, synonyms, unique_concepts(extra["xrefs"])))
         return out
     if corpus.adapter == "uberon":
         from medtrinity_assets.knowledge.anatomy import iter_uberon_terms
