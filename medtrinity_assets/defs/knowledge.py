@@ -40,6 +40,7 @@ EVALUATION_FIGURES = (
     "queries_with_wrong_disease",
     "mapping_accuracy",
     "n_queries",
+    "queries_not_indexed",
 )
 
 
@@ -135,7 +136,7 @@ def retrieval_evaluation(embedder: SentenceEmbedder, knowledge_store: KnowledgeS
     )
     yield AssetCheckResult(
         check_name="finding_precision_at_1",
-        passed=bool(result["finding_precision_at_1"] >= P_AT_1_THRESHOLD),
+        passed=bool(result["n_finding_queries"] > 0 and result["finding_precision_at_1"] >= P_AT_1_THRESHOLD),
         metadata={
             "finding_precision_at_1": float(result["finding_precision_at_1"]),
             "finding_precision_at_5": float(result["finding_precision_at_5"]),

@@ -129,11 +129,13 @@ def caption_config(backend: str | None = None, model: str | None = None) -> str:
 def asset_config(name: str, caption: str | None = None) -> str:
     """The configuration an asset reads, as text (part of its code version)."""
     embedder = f"embedder={settings.env('MEDTRINITY_EMBEDDER', 'static')}:{settings.env('MEDTRINITY_EMBEDDER_MODEL')}"
-    concepts = file_text(str(Path(settings.corpora_path()).parent / "concepts.yaml"))
+    from medtrinity_assets.knowledge.vocabulary import knowledge_data_file
+
+    concepts = file_text(str(knowledge_data_file("concepts.yaml")))
     if name == "knowledge_index":
         return f"{embedder}\n{file_text(settings.corpora_path())}"
     if name == "retrieval_evaluation":
-        evaluation = file_text(str(Path(settings.corpora_path()).parent / "evaluation" / "queries.jsonl"))
+        evaluation = file_text(str(knowledge_data_file("evaluation/queries.jsonl")))
         return f"{embedder}\n{file_text(settings.corpora_path())}\n{concepts}\n{evaluation}"
     if name == "retrieved_knowledge":
         return f"{embedder}\n{concepts}"

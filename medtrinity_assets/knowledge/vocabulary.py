@@ -30,10 +30,17 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _LEVEL = re.compile(r"^[a-z]?\d+[a-z]?$")  # T9, L1, 9, 000
 
 
-def default_rules_path() -> Path:
+def knowledge_data_file(name: str, corpora_yaml: str | Path | None = None) -> Path:
+    """`name` next to the corpora file in use, else the bundled one in data/knowledge/ (a corpora file
+    elsewhere, e.g. a capped test copy, keeps using the bundled concept rules and evaluation set)."""
     from medtrinity_assets import settings
 
-    return Path(settings.corpora_path()).parent / "concepts.yaml"
+    beside = Path(corpora_yaml or settings.corpora_path()).resolve().parent / name
+    return beside if beside.exists() else settings.REPO_ROOT / "data" / "knowledge" / name
+
+
+def default_rules_path() -> Path:
+    return knowledge_data_file("concepts.yaml")
 
 
 def label_key(text: str) -> str:
@@ -235,6 +242,6 @@ def load_vocabulary(corpora_yaml: str | Path | None = None, rules_path: str | Pa
     from medtrinity_assets import settings
 
     yaml_path = Path(corpora_yaml or settings.corpora_path()).resolve()
-    rules = Path(rules_path or yaml_path.parent / "concepts.yaml").resolve()
+    rules = Path(rules_path or knowledge_data_file("concepts.yaml", yaml_path)).resolve()
     stamp = tuple(p.stat().st_mtime_ns for p in (yaml_path, rules) if p.exists())
     return _cached(str(yaml_path), str(rules), stamp)
