@@ -19,7 +19,7 @@ from medtrinity_assets.knowledge import (
 )
 from medtrinity_assets.knowledge.policy import about_sentences
 from medtrinity_assets.records import ConceptRef
-from medtrinity_assets.stages.knowledge import retrieve_for_shard, unmapped_labels
+from medtrinity_assets.stages.knowledge import misfit_passages, retrieve_for_shard, unmapped_labels
 from medtrinity_resources.embedder import SentenceEmbedder
 from medtrinity_resources.knowledge_store import KnowledgeStore
 
@@ -154,6 +154,10 @@ def test_retrieved_knowledge_stage_records_concepts(store, embedder, vocab):
     assert rows["r2"]["passage_ids"] == [] and rows["r2"]["roi_concept"]["match_type"] == "none"
     assert rows["r3"]["roi_concept"]["match_type"] == "catalog"
     assert unmapped_labels(df) == ["nucleus"]
+    assert misfit_passages(df) == []
+    # a passage about a disease the image does not record is what the asset check reports
+    bad = df.with_columns(pl.when(pl.col("roi_id") == "r1").then(pl.col("passage_concepts").list.eval(pl.lit(["DOID:180"]))).otherwise(pl.col("passage_concepts")).alias("passage_concepts"))
+    assert {m["roi_id"] for m in misfit_passages(bad)} == {"r1"}
 
 
 def test_labelled_evaluation_meets_its_goals_and_can_fail(store, embedder, vocab, queries):

@@ -52,6 +52,17 @@ def unmapped_labels(df: pl.DataFrame) -> list[str]:
     return sorted(out)
 
 
+def misfit_passages(df: pl.DataFrame) -> list[dict]:
+    """Passages of a retrieved_knowledge frame about a concept that is neither the ROI's nor a recorded finding's."""
+    out = []
+    for row in df.iter_rows(named=True):
+        allowed = {ref["concept_id"] for ref in [row["roi_concept"], *(row["finding_concepts"] or [])] if ref and ref["concept_id"]}
+        for cid, concepts in zip(row["passage_ids"], row["passage_concepts"], strict=True):
+            if not concepts or not set(concepts) <= allowed:
+                out.append({"roi_id": row["roi_id"], "passage": cid, "about": list(concepts or []), "allowed": sorted(allowed)})
+    return out
+
+
 def retrieve_for_shard(
     coarse: pl.DataFrame,
     store,
