@@ -202,6 +202,9 @@ def test_bundled_corpora_report_their_skips():
     docs = load_documents(configs["anatomy"], skipped)
     assert skipped == {"empty_text": 36}  # Uberon terms without a (non-citation) definition stay out
     assert all(d.doc_id.startswith("UBERON:") and d.text.endswith(".") and "[" not in d.text for d in docs)
+    assert all(d.text[0].isupper() or not d.text[0].isalpha() for d in docs)
+    nerve = next(d for d in docs if d.title == "nerve")
+    assert nerve.text.startswith("An enclosed, cable-like bundle of peripheral axons. A portion of tissue")
     liver = next(d for d in docs if d.title == "liver")
     assert liver.doc_id == "UBERON:0002107" and "UMLS:C0023884" in liver.concept_ids
 

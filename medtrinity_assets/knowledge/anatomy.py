@@ -24,9 +24,10 @@ def terms_file(path: Path) -> Path:
 
 
 def clean_definition(text: str) -> str:
-    """Citation brackets ('[FMA]', '[wikipedia]') removed, whitespace collapsed, ends with a full stop."""
+    """Citation brackets ('[FMA]', '[wikipedia]') removed, whitespace collapsed, first letter upper case,
+    ends with a full stop."""
     text = " ".join(_BRACKETS.sub("", text).split()).rstrip(" .")
-    return f"{text}." if text else ""
+    return f"{text[0].upper()}{text[1:]}." if text else ""
 
 
 def iter_uberon_terms(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
