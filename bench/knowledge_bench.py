@@ -3,6 +3,12 @@
   python bench/knowledge_bench.py                       # full bundled corpora (long on CPU)
   python bench/knowledge_bench.py --max-documents 300   # quick run
   python bench/knowledge_bench.py --dtype bfloat16      # ~4x faster embedding on AVX512-BF16/AMX CPUs
+  python bench/knowledge_bench.py --backend sentence_transformers   # all-MiniLM-L6-v2 itself
+
+(0) backends: the static table (default) against all-MiniLM-L6-v2 (sentence_transformers) on the
+    same chunks (the Disease Ontology terms of the labelled queries, all anatomy, some MedQuAD):
+    embedder load time (first embed in this process, imports included), build_index time, the
+    labelled evaluation (concept policy) and dense + bm25 recall@5 on that index; ratios static / MiniLM.
 
 (a) throughput: the same sample of chunks embedded by `embedder.embed` alone and indexed by
     `build_index` into an empty store, alternating, best of N rounds each; ratio = build chunks/s /
@@ -11,6 +17,9 @@
     next to p50/p95 of embedding the query alone, and per-query time of one `retrieve_many` batch.
 (c) recall@5 of `evaluate_retrieval` (Disease Ontology names, and first synonyms), with all signals
     and with dense + bm25 alone (no exact-name lookup).
+(d) the labelled ROI-query evaluation (data/knowledge/evaluation) on the full index: finding
+    precision@1/@5, disease passages on normal-anatomy queries, wrong-disease passages, for the
+    concept policy and for the retrieval before it.
 """
 
 from __future__ import annotations
@@ -31,10 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from medtrinity_assets.knowledge import (  # noqa: E402
     build_index,
+    evaluate_policy,
     evaluate_retrieval,
     knowledge_query,
     load_chunks,
     load_corpus_config,
+    load_queries,
+    load_vocabulary,
     retrieve,
     retrieve_many,
 )
@@ -42,6 +54,13 @@ from medtrinity_assets.knowledge.index import EMBED_BATCH  # noqa: E402
 from medtrinity_resources.embedder import SentenceEmbedder  # noqa: E402
 from medtrinity_resources.knowledge_store import KnowledgeStore  # noqa: E402
 
+EVAL_KEYS = (
+    "finding_precision_at_1",
+    "finding_precision_at_5",
+    "anatomy_disease_passage_share",
+    "anatomy_precision_at_1",
+    "queries_with_wrong_disease",
+)
 RECORD_QUERIES = [
     knowledge_query("MRI", ["brain"], ["glioma"], "enhancing tumor"),
     knowledge_query("CT", ["liver"], [], "liver tumor"),
@@ -95,11 +114,62 @@ def bench_throughput(embedder: SentenceEmbedder, chunks: list, n: int, rounds: i
     }
 
 
+def policy_subset(configs: dict, n_medquad: int) -> dict[str, list]:
+    """Chunks of the Disease Ontology terms the labelled queries name, all anatomy, `n_medquad` MedQuAD documents."""
+    wanted = {c for q in load_queries() for c in [*q["expected"], *q.get("forbidden", [])]}
+    out = {"disease_ontology": [c for c in load_chunks(configs["disease_ontology"]) if c.doc_id in wanted]}
+    for name, cfg in configs.items():
+        if cfg.adapter == "uberon":
+            out[name] = load_chunks(cfg)
+    if "medquad" in configs and n_medquad:
+        out["medquad"] = load_chunks(configs["medquad"].model_copy(update={"max_documents": n_medquad}))
+    return out
+
+
+def bench_backends(configs: dict, n_medquad: int, dtype: str, device: str) -> dict:
+    """Per embedder backend, on the same chunks: load time (first embed in this process, imports
+    included), build_index rate into an empty store, and retrieval quality on that index (labelled
+    evaluation with the concept policy; dense + bm25 recall@5 of a disease name's own definition)."""
+    chunks = policy_subset(configs, n_medquad)
+    anatomy = tuple(n for n, c in configs.items() if c.adapter == "uberon")
+    vocab = load_vocabulary()
+    out: dict = {"n_chunks": sum(map(len, chunks.values()))}
+    for backend in ("static", "sentence_transformers"):
+        embedder = SentenceEmbedder(backend=backend, dtype=dtype, device=device)
+        t0 = time.perf_counter()
+        embedder.embed(["warm-up"])
+        load_s = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory() as tmp:
+            store = KnowledgeStore(persist_dir=tmp)
+            t0 = time.perf_counter()
+            for corpus, part in chunks.items():
+                build_index(store, embedder, corpus, part)
+            build_s = time.perf_counter() - t0
+            quality = evaluate_policy(store, embedder, vocab, anatomy_corpora=anatomy, baseline=False)
+            recall = evaluate_retrieval(store, embedder, n=100, seed=0, top_k=5, name_match=False)
+        out[backend] = {
+            "model_id": embedder.model_id,
+            "load_s": round(load_s, 3),
+            "build_s": round(build_s, 2),
+            "build_chunks_per_s": round(out["n_chunks"] / build_s, 1),
+            **{k: quality[k] for k in EVAL_KEYS},
+            "dense_bm25_recall_at_5": recall["recall_at_k"],
+        }
+        print(f"    {backend}", json.dumps(out[backend]), flush=True)
+    st, mini = out["static"], out["sentence_transformers"]
+    out["load_ratio_static_vs_minilm"] = round(st["load_s"] / mini["load_s"], 4)
+    out["build_speedup_static_vs_minilm"] = round(st["build_chunks_per_s"] / mini["build_chunks_per_s"], 2)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpora-yaml", default=None, help="default: data/knowledge/corpora.yaml")
     parser.add_argument("--max-documents", type=int, default=None, help="per corpus (default: all)")
     parser.add_argument("--persist-dir", default=None, help="index location (default: a temporary dir)")
+    parser.add_argument("--backend", default="static", choices=["static", "sentence_transformers"])
+    parser.add_argument("--compare-medquad", type=int, default=150, help="(0) MedQuAD documents in the backend index")
+    parser.add_argument("--skip-compare", action="store_true", help="skip (0), the MiniLM comparison (minutes on CPU)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch default)")
@@ -109,21 +179,31 @@ def main() -> None:
     parser.add_argument("--eval-n", type=int, default=200)
     args = parser.parse_args()
 
-    embedder = SentenceEmbedder(device=args.device, dtype=args.dtype, num_threads=args.num_threads)
     configs = load_corpus_config(args.corpora_yaml)
     if args.max_documents:
         configs = {k: v.model_copy(update={"max_documents": args.max_documents}) for k, v in configs.items()}
+    summary: dict = {}
+    if not args.skip_compare:
+        summary["backends"] = bench_backends(configs, args.compare_medquad, args.dtype, args.device)
+        print("(0) backends", json.dumps(summary["backends"]), flush=True)
+    embedder = SentenceEmbedder(
+        backend=args.backend, device=args.device, dtype=args.dtype, num_threads=args.num_threads
+    )
+    t0 = time.perf_counter()
+    embedder.embed(["warm-up"])  # loads the model and applies num_threads
+    load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     chunks = {name: load_chunks(cfg) for name, cfg in configs.items()}
-    embedder.embed(["warm-up"])  # loads the model and applies num_threads
-    print(f"embedder {embedder.model_id} dim {embedder.dimension}; torch threads {torch_threads()}")
+    chunk_s = time.perf_counter() - t0
+    threads = f"; torch threads {torch_threads()}" if args.backend == "sentence_transformers" else ""
+    print(f"embedder {embedder.model_id} dim {embedder.dimension}{threads}")
     print(
-        f"loaded {sum(map(len, chunks.values()))} chunks in {time.perf_counter() - t0:.1f}s: "
+        f"embedder loaded in {load_s:.2f}s; read and chunked {sum(map(len, chunks.values()))} chunks in {chunk_s:.1f}s: "
         + ", ".join(f"{k}={len(v)}" for k, v in chunks.items()),
         flush=True,
     )
 
-    summary: dict = {"embedder": embedder.model_id}
+    summary["embedder"] = embedder.model_id
     summary["throughput"] = bench_throughput(
         embedder, [c for v in chunks.values() for c in v], args.throughput_chunks, args.throughput_rounds
     )
@@ -141,6 +221,8 @@ def main() -> None:
         "n_chunks": sum(b["n_chunks"] for b in builds),
         "n_embedded": sum(b["n_embedded"] for b in builds),
         "seconds": round(sum(b["seconds"] for b in builds), 1),
+        "read_chunk_seconds": round(chunk_s, 1),
+        "knowledge_build_seconds": round(chunk_s + sum(b["seconds"] for b in builds), 1),
         "rebuild_n_embedded": sum(b["n_embedded"] for b in rebuild),
         "rebuild_seconds": round(sum(b["seconds"] for b in rebuild), 2),
     }
@@ -189,6 +271,12 @@ def main() -> None:
             )
             for miss in result["misses"][:5]:
                 print("      miss:", miss["query"], "->", miss["got"][:3])
+    anatomy = tuple(n for n, c in configs.items() if c.adapter == "uberon")
+    labelled = evaluate_policy(store, embedder, load_vocabulary(), anatomy_corpora=anatomy)
+    summary["labelled"] = {k: labelled[k] for k in (*EVAL_KEYS, "mapping_accuracy", "n_queries", "n_finding_queries")}
+    summary["labelled"]["before_policy"] = {k: labelled["baseline"][k] for k in EVAL_KEYS}
+    summary["labelled"]["failures"] = [f["id"] for f in labelled["failures"]]
+    print("(d) labelled ROI queries", json.dumps(summary["labelled"]), flush=True)
     print("SUMMARY", json.dumps({k: v for k, v in summary.items()}, default=str))
     print(f"ratio build_index/bare embed = {summary['throughput']['ratio']} (goal >= 0.8)")
 

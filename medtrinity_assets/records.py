@@ -322,7 +322,7 @@ class ConceptRef:
     """A label or finding mapped to a concept (Disease Ontology id for findings, anatomy id for structures).
 
     kind:        finding | anatomy | normal (explicitly normal / no finding)
-    match_type:  exact | synonym | catalog (user mapping) | normalised | none (unmapped)
+    match_type:  exact | synonym | alias (data/knowledge/concepts.yaml) | catalog (user mapping) | normalised | none (unmapped)
     """
 
     concept_id: str

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = "5"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model
+SCHEMA_VERSION = "6"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts)
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -178,6 +178,18 @@ COARSE_CAPTIONS_SCHEMA = pl.Schema(
         "roi_label": Str,
         "coarse_caption": Str,
         "knowledge_query": Str,
+        "image_labels": StrList,  # the image's recorded labels (findings), as ingested
+    }
+)
+
+#: a label mapped to a concept (records.ConceptRef)
+CONCEPT_STRUCT = pl.Struct(
+    {
+        "concept_id": Str,  # DOID:… (finding) | UBERON:… (anatomy) | '' (unmapped, normal)
+        "kind": Str,  # finding | anatomy | normal
+        "name": Str,  # the concept's preferred name (the label itself when unmapped)
+        "matched": Str,  # the label as it was matched
+        "match_type": Str,  # exact | synonym | alias | catalog | normalised | none
     }
 )
 
@@ -192,7 +204,10 @@ RETRIEVED_KNOWLEDGE_SCHEMA = pl.Schema(
         "passage_titles": StrList,
         "passage_texts": StrList,
         "passage_scores": F64List,
-        "retriever": Str,  # embedder model id + fusion settings
+        "passage_concepts": pl.List(StrList),  # per passage: the concept ids it is about
+        "roi_concept": CONCEPT_STRUCT,  # the ROI label's concept
+        "finding_concepts": pl.List(CONCEPT_STRUCT),  # the image's labels (findings) as concepts
+        "retriever": Str,  # embedder model id + fusion settings + policy
     }
 )
 

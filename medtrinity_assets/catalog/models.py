@@ -153,6 +153,7 @@ class SourceConfig(_Strict):
     ingest: IngestPolicy = IngestPolicy()
     rois: RoiSettings = RoiSettings()
     phi: PhiPolicy = PhiPolicy()  # burned-in text: auto | mask | quarantine | allow (medtrinity_assets/phi)
+    concepts: dict[str, str] = {}  # ROI label or finding -> concept id (DOID:… / UBERON:…), see data/knowledge/concepts.yaml
 
 
 class Catalog(_Strict):

@@ -63,6 +63,7 @@ def model_resources(storage: MedtrinityStorage, default_device: str) -> dict:
         "storage": storage,
         "manifest_io": ParquetManifestIOManager(storage=storage),
         "embedder": SentenceEmbedder(
+            backend=configured("MEDTRINITY_EMBEDDER", "static"),
             model_path=configured("MEDTRINITY_EMBEDDER_MODEL", ""),
             device=configured("MEDTRINITY_DEVICE", device),
             dtype=configured("MEDTRINITY_EMBEDDER_DTYPE", settings.embedder_dtype(device)),

@@ -35,7 +35,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "coarse_captions": ("medtrinity_assets.stages.captions",),
     "knowledge_index": ("medtrinity_assets.knowledge",),
     "retrieval_evaluation": ("medtrinity_assets.knowledge",),
-    "retrieved_knowledge": ("medtrinity_assets.stages.captions", "medtrinity_assets.knowledge"),
+    "retrieved_knowledge": ("medtrinity_assets.stages.knowledge", "medtrinity_assets.knowledge"),
     "caption_batches": ("medtrinity_assets.stages.captions",),
     "triplets": ("medtrinity_assets.stages.triplets", "medtrinity_assets.stages.judge"),
     "image_duplicates": ("medtrinity_assets.stages.duplicates",),
@@ -144,11 +144,17 @@ def checks_data_text() -> str:
 
 def asset_config(name: str, caption: str | None = None) -> str:
     """The configuration an asset reads, as text (part of its code version)."""
-    embedder = f"embedder={settings.env('MEDTRINITY_EMBEDDER_MODEL')}"
-    if name in ("knowledge_index", "retrieval_evaluation"):
+    embedder = f"embedder={settings.env('MEDTRINITY_EMBEDDER', 'static')}:{settings.env('MEDTRINITY_EMBEDDER_MODEL')}"
+    from medtrinity_assets.knowledge.vocabulary import knowledge_data_file
+
+    concepts = file_text(str(knowledge_data_file("concepts.yaml")))
+    if name == "knowledge_index":
         return f"{embedder}\n{file_text(settings.corpora_path())}"
+    if name == "retrieval_evaluation":
+        evaluation = file_text(str(knowledge_data_file("evaluation/queries.jsonl")))
+        return f"{embedder}\n{file_text(settings.corpora_path())}\n{concepts}\n{evaluation}"
     if name == "retrieved_knowledge":
-        return embedder
+        return f"{embedder}\n{concepts}"
     if name == "caption_batches":  # the caption checks' word lists and tolerance bands decide `problems`
         return (caption if caption is not None else caption_config()) + "\n" + checks_data_text()
     if name == "triplets":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable
 
 from medtrinity_assets.knowledge.config import ChunkingConfig, CorpusConfig
@@ -70,6 +71,6 @@ def chunk_documents(docs: Iterable[Document], corpus: str, chunking: ChunkingCon
     return [chunk for doc in docs for chunk in chunk_document(doc, corpus, chunking)]
 
 
-def load_chunks(corpus: CorpusConfig) -> list[Chunk]:
-    """Read a corpus through its adapter and chunk it with its configured settings."""
-    return chunk_documents(iter_documents(corpus), corpus.name, corpus.chunking)
+def load_chunks(corpus: CorpusConfig, skipped: Counter[str] | None = None) -> list[Chunk]:
+    """Read a corpus through its adapter and chunk it with its configured settings (skips counted in `skipped`)."""
+    return chunk_documents(iter_documents(corpus, skipped), corpus.name, corpus.chunking)

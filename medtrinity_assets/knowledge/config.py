@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from medtrinity_assets.records import RejectError
 from medtrinity_resources.yaml_config import describe_validation_error, read_yaml_mapping
 
-AdapterName = Literal["disease_ontology", "medquad", "pubmedqa", "jsonl", "pubmed_xml"]
+AdapterName = Literal["disease_ontology", "uberon", "medquad", "pubmedqa", "jsonl", "pubmed_xml"]
 CORPUS_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,48}[a-z0-9]$"
 
 

@@ -1,89 +1,42 @@
 """Corpus adapters: one source format -> `Document`s.
 
-Every adapter is a generator ``iter_<name>(path) -> Iterator[Document]`` that reads local files
-only, yields documents in file order with ids that do not depend on how many are read, and
-raises `RejectError` (``corpus_file_missing``, ``bad_corpus_file``, ``bad_corpus_record``) for
-input it cannot read.
+Every adapter is a generator ``iter_<name>(path, skipped) -> Iterator[Document]`` that reads local
+files only, yields documents in file order with ids that do not depend on how many are read, counts
+the records it leaves out in `skipped` (a Counter: reason -> n), and raises `RejectError`
+(``corpus_file_missing``, ``bad_corpus_file``, ``bad_corpus_record``) for input it cannot read.
+`iter_documents` also skips and counts documents with empty text, HTML markup or a repeated id.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
-from xml.etree import ElementTree
+from typing import Any
 
 from medtrinity_assets.knowledge.concepts import unique_concepts
 from medtrinity_assets.knowledge.config import CorpusConfig
-from medtrinity_assets.knowledge.documents import Document, MetadataValue
+from medtrinity_assets.knowledge.corpus_io import (  # noqa: F401  (re-exported)
+    HTML_MARKUP,
+    LIST_JOIN,
+    RESERVED_METADATA_KEYS,
+    SKIP_REASONS,
+    clean_text,
+    iter_json_lines,
+    open_text,
+    scalar_metadata,
+    short_hash,
+)
+from medtrinity_assets.knowledge.documents import Document
+from medtrinity_assets.knowledge.pubmed_xml import (  # noqa: F401  (re-exported)
+    element_text,
+    iter_pubmed_xml,
+    pubmed_article_document,
+    pubmed_xml_files,
+)
 from medtrinity_assets.records import RejectError
-
-RESERVED_METADATA_KEYS = frozenset({"corpus", "doc_id", "chunk_no", "title", "content_hash", "concept_ids"})
-LIST_JOIN = "; "
-
-
-# ---------------------------------------------------------------- shared helpers
-
-
-def open_text(path: Path) -> IO[str]:
-    """Open a text file, transparently gunzipping ``*.gz``."""
-    if not path.is_file():
-        raise RejectError("corpus_file_missing", f"{path} does not exist")
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
-
-
-def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line of a (gzipped) JSON-lines file."""
-    with open_text(path) as fh:
-        try:
-            for line_no, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise RejectError("bad_corpus_record", f"{path} line {line_no}: not JSON ({exc.msg})") from None
-                if not isinstance(obj, dict):
-                    raise RejectError("bad_corpus_record", f"{path} line {line_no}: expected a JSON object")
-                yield line_no, obj
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
-            raise RejectError("bad_corpus_file", f"{path}: cannot be read ({exc})") from None
-
-
-def clean_text(text: Any) -> str:
-    """Collapse whitespace; None -> ''."""
-    return " ".join(str(text).split()) if text is not None else ""
-
-
-def scalar_metadata(values: dict[str, Any]) -> dict[str, MetadataValue]:
-    """Metadata chromadb accepts: scalars kept, lists joined, dicts as JSON, None dropped.
-
-    Keys that the chunk itself defines (corpus, doc_id, ...) are renamed ``source_<key>``.
-    """
-    out: dict[str, MetadataValue] = {}
-    for key, value in values.items():
-        name = f"source_{key}" if key in RESERVED_METADATA_KEYS else str(key)
-        if value is None:
-            continue
-        if isinstance(value, bool | int | float | str):
-            out[name] = value
-        elif isinstance(value, list | tuple):
-            out[name] = LIST_JOIN.join(clean_text(v) for v in value if v is not None)
-        else:
-            out[name] = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return out
-
-
-def short_hash(*parts: str, length: int = 8) -> str:
-    return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:length]
-
 
 # ---------------------------------------------------------------- Disease Ontology
 
@@ -176,7 +129,7 @@ def disease_ontology_text(
     return " ".join(parts)
 
 
-def iter_disease_ontology(path: Path) -> Iterator[Document]:
+def iter_disease_ontology(path: Path, skipped: Counter[str] | None = None) -> Iterator[Document]:
     """Disease Ontology terms from a folder holding doid_terms.jsonl.gz and optional DO_*.obo slims."""
     folder = path if path.is_dir() else path.parent
     terms_file = path if path.is_file() else folder / DO_TERMS_FILE
@@ -226,19 +179,25 @@ def medquad_doc_id(rec: dict[str, Any]) -> str:
     return f"{source}-{qid}-{short_hash(clean_text(rec.get('focus')), clean_text(rec.get('question')), length=6)}"
 
 
-def iter_medquad(path: Path) -> Iterator[Document]:
+def iter_medquad(path: Path, skipped: Counter[str] | None = None) -> Iterator[Document]:
     """MedQuAD QA pairs (medquad_qa.jsonl.gz): question + answer, focus as title, UMLS CUIs.
 
-    Exact duplicate QA pairs are read once; a reused id gets a ``~<n>`` suffix in file order.
+    Exact duplicate QA pairs are read once (counted ``duplicate_text``), pairs without an answer are
+    skipped (``empty_text``); a reused id gets a ``~<n>`` suffix in file order.
     """
+    skipped = skipped if skipped is not None else Counter()
     seen_pairs: set[str] = set()
     seen_ids: Counter[str] = Counter()
     for line_no, rec in iter_json_lines(path):
         question, answer = clean_text(rec.get("question")), clean_text(rec.get("answer"))
-        if not rec.get("qid") or not answer:
-            raise RejectError("bad_corpus_record", f"{path} line {line_no}: needs 'qid' and a non-empty 'answer'")
+        if not rec.get("qid"):
+            raise RejectError("bad_corpus_record", f"{path} line {line_no}: needs 'qid'")
+        if not answer:
+            skipped["empty_text"] += 1
+            continue
         pair = short_hash(question, answer, length=16)
         if pair in seen_pairs:
+            skipped["duplicate_text"] += 1
             continue
         seen_pairs.add(pair)
         doc_id = medquad_doc_id(rec)
@@ -261,7 +220,7 @@ def iter_medquad(path: Path) -> Iterator[Document]:
 # ---------------------------------------------------------------- PubMedQA
 
 
-def iter_pubmedqa(path: Path) -> Iterator[Document]:
+def iter_pubmedqa(path: Path, skipped: Counter[str] | None = None) -> Iterator[Document]:
     """PubMedQA PQA-L (ori_pqal.json): labelled abstract sections + conclusion, question as title."""
     with open_text(path) as fh:
         try:
@@ -302,13 +261,15 @@ def iter_pubmedqa(path: Path) -> Iterator[Document]:
 # ---------------------------------------------------------------- generic JSON lines
 
 
-def iter_jsonl(path: Path) -> Iterator[Document]:
-    """Generic JSON lines: {id, title?, text, metadata?, concept_ids?} per line (``.gz`` allowed)."""
+def iter_jsonl(path: Path, skipped: Counter[str] | None = None) -> Iterator[Document]:
+    """Generic JSON lines: {id, title?, text, metadata?, concept_ids?} per line (``.gz`` allowed).
+
+    A line without an id is an error; one with an empty text is skipped by `iter_documents`.
+    """
     for line_no, rec in iter_json_lines(path):
         doc_id, text = clean_text(rec.get("id")), clean_text(rec.get("text"))
-        for field, value in (("id", doc_id), ("text", text)):
-            if not value:
-                raise RejectError("bad_corpus_record", f"{path} line {line_no}: missing or empty field {field!r}")
+        if not doc_id:
+            raise RejectError("bad_corpus_record", f"{path} line {line_no}: missing or empty field 'id'")
         metadata = rec.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise RejectError("bad_corpus_record", f"{path} line {line_no}: field 'metadata' must be an object")
@@ -324,80 +285,17 @@ def iter_jsonl(path: Path) -> Iterator[Document]:
         )
 
 
-# ---------------------------------------------------------------- PubMed baseline XML
-
-
-def pubmed_xml_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    files = sorted(p for p in path.glob("*") if p.name.endswith((".xml", ".xml.gz")))
-    if not files:
-        raise RejectError("corpus_file_missing", f"{path}: no *.xml or *.xml.gz files")
-    return files
-
-
-def element_text(element: ElementTree.Element | None) -> str:
-    return clean_text("".join(element.itertext())) if element is not None else ""
-
-
-def pubmed_article_document(article: ElementTree.Element) -> Document | None:
-    """A PubmedArticle element -> Document (None when it has no PMID or no abstract)."""
-    citation = article.find("MedlineCitation")
-    if citation is None:
-        return None
-    pmid = element_text(citation.find("PMID"))
-    abstract_parts = []
-    for part in citation.iterfind("Article/Abstract/AbstractText"):
-        text = element_text(part)
-        label = part.get("Label")
-        if text:
-            abstract_parts.append(f"{label.capitalize()}: {text}" if label else text)
-    if not pmid or not abstract_parts:
-        return None
-    mesh_names, mesh_ids = [], []
-    for heading in citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName"):
-        if element_text(heading):
-            mesh_names.append(element_text(heading))
-        if heading.get("UI"):
-            mesh_ids.append(heading.get("UI", ""))
-    year = element_text(citation.find("Article/Journal/JournalIssue/PubDate/Year"))
-    return Document(
-        doc_id=pmid,
-        title=element_text(citation.find("Article/ArticleTitle")),
-        text=" ".join(abstract_parts),
-        concept_ids=unique_concepts([*(f"MESH:{u}" for u in mesh_ids), *(f"MESH:{n}" for n in mesh_names)]),
-        metadata=scalar_metadata(
-            {
-                "pmid": pmid,
-                "year": year,
-                "journal": element_text(citation.find("Article/Journal/Title")),
-                "mesh_terms": mesh_names,
-            }
-        ),
-    )
-
-
-def iter_pubmed_xml(path: Path) -> Iterator[Document]:
-    """PubMed baseline/update XML (file or folder of ``*.xml[.gz]``): PubmedArticle with an abstract."""
-    for file in pubmed_xml_files(path):
-        opener = gzip.open if file.suffix == ".gz" else open
-        try:
-            with opener(file, "rb") as fh:
-                for _, element in ElementTree.iterparse(fh, events=("end",)):
-                    if element.tag != "PubmedArticle":
-                        continue
-                    doc = pubmed_article_document(element)
-                    element.clear()
-                    if doc is not None:
-                        yield doc
-        except (ElementTree.ParseError, OSError, EOFError) as exc:
-            raise RejectError("bad_corpus_file", f"{file}: not readable PubMed XML ({exc})") from None
-
-
 # ---------------------------------------------------------------- registry
 
-ADAPTERS: dict[str, Callable[[Path], Iterator[Document]]] = {
+def iter_uberon(path: Path, skipped: Counter[str] | None = None) -> Iterator[Document]:
+    from medtrinity_assets.knowledge.anatomy import iter_uberon as read_uberon
+
+    yield from read_uberon(path, skipped)
+
+
+ADAPTERS: dict[str, Callable[[Path, Counter[str]], Iterator[Document]]] = {
     "disease_ontology": iter_disease_ontology,
+    "uberon": iter_uberon,
     "medquad": iter_medquad,
     "pubmedqa": iter_pubmedqa,
     "jsonl": iter_jsonl,
@@ -405,20 +303,34 @@ ADAPTERS: dict[str, Callable[[Path], Iterator[Document]]] = {
 }
 
 
-def iter_documents(corpus: CorpusConfig) -> Iterator[Document]:
-    """The corpus's documents in file order, at most `max_documents`; doc ids checked unique."""
+def iter_documents(corpus: CorpusConfig, skipped: Counter[str] | None = None) -> Iterator[Document]:
+    """The corpus's documents in file order, at most `max_documents`.
+
+    Documents with an empty text, HTML markup or an id seen before are left out and counted in
+    `skipped` (reason -> n, reasons in SKIP_REASONS), as are the records adapters leave out.
+    """
     if not corpus.path.exists():
         raise RejectError("corpus_file_missing", f"corpus {corpus.name!r}: {corpus.path} does not exist")
+    skipped = skipped if skipped is not None else Counter()
     seen: set[str] = set()
-    for count, doc in enumerate(ADAPTERS[corpus.adapter](corpus.path)):
+    count = 0
+    for doc in ADAPTERS[corpus.adapter](corpus.path, skipped):
         if corpus.max_documents is not None and count >= corpus.max_documents:
             return
-        if doc.doc_id in seen:
-            raise RejectError("duplicate_doc_id", f"corpus {corpus.name!r}: document id {doc.doc_id!r} occurs twice")
+        reason = (
+            "empty_text" if not doc.text.strip()
+            else "html" if HTML_MARKUP.search(doc.text)
+            else "duplicate_id" if doc.doc_id in seen
+            else ""
+        )
+        if reason:
+            skipped[reason] += 1
+            continue
         seen.add(doc.doc_id)
+        count += 1
         yield doc
 
 
-def load_documents(corpus: CorpusConfig) -> list[Document]:
-    """All documents of a corpus (respecting `max_documents`)."""
-    return list(iter_documents(corpus))
+def load_documents(corpus: CorpusConfig, skipped: Counter[str] | None = None) -> list[Document]:
+    """All documents of a corpus (respecting `max_documents`); skips counted in `skipped`."""
+    return list(iter_documents(corpus, skipped))

@@ -1,4 +1,4 @@
-"""coarse_captions, retrieved_knowledge and caption_batches for one shard."""
+"""coarse_captions and caption_batches for one shard (retrieved_knowledge: stages/knowledge.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,12 @@ from dataclasses import dataclass
 import polars as pl
 
 from medtrinity_assets.captions import coarse_caption
-from medtrinity_assets.knowledge import knowledge_query, retrieve_many, retriever_id
+from medtrinity_assets.knowledge import knowledge_query
 from medtrinity_assets.records import CaptionFacts, Passage
-from medtrinity_assets.schema import (
-    CAPTIONS_SCHEMA,
-    COARSE_CAPTIONS_SCHEMA,
-    RETRIEVED_KNOWLEDGE_SCHEMA,
-    SECTION_COLUMNS,
-    conform,
-)
+from medtrinity_assets.schema import CAPTIONS_SCHEMA, COARSE_CAPTIONS_SCHEMA, SECTION_COLUMNS, conform
 from medtrinity_assets.stages.common import dumps
 from medtrinity_assets.stages.facts import frame_from_row, measurements_from_row, position_from_row, relations_from_row
+from medtrinity_assets.stages.knowledge import concept_from_row
 
 
 def build_coarse_captions(images: pl.DataFrame, rois: pl.DataFrame) -> pl.DataFrame:
@@ -47,50 +42,25 @@ def build_coarse_captions(images: pl.DataFrame, rois: pl.DataFrame) -> pl.DataFr
                 "roi_label": r["label"],
                 "coarse_caption": coarse_caption(img["modality"], list(img["organs"]), list(img["labels"]), roi_labels),
                 "knowledge_query": knowledge_query(img["modality"], list(img["organs"]), list(img["labels"]), r["label"]),
+                "image_labels": list(img["labels"]),
             }
         )
     return conform(rows, COARSE_CAPTIONS_SCHEMA)
 
 
-def retrieve_for_shard(coarse: pl.DataFrame, store, embedder, top_k: int = 5, max_chars: int = 700) -> pl.DataFrame:
-    """Retrieve passages for every ROI's query (identical queries are embedded once)."""
-    if coarse.is_empty():
-        return conform([], RETRIEVED_KNOWLEDGE_SCHEMA)
-    queries = coarse["knowledge_query"].to_list()
-    unique = sorted(set(queries))
-    results = dict(zip(unique, retrieve_many(store, embedder, unique, top_k=top_k)))
-    retriever = f"{retriever_id(embedder)},k={top_k}"
-    rows = []
-    for r in coarse.iter_rows(named=True):
-        ps: list[Passage] = results[r["knowledge_query"]]
-        rows.append(
-            {
-                "roi_id": r["roi_id"],
-                "dataset": r["dataset"],
-                "shard": r["shard"],
-                "knowledge_query": r["knowledge_query"],
-                "passage_ids": [p.chunk_id for p in ps],
-                "passage_corpora": [p.corpus for p in ps],
-                "passage_titles": [p.title for p in ps],
-                "passage_texts": [p.text[:max_chars] for p in ps],
-                "passage_scores": [float(p.score) for p in ps],
-                "retriever": retriever,
-            }
-        )
-    return conform(rows, RETRIEVED_KNOWLEDGE_SCHEMA)
-
-
 def facts_for(image: dict, roi: dict, coarse: dict, retrieved: dict | None, siblings: list[str]) -> CaptionFacts:
     passages = []
     if retrieved:
-        for cid, corpus, title, text, score in zip(
+        for cid, corpus, title, text, score, concepts in zip(
             retrieved["passage_ids"],
             retrieved["passage_corpora"],
             retrieved["passage_titles"],
             retrieved["passage_texts"],
             retrieved["passage_scores"],
+            retrieved["passage_concepts"],
         ):
-            passages.append(Passage(chunk_id=cid, corpus=corpus, title=title, text=text, score=score))
+            passages.append(Passage(chunk_id=cid, corpus=corpus, title=title, text=text, score=score, concept_ids=tuple(concepts)))
+    findings = [concept_from_row(f) for f in (retrieved or {}).get("finding_concepts") or []]
     frame = frame_from_row(image)
     return CaptionFacts(
         modality=image["modality"],
@@ -108,6 +78,8 @@ def facts_for(image: dict, roi: dict, coarse: dict, retrieved: dict | None, sibl
         position=position_from_row(roi),
         relations=relations_from_row(roi),
         measurements=measurements_from_row(roi),
+        roi_concept=concept_from_row((retrieved or {}).get("roi_concept")),
+        finding_concepts=[f for f in findings if f is not None],
         spacing_mm=frame.spacing_rc,
     )
 
