@@ -27,7 +27,14 @@ from medtrinity_assets.captions import compose_caption  # noqa: E402
 from medtrinity_assets.captions.quality import caption_quality  # noqa: E402
 from medtrinity_assets.stages.facts import measurements_from_row  # noqa: E402
 
-TARGETS = {"appearance_claim_share": ">= 0.60", "claims_agreeing_share": "= 1.00", "distinct_2": ">= 0.25", "max_sentence_share": "< 0.10"}
+TARGETS = {
+    "appearance_claim_share": ">= 0.60",
+    "claims_agreeing_share": "= 1.00",
+    "distinct_2": ">= 0.25",
+    "max_sentence_share": "< 0.10",
+    "ontology_fragments": "= 0",
+    "unrecorded_disease_share": "= 0",
+}
 
 
 def from_storage(root: Path) -> list:
@@ -35,7 +42,8 @@ def from_storage(root: Path) -> list:
     if not files:
         raise SystemExit(f"no triplet manifests under {root}/manifests/triplets")
     df = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
-    return [(r["caption"] or "", r.get("section_texture") or "", measurements_from_row(r)) for r in df.iter_rows(named=True)]
+    rows = list(df.iter_rows(named=True))
+    return [(r["caption"] or "", r.get("section_texture") or "", measurements_from_row(r)) for r in rows], [list(r["labels"] or []) for r in rows]
 
 
 def from_sources() -> list:
@@ -48,7 +56,7 @@ def from_sources() -> list:
 
     cat = load_catalog(REPO / "data" / "catalog.yaml")
     store = MedtrinityStorage(root=tempfile.mkdtemp(prefix="caption-report-"))
-    records = []
+    records, findings = [], []
     for source in cat.sources:
         manifest, _ = source_manifest_and_findings(cat, source)
         for shard in sorted(set(manifest["shard"].to_list())):
@@ -65,7 +73,8 @@ def from_sources() -> list:
                 facts = facts_for(by_image[r["image_id"]], r, coarse[r["roi_id"]], None, siblings.get(r["image_id"], []))
                 text, sections = compose_caption(facts, seed=r["roi_id"])
                 records.append((text, sections["texture"], facts.measurements))
-    return records
+                findings.append(list(facts.image_labels))
+    return records, findings
 
 
 def main() -> None:
@@ -74,8 +83,8 @@ def main() -> None:
     group.add_argument("--storage", type=Path)
     group.add_argument("--sources", action="store_true")
     args = ap.parse_args()
-    records = from_storage(args.storage) if args.storage else from_sources()
-    for key, value in caption_quality(records).items():
+    records, findings = from_storage(args.storage) if args.storage else from_sources()
+    for key, value in caption_quality(records, findings).items():
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         print(f"{key:40s} {shown:>10s}  {TARGETS.get(key, '')}")
 

@@ -77,6 +77,10 @@ def claims_agree(claims: dict[str, object], look: Look) -> bool:
     return True
 
 
+#: ontology fragments a caption must never carry ("Is a: ...", "is_a", "derives_from")
+ONTOLOGY_FRAGMENT = re.compile(r"\b(?:is a:|is_a\b|derives_from|has_symptom|located_in)", re.IGNORECASE)
+
+
 def distinct_n(texts: Iterable[str], n: int = 2) -> float:
     grams: list[tuple[str, ...]] = []
     for t in texts:
@@ -93,8 +97,11 @@ def sentence_shares(texts: list[str]) -> Counter:
     return counts
 
 
-def caption_quality(records: list[tuple[str, str, Measurements | None]]) -> dict[str, float | int | str]:
-    """Figures over ``(caption, colour/texture section, measurements)`` records."""
+def caption_quality(
+    records: list[tuple[str, str, Measurements | None]], findings: list[list[str]] | None = None
+) -> dict[str, float | int | str]:
+    """Figures over ``(caption, colour/texture section, measurements)`` records; with `findings`
+    (each record's recorded image labels) also the share of captions naming an unrecorded disease."""
     n = len(records)
     with_claim = agreeing = 0
     for caption, texture, m in records:
@@ -115,4 +122,12 @@ def caption_quality(records: list[tuple[str, str, Measurements | None]]) -> dict
     }
     for name, rx in ARTEFACTS.items():
         out[f"artefacts_{name}"] = sum(1 for t in texts if rx.search(t))
+    out["ontology_fragments"] = sum(1 for t in texts if ONTOLOGY_FRAGMENT.search(t))
+    if findings is not None:
+        from medtrinity_assets.knowledge.mentions import unrecorded_diseases
+        from medtrinity_assets.knowledge.vocabulary import load_vocabulary
+
+        vocabulary = load_vocabulary()
+        wrong = sum(1 for t, labels in zip(texts, findings, strict=True) if unrecorded_diseases(t, labels, vocabulary))
+        out["unrecorded_disease_share"] = wrong / n if n else 0.0
     return out

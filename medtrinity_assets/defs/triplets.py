@@ -2,7 +2,7 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
 
 from medtrinity_assets.captions.checks import modality_problems
 from medtrinity_assets.captions.quality import caption_quality
@@ -34,6 +34,13 @@ def modality_named(caption: str, modality: str) -> bool:
             description="Every non-quarantined triplet has a non-empty caption naming its modality.",
         ),
         AssetCheckSpec(
+            "caption_quality",
+            asset="triplets",
+            description="Caption quality figures of the shard (appearance claims, distinct-2, sentence repetition); "
+            "warns when an appearance claim disagrees with the measurements, a wording artefact or ontology fragment "
+            "appears, or a caption names a disease not recorded for its image.",
+        ),
+        AssetCheckSpec(
             "caption_problems",
             asset="triplets",
             description="Quarantined records per problem code; every caption is kept (none dropped) and every quarantined record has its reasons.",
@@ -55,6 +62,10 @@ def triplets(
     df = assemble_triplets(images, roi_masks, coarse_captions, caption_batches, licences, judgements, caption_judge.min_score)
     ok = df.filter(~pl.col("quarantined"))
     first = ok.head(1)
+    rows = list(df.iter_rows(named=True))
+    quality = caption_quality(
+        [(r["caption"] or "", r.get("section_texture") or "", measurements_from_row(r)) for r in rows], [list(r["labels"] or []) for r in rows]
+    )
     yield Output(
         df,
         metadata={
@@ -63,9 +74,7 @@ def triplets(
             "judged": MetadataValue.int(judgements.height),
             "modalities": MetadataValue.json(dict(df.group_by("modality").len().iter_rows()) if df.height else {}),
             "sample_caption": MetadataValue.md(f"**{first['roi_id'][0]}**\n\n{first['caption'][0]}" if first.height else "_none_"),
-            "caption_quality": MetadataValue.json(
-                caption_quality([(r["caption"] or "", r.get("section_texture") or "", measurements_from_row(r)) for r in df.iter_rows(named=True)])
-            ),
+            "caption_quality": MetadataValue.json(quality),
             "quarantine_reasons": table_md(df.filter(pl.col("quarantined")).select("triplet_id", "quarantine_reasons")),
             **preview(storage, first["overlay_uri"][0] if first.height else None, "triplet overlay"),
         },
@@ -84,6 +93,17 @@ def triplets(
             **{f"problem:{k}": MetadataValue.int(v) for k, v in counts.items()},
         },
         description="Quarantined records per problem code; none dropped.",
+    )
+    faults = {k: v for k, v in quality.items() if (k.startswith("artefacts_") or k == "ontology_fragments") and v}
+    if quality.get("claims_agreeing_share", 1.0) < 1.0:
+        faults["claims_agreeing_share"] = quality["claims_agreeing_share"]
+    if quality.get("unrecorded_disease_share", 0.0) > 0.0:
+        faults["unrecorded_disease_share"] = quality["unrecorded_disease_share"]
+    yield AssetCheckResult(
+        check_name="caption_quality",
+        passed=not faults,
+        severity=AssetCheckSeverity.WARN,
+        metadata={**{k: MetadataValue.float(float(v)) if isinstance(v, float) else MetadataValue.text(str(v)) for k, v in quality.items()}, "faults": MetadataValue.json(faults)},
     )
     unnamed = [r["triplet_id"] for r in ok.iter_rows(named=True) if not modality_named(r["caption"], r["modality"])]
     yield AssetCheckResult(
