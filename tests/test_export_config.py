@@ -23,7 +23,7 @@ def test_bundled_releases_load_and_name_catalog_sources():
     assert {"demo", "demo_internal"} <= set(releases)
     demo = releases["demo"]
     assert demo.redistributable_only and demo.decontamination == "drop"
-    assert demo.splits.as_dict() == {"train": 0.8, "val": 0.1, "test": 0.1}
+    assert demo.splits.as_dict() == {"train": 0.8, "validation": 0.1, "test": 0.1}
     catalog = load_catalog(REPO / "data" / "catalog.yaml")
     assert demo.source_names(catalog) == catalog.names
     assert not releases["demo_internal"].redistributable_only
