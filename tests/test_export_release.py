@@ -232,6 +232,20 @@ def test_hf_load_dataset_gives_pil_images_from_any_working_directory(release, tm
     assert isinstance(by_card["train"][0]["image"], Image.Image)
 
 
+def test_release_shards_read_with_the_webdataset_library(release):
+    """`to_tuple("png", "txt")` on the release's own shards: clean image and its captions."""
+    webdataset = pytest.importorskip("webdataset")
+    _, root, _ = release
+    df = _parquet(root)
+    urls = [str(p) for p in sorted((root / "webdataset").glob("*.tar"))]
+    pairs = list(webdataset.WebDataset(urls, shardshuffle=False).decode("pil").to_tuple("png", "txt", "json"))
+    assert len(pairs) == df["image_id"].n_unique()
+    for img, txt, doc in pairs:
+        want = df.filter(pl.col("image_id") == doc["image_id"])
+        assert isinstance(img, Image.Image) and img.size == (want["width"][0], want["height"][0])
+        assert set(txt.split("\n")) == {" ".join(c.split()) for c in want["caption"]}
+
+
 def test_release_files_are_world_readable(release):
     _, root, _ = release
     paths = [root, *root.rglob("*")]

@@ -7,11 +7,13 @@
 2. copy clean images into the release and hash them (SHA-256, perceptual hash);
 3. decontaminate against the benchmark folders (drop or flag near-duplicates);
 4. copy the overlays; assign splits by patient / volume / item;
-5. write Parquet per split, LLaVA JSON per split, WebDataset shards with index and checksums,
-   the dataset card with its statistics figure, the HTML gallery, the decontamination report,
-   ``release.json`` and ``checksums.sha256`` (every file);
-6. read everything back (`verify_release`): checksums, record counts across formats, every
-   shard and every image.
+5. write per split the Parquet views with embedded images (``full`` and ``minimal``, see `hf`)
+   and LLaVA JSON; WebDataset shards (one sample per image) with index and checksums; the
+   dataset card (``card.yaml`` + ``card_template.md``) with its statistics figure and LICENSE.md,
+   the HTML gallery, the decontamination report, ``release.json`` and ``checksums.sha256``
+   (every file); files 644, folders 755;
+6. read everything back (`verify.verify_release`): checksums, record counts across formats,
+   embedded images against their hashes, every shard and every image.
 """
 
 from __future__ import annotations
