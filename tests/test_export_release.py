@@ -282,6 +282,8 @@ def test_card_metadata_is_complete_for_the_hub(release):
     assert full_features["image"]["dtype"] == full_features["overlay"]["dtype"] == "image"
     assert set(full_features) == set(pl.read_parquet_schema(next((root / "data" / "full").glob("*.parquet"))))
     assert sum(s["num_examples"] for s in info["full"]["splits"]) == n
+    for name, c in configs.items():
+        assert info[name]["download_size"] == sum((root / f["path"]).stat().st_size for f in c["data_files"])
     # the Hub's own parsers accept the metadata: features and split info as `datasets` reads them
     card_data = DatasetCardData(**front)
     assert card_data.license == "other"

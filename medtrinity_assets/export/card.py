@@ -81,8 +81,11 @@ def front_matter(config: ReleaseConfig, stats: ReleaseStatistics, files: dict, s
     schemas = {"full": RELEASE_SCHEMA, "minimal": minimal_frame(pl.DataFrame(schema=RELEASE_SCHEMA)).schema}
     dataset_info = []
     for view, paths in views.items():
-        splits = [{"name": s, "num_examples": int(stats.splits[s]["records"]), "num_bytes": int(sizes.get(paths[s], 0))} for s in SPLITS if s in paths]
-        dataset_info.append({"config_name": view, "features": card_features(schemas[view]), "splits": splits})
+        splits = [{"name": s, "num_examples": int(stats.splits[s]["records"])} for s in SPLITS if s in paths]
+        info = {"config_name": view, "features": card_features(schemas[view]), "splits": splits}
+        if sizes:
+            info["download_size"] = int(sum(sizes.get(p, 0) for p in paths.values()))  # bytes of the Parquet files
+        dataset_info.append(info)
     configs = []
     for view, paths in views.items():
         entry = {"config_name": view, "data_files": [{"split": s, "path": paths[s]} for s in SPLITS if s in paths]}
