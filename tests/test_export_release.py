@@ -284,6 +284,9 @@ def test_card_metadata_is_complete_for_the_hub(release):
     assert sum(s["num_examples"] for s in info["full"]["splits"]) == n
     for name, c in configs.items():
         assert info[name]["download_size"] == sum((root / f["path"]).stat().st_size for f in c["data_files"])
+        # `datasets` ignores a split list lacking name / num_bytes / num_examples
+        assert all(set(sp) == {"name", "num_bytes", "num_examples"} and sp["num_bytes"] > 0 for sp in info[name]["splits"])
+        assert info[name]["dataset_size"] == sum(sp["num_bytes"] for sp in info[name]["splits"])
     # the Hub's own parsers accept the metadata: features and split info as `datasets` reads them
     card_data = DatasetCardData(**front)
     assert card_data.license == "other"
@@ -291,6 +294,7 @@ def test_card_metadata_is_complete_for_the_hub(release):
     assert isinstance(infos["full"].features["image"], datasets.Image)
     assert isinstance(infos["full"].features["organs"], datasets.List)
     assert infos["minimal"].splits["train"].num_examples == pl.read_parquet(root / "data" / "minimal" / "train.parquet").height
+    assert infos["full"].splits["train"].num_bytes == next(sp["num_bytes"] for sp in info["full"]["splits"] if sp["name"] == "train")
 
 
 def test_split_names_are_hugging_face_names(release):

@@ -81,10 +81,11 @@ def front_matter(config: ReleaseConfig, stats: ReleaseStatistics, files: dict, s
     schemas = {"full": RELEASE_SCHEMA, "minimal": minimal_frame(pl.DataFrame(schema=RELEASE_SCHEMA)).schema}
     dataset_info = []
     for view, paths in views.items():
-        splits = [{"name": s, "num_examples": int(stats.splits[s]["records"])} for s in SPLITS if s in paths]
+        arrow = files.get("arrow_bytes", {})
+        splits = [{"name": s, "num_bytes": int(arrow.get(paths[s], 0)), "num_examples": int(stats.splits[s]["records"])} for s in SPLITS if s in paths]
         info = {"config_name": view, "features": card_features(schemas[view]), "splits": splits}
-        if sizes:
-            info["download_size"] = int(sum(sizes.get(p, 0) for p in paths.values()))  # bytes of the Parquet files
+        info["download_size"] = int(sum(sizes.get(p, 0) for p in paths.values()))  # bytes of the Parquet files
+        info["dataset_size"] = sum(s["num_bytes"] for s in splits)  # Arrow bytes, as `datasets` counts them
         dataset_info.append(info)
     configs = []
     for view, paths in views.items():

@@ -98,11 +98,13 @@ def hf_table(df: pl.DataFrame, read: Callable[[str], bytes]) -> pa.Table:
     return table.replace_schema_metadata(meta)
 
 
-def hf_parquet_bytes(df: pl.DataFrame, read: Callable[[str], bytes]) -> bytes:
-    """Parquet bytes (zstd, small row groups) of `hf_table`; identical inputs give identical bytes."""
+def hf_parquet(df: pl.DataFrame, read: Callable[[str], bytes]) -> tuple[bytes, int]:
+    """Parquet bytes (zstd, small row groups) of `hf_table` (identical inputs give identical bytes),
+    and the table's Arrow size in bytes (the card's ``num_bytes``, as `datasets` counts it)."""
+    table = hf_table(df, read)
     buf = io.BytesIO()
-    pq.write_table(hf_table(df, read), buf, compression="zstd", row_group_size=ROW_GROUP_SIZE, write_statistics=True)
-    return buf.getvalue()
+    pq.write_table(table, buf, compression="zstd", row_group_size=ROW_GROUP_SIZE, write_statistics=True)
+    return buf.getvalue(), table.nbytes
 
 
 def image_paths(df: pl.DataFrame) -> pl.DataFrame:

@@ -33,7 +33,7 @@ from . import webdataset as wds
 from .card import LICENSE_FILE, STATISTICS_FIGURE, SourceEntry, license_markdown, render_card
 from .config import SPLITS, ReleaseConfig
 from .decontamination import apply_decontamination, decontamination_report, find_benchmark_matches, hash_benchmark, phash_hex
-from .hf import hf_parquet_bytes, minimal_frame, view_path
+from .hf import hf_parquet, minimal_frame, view_path
 from .gallery import GALLERY_FILE, render_gallery, sample_records
 from .llava import caption_conversations
 from .plots import statistics_figure
@@ -283,7 +283,7 @@ def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Ca
     conflicts = groups_in_several_splits(records)
     df = release_frame(records, images, overlays)
 
-    files: dict = {"parquet": {}, "parquet_minimal": {}, "llava": {}}
+    files: dict = {"parquet": {}, "parquet_minimal": {}, "arrow_bytes": {}, "llava": {}}
 
     def read(rel: str) -> bytes:
         return storage.read_bytes(writer.key(rel))
@@ -292,10 +292,11 @@ def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Ca
         part = df.filter(pl.col("split") == split)
         if part.is_empty():
             continue
-        files["parquet"][split] = parquet_path(split)
-        writer.write(parquet_path(split), hf_parquet_bytes(part, read))
-        files["parquet_minimal"][split] = parquet_path(split, "minimal")
-        writer.write(parquet_path(split, "minimal"), hf_parquet_bytes(minimal_frame(part), read))
+        for view, key, frame in (("full", "parquet", part), ("minimal", "parquet_minimal", minimal_frame(part))):
+            data, arrow_bytes = hf_parquet(frame, read)
+            files[key][split] = parquet_path(split, view)
+            files["arrow_bytes"][parquet_path(split, view)] = arrow_bytes
+            writer.write(parquet_path(split, view), data)
         files["llava"][split] = llava_path(split)
         writer.write_json(llava_path(split), caption_conversations(part))
     shards = write_webdataset(storage, writer, df, config)
