@@ -71,3 +71,13 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("releases: [\n")
     with pytest.raises(ReleaseConfigError, match="not valid YAML"):
         load_releases(bad)
+
+
+def test_split_named_validation_and_older_val_key_still_read():
+    from medtrinity_assets.export.config import SPLITS
+
+    assert SPLITS == ("train", "validation", "test")
+    old = parse_releases({"releases": [{"name": "old_keys", "splits": {"train": 0.7, "val": 0.2, "test": 0.1}}]})["old_keys"]
+    assert old.splits.as_dict() == {"train": 0.7, "validation": 0.2, "test": 0.1}
+    with pytest.raises(ReleaseConfigError, match="must be 1"):
+        parse_releases({"releases": [{"name": "bad_sum", "splits": {"train": 0.7, "validation": 0.2, "test": 0.2}}]})

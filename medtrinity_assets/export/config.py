@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medtrinity_assets import settings
 from medtrinity_assets.catalog import Catalog
@@ -35,7 +35,7 @@ class SplitFractions(_Strict):
     """Share of split groups (patients, else volumes/items) per split; must sum to 1."""
 
     train: float = Field(0.8, ge=0.0, le=1.0)
-    validation: float = Field(0.1, ge=0.0, le=1.0)
+    validation: float = Field(0.1, ge=0.0, le=1.0, validation_alias=AliasChoices("validation", "val"))  # `val`: older releases files
     test: float = Field(0.1, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
