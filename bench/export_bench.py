@@ -12,6 +12,11 @@
    multi-index `PhashIndex` against a vectorised numpy brute force (XOR + popcount over the full
    N x M matrix, in chunks). Ratio = bare seconds / ours seconds (> 1: ours faster).
 
+3. **Release sizes** (``--sizes <release folder>``, a built local release): bytes of the
+   WebDataset shards as built (one sample per image, clean image stored once) against the
+   per-record layout they replaced (clean image + overlay + JSON + caption for every record,
+   re-tarred here from the release's own files), and the Parquet views with embedded images.
+
 Wall-clock seconds, best of --repeats; the machine may be shared, so compare ratios, not absolutes.
 """
 
@@ -122,6 +127,51 @@ def bench_lookup(n_release: int, n_bench: int, repeats: int) -> None:
     print(f"  ratio bare/ours seconds = {min(bare) / min(ours):.2f}")
 
 
+def _tar_size(members: list[tuple[str, bytes]]) -> int:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return len(buf.getvalue())
+
+
+def _du(root: Path, pattern: str) -> int:
+    return sum(p.stat().st_size for p in root.glob(pattern) if p.is_file())
+
+
+def release_sizes(root: Path) -> None:
+    """WebDataset grouped vs per-record layout, and the Parquet views, of a built release folder."""
+    index = json.loads((root / "webdataset" / "index.json").read_text())
+    grouped = sum(s["bytes"] for s in index["shards"])
+    per_split: dict[str, int] = {}
+    records = 0
+    for path in sorted((root / "data" / "full").glob("*.parquet")):
+        df = pl.read_parquet(path).with_columns(pl.col("image").struct.field("path").alias("image"), pl.col("overlay").struct.field("path").alias("overlay"))
+        members = []
+        for i, r in enumerate(df.iter_rows(named=True)):
+            key = f"{i:020d}"
+            members += [
+                (f"{key}.png", (root / r["image"]).read_bytes()),
+                (f"{key}.overlay.png", (root / r["overlay"]).read_bytes()),
+                (f"{key}.json", json.dumps(r, default=str, sort_keys=True).encode()),
+                (f"{key}.txt", (r["caption"] or "").encode()),
+            ]
+        per_split[path.stem] = _tar_size(members)
+        records += df.height
+    per_record = sum(per_split.values())
+    images = sum(s["n_samples"] for s in index["shards"])
+    mb = 1 / 1e6
+    print(f"release sizes of {root} ({records} records, {images} images)")
+    print(f"  clean images  {_du(root, 'images/**/*') * mb:8.2f} MB   overlays {_du(root, 'overlays/**/*') * mb:8.2f} MB")
+    print(f"  WebDataset, one sample per record (before): {per_record * mb:8.2f} MB  " + ", ".join(f"{k} {v * mb:.2f}" for k, v in per_split.items()))
+    print(f"  WebDataset, one sample per image (now):     {grouped * mb:8.2f} MB  ratio now/before = {grouped / per_record:.2f}")
+    print(f"  Parquet full view (image + overlay embedded): {_du(root, 'data/full/*.parquet') * mb:8.2f} MB")
+    print(f"  Parquet minimal view (image embedded):        {_du(root, 'data/minimal/*.parquet') * mb:8.2f} MB")
+    print(f"  whole release:                                {_du(root, '**/*') * mb:8.2f} MB")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--storage", default=settings.storage_root())
@@ -129,7 +179,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--release-hashes", type=int, default=200_000)
     parser.add_argument("--benchmark-hashes", type=int, default=5_000)
+    parser.add_argument("--sizes", metavar="RELEASE_DIR", help="only report the sizes of this built release folder")
     args = parser.parse_args()
+    if args.sizes:
+        release_sizes(Path(args.sizes))
+        return 0
     s3 = S3Resource(endpoint_url=os.environ.get("MEDTRINITY_S3_ENDPOINT_URL") or None) if args.storage.startswith("s3://") else None
     storage = MedtrinityStorage(root=args.storage, s3=s3)
     bench_release(storage, args.release, args.repeats)

@@ -10,7 +10,7 @@
 2. stats (timed, in a fresh child process so its peak RSS is its own): lazily over all files with
    polars scan_parquet and the streaming engine, one query after another -- counts by modality /
    source (with exact distinct images) / ROI label / origin / organ, exact distinct patients,
-   caption length distribution, patient-grouped split assignment (train/val/test from the patient
+   caption length distribution, patient-grouped split assignment (train/validation/test from the patient
    hash, so no patient spans two splits), licence filtering (redistributable, not quarantined), and
    export planning (rows and estimated bytes per split and source -> number of export shards).
 3. baseline (same child-process measurement): a bare streaming scan of the same columns computing
@@ -42,7 +42,7 @@ ORGANS = ["abdomen", "liver", "kidney", "spleen", "pancreas", "lung", "heart", "
 LICENCES = ["CC BY 4.0", "CC BY-NC 4.0", "CC BY-SA 4.0", "CC0-1.0", "Apache-2.0", "custom DUA"]
 ORIGINS = ["ground_truth", "expert_model", "none"]
 N_LABELS = 240
-SPLITS = {"train": (0, 90), "val": (90, 95), "test": (95, 100)}  # patient-hash bucket ranges (of 100)
+SPLITS = {"train": (0, 90), "validation": (90, 95), "test": (95, 100)}  # patient-hash bucket ranges (of 100)
 EXPORT_TARGET_BYTES = 512 << 20  # one export shard (WebDataset tar / Parquet) per ~512 MiB
 BYTES_PER_CAPTION_WORD = 6.5
 BYTES_PER_RECORD = 420  # ids, box, RLE pointer, provenance columns (measured order of magnitude)
@@ -126,7 +126,7 @@ def generate(out: Path, rows: int, n_sources: int, n_shards: int, seed: int) -> 
 
 
 def split_expr() -> pl.Expr:
-    """train/val/test from the first 8 hex digits of the patient hash: a patient never spans splits."""
+    """train/validation/test from the first 8 hex digits of the patient hash: a patient never spans splits."""
     bucket = pl.col("patient_hash").str.slice(0, 8).str.to_integer(base=16) % 100
     expr = pl.lit("test")
     for name, (lo, hi) in reversed(list(SPLITS.items())):

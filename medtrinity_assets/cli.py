@@ -136,6 +136,7 @@ def print_release(name: str) -> None:
     print(f"  {counts['records']} records, {counts['images']} images; splits " + ", ".join(f"{k} {v}" for k, v in counts["per_split"].items()))
     print(f"  card {storage.uri(prefix + 'README.md')}")
     print(f"  gallery {storage.uri(prefix + 'gallery/index.html')}")
+    print(f"  load    datasets.load_dataset({storage.uri(prefix).rstrip('/')!r}, 'full')  # or 'minimal'; images decode to PIL")
 
 
 def dataset_summary():

@@ -23,7 +23,7 @@ def test_bundled_releases_load_and_name_catalog_sources():
     assert {"demo", "demo_internal"} <= set(releases)
     demo = releases["demo"]
     assert demo.redistributable_only and demo.decontamination == "drop"
-    assert demo.splits.as_dict() == {"train": 0.8, "val": 0.1, "test": 0.1}
+    assert demo.splits.as_dict() == {"train": 0.8, "validation": 0.1, "test": 0.1}
     catalog = load_catalog(REPO / "data" / "catalog.yaml")
     assert demo.source_names(catalog) == catalog.names
     assert not releases["demo_internal"].redistributable_only
@@ -71,3 +71,13 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("releases: [\n")
     with pytest.raises(ReleaseConfigError, match="not valid YAML"):
         load_releases(bad)
+
+
+def test_split_named_validation_and_older_val_key_still_read():
+    from medtrinity_assets.export.config import SPLITS
+
+    assert SPLITS == ("train", "validation", "test")
+    old = parse_releases({"releases": [{"name": "old_keys", "splits": {"train": 0.7, "val": 0.2, "test": 0.1}}]})["old_keys"]
+    assert old.splits.as_dict() == {"train": 0.7, "validation": 0.2, "test": 0.1}
+    with pytest.raises(ReleaseConfigError, match="must be 1"):
+        parse_releases({"releases": [{"name": "bad_sum", "splits": {"train": 0.7, "validation": 0.2, "test": 0.2}}]})

@@ -90,8 +90,10 @@ def expected(release):
     return eligible.filter(pl.col("image_id") != PLANTED_IMAGE), eligible.filter(pl.col("image_id") == PLANTED_IMAGE), t
 
 
-def _parquet(root: Path) -> pl.DataFrame:
-    return pl.concat([pl.read_parquet(p) for p in sorted((root / "data").glob("*.parquet"))])
+def _parquet(root: Path, view: str = "full") -> pl.DataFrame:
+    """Records of one Parquet view, with the embedded images' paths in `image` / `overlay`."""
+    df = pl.concat([pl.read_parquet(p) for p in sorted((root / "data" / view).glob("*.parquet"))])
+    return df.with_columns(pl.col(c).struct.field("path").alias(c) for c in ("image", "overlay") if c in df.columns)
 
 
 def test_release_job_succeeds_with_passing_checks_and_ui_metadata(release, expected):
@@ -135,7 +137,7 @@ def test_every_format_reads_back_with_matching_counts_and_checksums(release, exp
     assert (df["passage_ids"].list.len() > 0).any()
 
     # the same files through Hugging Face datasets, offline, by file and by the card's configs
-    split_files = {p.stem: str(p) for p in sorted((root / "data").glob("*.parquet"))}
+    split_files = {p.stem: str(p) for p in sorted((root / "data" / "full").glob("*.parquet"))}
     ds = datasets.load_dataset("parquet", data_files=split_files, cache_dir=str(tmp_path / "hf"))
     assert {s: ds[s].num_rows for s in ds} == dict(df.group_by("split").len().iter_rows())
     assert set(ds["train"].column_names) >= {"image", "overlay", "caption", "section_roi", "bbox", "mask_rle", "split"}
@@ -151,7 +153,8 @@ def test_every_format_reads_back_with_matching_counts_and_checksums(release, exp
         human, gpt = e["conversations"]
         assert human["from"] == "human" and human["value"].startswith("<image>\n") and gpt["value"] == captions[e["id"]]
 
-    # WebDataset: index and SHA256SUMS agree with the bytes; every sample complete, decodable, equal to Parquet
+    # WebDataset: index and SHA256SUMS agree with the bytes; one sample per image holding all its
+    # records; png + txt in every sample; every record once, equal to Parquet
     index = json.loads((root / "webdataset" / "index.json").read_text())
     sums = dict(reversed(line.split("  ", 1)) for line in (root / "webdataset" / "SHA256SUMS").read_text().splitlines())
     records = {r["sample_id"]: r for r in df.iter_rows(named=True)}
@@ -162,18 +165,147 @@ def test_every_format_reads_back_with_matching_counts_and_checksums(release, exp
         with tarfile.open(path) as tar:
             members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
         keys = {n.split(".", 1)[0] for n in members}
-        assert len(keys) == shard["n_samples"] and len(members) == 3 * len(keys)
+        assert len(keys) == shard["n_samples"]
         for key in keys:
-            rec = json.loads(members[f"{key}.json"])
-            want = records[rec["sample_id"]]
-            assert rec["split"] == shard["split"] == want["split"] and rec["caption"] == want["caption"]
-            assert hashlib.sha256(members[f"{key}.png"]).hexdigest() == want["image_sha256"]
+            doc = json.loads(members[f"{key}.json"])
+            recs = doc["records"]
+            assert {r["image_id"] for r in recs} == {doc["image_id"]}
+            want_captions = [" ".join(records[r["sample_id"]]["caption"].split()) for r in recs]
+            assert members[f"{key}.txt"].decode() == "\n".join(want_captions)
+            assert hashlib.sha256(members[f"{key}.png"]).hexdigest() == records[recs[0]["sample_id"]]["image_sha256"]
             with Image.open(io.BytesIO(members[f"{key}.png"])) as im:
                 im.load()
-                assert im.size == (want["width"], want["height"])
-            Image.open(io.BytesIO(members[f"{key}.overlay.png"])).load()
-            seen.add(rec["sample_id"])
+                assert im.size == (recs[0]["width"], recs[0]["height"])
+            for i, rec in enumerate(recs):
+                want = records[rec["sample_id"]]
+                assert rec["split"] == shard["split"] == want["split"] and rec["caption"] == want["caption"]
+                assert members[f"{key}.{i:03d}.txt"].decode() == want_captions[i]
+                if want["overlay"] != want["image"]:
+                    assert hashlib.sha256(members[f"{key}.{i:03d}.overlay.png"]).hexdigest() == want["overlay_sha256"]
+                else:
+                    assert f"{key}.{i:03d}.overlay.png" not in members
+                seen.add(rec["sample_id"])
+        assert sum(len(json.loads(members[f"{k}.json"])["records"]) for k in keys) == shard["n_records"]
     assert seen == set(records)
+    # the clean image is stored once per image, not once per record
+    assert sum(s["n_samples"] for s in index["shards"]) == df["image_id"].n_unique() < df.height
+
+
+def test_hf_load_dataset_gives_pil_images_from_any_working_directory(release, tmp_path, monkeypatch):
+    """Images travel inside the Parquet files as the `Image` feature: `load_dataset` run from an
+    unrelated folder decodes `image` and `overlay` to PIL images, in both views."""
+    import datasets
+
+    _, root, _ = release
+    full = _parquet(root)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    files = {p.stem: str(p) for p in sorted((root / "data" / "full").glob("*.parquet"))}
+    assert set(files) <= {"train", "validation", "test"} and "train" in files
+    ds = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "hf"))
+    assert isinstance(ds["train"].features["image"], datasets.Image) and isinstance(ds["train"].features["overlay"], datasets.Image)
+    by_id = {r["sample_id"]: r for r in full.iter_rows(named=True)}
+    for split in ds:
+        for row in ds[split].select(range(min(5, ds[split].num_rows))):
+            want = by_id[row["sample_id"]]
+            assert isinstance(row["image"], Image.Image) and row["image"].size == (want["width"], want["height"])
+            assert isinstance(row["overlay"], Image.Image) and row["overlay"].size == row["image"].size
+            assert np.array_equal(np.asarray(row["image"]), np.asarray(Image.open(root / want["image"])))
+    roi = next(r for r in ds["train"] if r["roi_origin"] != "none")
+    assert not np.array_equal(np.asarray(roi["overlay"].convert("RGB")), np.asarray(roi["image"].convert("RGB")))  # contour drawn
+
+    # minimal MedTrinity-compatible view: image, id, caption, source, same records
+    mini_files = {p.stem: str(p) for p in sorted((root / "data" / "minimal").glob("*.parquet"))}
+    assert set(mini_files) == set(files)
+    mini = datasets.load_dataset("parquet", data_files=mini_files, cache_dir=str(tmp_path / "hf_min"))
+    assert mini["train"].column_names == ["image", "id", "caption", "source"]
+    assert isinstance(mini["train"].features["image"], datasets.Image)
+    first = mini["train"][0]
+    assert isinstance(first["image"], Image.Image)
+    want = by_id[first["id"]]
+    assert first["caption"] == want["caption"] and first["source"] == want["dataset"]
+    assert sum(mini[s].num_rows for s in mini) == full.height
+
+    # and through the card's configs, from this other folder too
+    by_card = datasets.load_dataset(str(root), "minimal", cache_dir=str(tmp_path / "hf_card"))
+    assert isinstance(by_card["train"][0]["image"], Image.Image)
+
+
+def test_release_shards_read_with_the_webdataset_library(release):
+    """`to_tuple("png", "txt")` on the release's own shards: clean image and its captions."""
+    webdataset = pytest.importorskip("webdataset")
+    _, root, _ = release
+    df = _parquet(root)
+    urls = [str(p) for p in sorted((root / "webdataset").glob("*.tar"))]
+    pairs = list(webdataset.WebDataset(urls, shardshuffle=False).decode("pil").to_tuple("png", "txt", "json"))
+    assert len(pairs) == df["image_id"].n_unique()
+    for img, txt, doc in pairs:
+        want = df.filter(pl.col("image_id") == doc["image_id"])
+        assert isinstance(img, Image.Image) and img.size == (want["width"][0], want["height"][0])
+        assert set(txt.split("\n")) == {" ".join(c.split()) for c in want["caption"]}
+
+
+def test_release_files_are_world_readable(release):
+    _, root, _ = release
+    paths = [root, *root.rglob("*")]
+    assert len(paths) > 20
+    modes = {p.relative_to(root).as_posix(): p.stat().st_mode & 0o777 for p in paths}
+    wrong = {p: oct(m) for p, m in modes.items() if m != (0o755 if (root / p).is_dir() else 0o644)}
+    assert not wrong, wrong
+    assert modes["vqa/checksums.sha256"] == 0o644 and modes["data/full"] == 0o755
+
+
+def test_card_metadata_is_complete_for_the_hub(release):
+    import datasets
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCardData
+
+    _, root, _ = release
+    card = (root / "README.md").read_text()
+    assert card.startswith("---\n")
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["license"] == "other" and front["license_name"] and front["license_link"] == "LICENSE.md"
+    assert (root / "LICENSE.md").is_file() and "sam_med2d_demo" in (root / "LICENSE.md").read_text()
+    assert front["language"] == ["en"]
+    n = _parquet(root).height
+    assert front["size_categories"] == ["n<1K" if n < 1000 else "1K<n<10K"]
+    assert {"image-to-text", "visual-question-answering"} <= set(front["task_categories"])
+    configs = {c["config_name"]: c for c in front["configs"]}
+    assert set(configs) == {"full", "minimal"} and configs["full"].get("default") is True
+    for name, c in configs.items():
+        for f in c["data_files"]:
+            assert (root / f["path"]).is_file() and f["path"].startswith(f"data/{name}/") and f["split"] in {"train", "validation", "test"}
+    info = {i["config_name"]: i for i in front["dataset_info"]}
+    assert {f["name"]: f.get("dtype") for f in info["minimal"]["features"]} == {"image": "image", "id": "string", "caption": "string", "source": "string"}
+    full_features = {f["name"]: f for f in info["full"]["features"]}
+    assert full_features["image"]["dtype"] == full_features["overlay"]["dtype"] == "image"
+    assert set(full_features) == set(pl.read_parquet_schema(next((root / "data" / "full").glob("*.parquet"))))
+    assert sum(s["num_examples"] for s in info["full"]["splits"]) == n
+    for name, c in configs.items():
+        assert info[name]["download_size"] == sum((root / f["path"]).stat().st_size for f in c["data_files"])
+        # `datasets` ignores a split list lacking name / num_bytes / num_examples
+        assert all(set(sp) == {"name", "num_bytes", "num_examples"} and sp["num_bytes"] > 0 for sp in info[name]["splits"])
+        assert info[name]["dataset_size"] == sum(sp["num_bytes"] for sp in info[name]["splits"])
+    # the Hub's own parsers accept the metadata: features and split info as `datasets` reads them
+    card_data = DatasetCardData(**front)
+    assert card_data.license == "other"
+    infos = DatasetInfosDict.from_dataset_card_data(card_data)
+    assert isinstance(infos["full"].features["image"], datasets.Image)
+    assert isinstance(infos["full"].features["organs"], datasets.List)
+    assert infos["minimal"].splits["train"].num_examples == pl.read_parquet(root / "data" / "minimal" / "train.parquet").height
+    assert infos["full"].splits["train"].num_bytes == next(sp["num_bytes"] for sp in info["full"]["splits"] if sp["name"] == "train")
+
+
+def test_split_names_are_hugging_face_names(release):
+    _, root, _ = release
+    manifest = json.loads((root / "release.json").read_text())
+    names = set(manifest["counts"]["per_split"]) | set(manifest["files"]["parquet"]) | set(manifest["files"]["parquet_minimal"])
+    assert "val" not in names and names <= {"train", "validation", "test"}
+    assert set(_parquet(root)["split"].unique()) <= {"train", "validation", "test"}
+    index = json.loads((root / "webdataset" / "index.json").read_text())
+    assert {s["split"] for s in index["shards"]} <= {"train", "validation", "test"}
+    assert manifest["config"]["splits"] == {"train": 0.8, "validation": 0.1, "test": 0.1}
 
 
 def test_no_patient_volume_or_item_in_two_splits(release, expected):
@@ -264,7 +396,7 @@ def test_card_counts_licences_rejects_and_figure(release, expected):
     _, root, storage = release
     card = (root / "README.md").read_text()
     front = yaml.safe_load(card.split("---\n")[1])
-    assert {f["split"] for f in front["configs"][0]["data_files"]} == {p.stem for p in (root / "data").glob("*.parquet")}
+    assert {f["split"] for f in front["configs"][0]["data_files"]} == {p.stem for p in (root / "data" / "full").glob("*.parquet")}
     df = _parquet(root)
     for modality, n in df.group_by("modality").len().iter_rows():
         images = df.filter(pl.col("modality") == modality)["image_id"].n_unique()

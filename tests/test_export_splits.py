@@ -6,7 +6,7 @@ import polars as pl
 
 from medtrinity_assets.export.splits import add_splits, assign_split, groups_in_several_splits, split_group_key, split_summary
 
-FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 SAM_PATTERN = r"^images/(?P<group>.+)_\d+\.png$"
 
 
@@ -53,10 +53,10 @@ def test_fractions_are_respected_over_many_groups_and_zero_fraction_is_empty():
     keys = [f"g{i}" for i in range(5000)]
     got = [assign_split(k, FRACTIONS, "s") for k in keys]
     share = {s: got.count(s) / len(keys) for s in FRACTIONS}
-    assert abs(share["train"] - 0.8) < 0.03 and abs(share["val"] - 0.1) < 0.02 and abs(share["test"] - 0.1) < 0.02
-    no_test = [assign_split(k, {"train": 0.9, "val": 0.1, "test": 0.0}, "s") for k in keys]
+    assert abs(share["train"] - 0.8) < 0.03 and abs(share["validation"] - 0.1) < 0.02 and abs(share["test"] - 0.1) < 0.02
+    no_test = [assign_split(k, {"train": 0.9, "validation": 0.1, "test": 0.0}, "s") for k in keys]
     assert "test" not in no_test
-    assert set(assign_split(k, {"train": 0.0, "val": 0.0, "test": 1.0}, "s") for k in keys[:100]) == {"test"}
+    assert set(assign_split(k, {"train": 0.0, "validation": 0.0, "test": 1.0}, "s") for k in keys[:100]) == {"test"}
 
 
 def test_adding_records_never_moves_existing_groups():

@@ -48,7 +48,7 @@ def _records() -> pl.DataFrame:
             _record("src/a#000", "src/a", "liver", "upper-middle left-center", 0.08),
             _record("src/a#001", "src/a", "spleen", "middle right", 0.004),
             _record("src/a#002", "src/a", "kidney_left", "middle center", 0.02),
-            _record("src/b#whole", "src/b", None, None, None, modality="X-ray", organs=["chest"], labels=["tuberculosis"], split="val"),
+            _record("src/b#whole", "src/b", None, None, None, modality="X-ray", organs=["chest"], labels=["tuberculosis"], split="validation"),
             _record("src/c#whole", "src/c", None, None, None, modality="X-ray", organs=["chest"], labels=["no finding"], split="test"),
         ]
     )
@@ -100,7 +100,7 @@ def test_rule_pairs_are_grounded_in_the_record():
     assert (roi_rows["image"].str.starts_with("overlays/")).all()
     assert (pairs.filter(pl.col("category") == "modality")["image"].str.starts_with("images/")).all()
     assert dict(pairs.group_by("sample_id").agg(pl.col("split").first()).iter_rows()) == {
-        "src/a#000": "train", "src/a#001": "train", "src/a#002": "train", "src/b#whole": "val", "src/c#whole": "test"
+        "src/a#000": "train", "src/a#001": "train", "src/a#002": "train", "src/b#whole": "validation", "src/c#whole": "test"
     }
     summary = vqa_summary(pairs)
     assert summary["closed_yes"] + summary["closed_no"] == pairs.filter(pl.col("answer_type") == "closed").height

@@ -91,7 +91,7 @@ def run(tmp_path_factory):
         _source("planted_dicom", "dicom", "*.dcm", "auto", ["chest"], None),
     ]}
     (tmp / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
-    (tmp / "releases.yaml").write_text(yaml.safe_dump({"releases": [{"name": "phi_check", "sources": "all", "splits": {"train": 1.0, "val": 0.0, "test": 0.0}}]}))
+    (tmp / "releases.yaml").write_text(yaml.safe_dump({"releases": [{"name": "phi_check", "sources": "all", "splits": {"train": 1.0, "validation": 0.0, "test": 0.0}}]}))
     home, dagster_home = tmp / "home", tmp / "dagster_home"
     env = {**os.environ, "MEDTRINITY_CATALOG": str(tmp / "catalog.yaml"), "MEDTRINITY_RELEASES": str(tmp / "releases.yaml"),
            "MEDTRINITY_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
@@ -133,7 +133,7 @@ def test_quarantined_records_stay_flagged_and_out_of_the_release(run):
     for reasons in triplets["quarantine_reasons"].to_list():
         assert all(r.startswith(("phi_pixels:", "phi_text:")) for r in reasons), reasons
     release = home / "dataset" / "releases" / "phi_check"
-    released = pl.concat([pl.read_parquet(p) for p in (release / "data").glob("*.parquet")])
+    released = pl.concat([pl.read_parquet(p) for p in (release / "data" / "full").glob("*.parquet")])
     ids = set(released["image_id"].to_list()) if "image_id" in released.columns else set()
     assert ids == {"planted_mask/cxr_a.png", "planted_mask/us_b.png", "planted_mask/derm_c.png", "planted_mask/clean_f.png", "planted_dicom/clean.dcm"}, ids
     names = {p.stem for p in (release).rglob("*.png")}
@@ -159,7 +159,11 @@ def _texts(path: Path):
     data = path.read_bytes()
     yield data.decode("latin-1")
     if path.suffix == ".parquet":
-        yield pl.read_parquet(path).write_ndjson()
+        df = pl.read_parquet(path)
+        # release Parquet embeds images as {bytes, path}: the bytes are the released PNG files (same
+        # SHA-256, checked by the release), scanned below as .png; keep the path for the text scan
+        embedded = [c for c, t in df.schema.items() if isinstance(t, pl.Struct) and {f.name for f in t.fields} == {"bytes", "path"}]
+        yield df.with_columns(pl.col(c).struct.field("path").alias(c) for c in embedded).write_ndjson()
     elif path.suffix == ".png":
         yield json.dumps({str(k): str(v) for k, v in Image.open(path).info.items()})
     elif path.suffix == ".tar":

@@ -64,7 +64,7 @@ def card_preview(card: str, max_chars: int = 6000) -> str:
         ),
     ],
     description=(
-        "A dataset release (data/releases.yaml): Parquet, LLaVA JSON and verified WebDataset shards, patient-level "
+        "A dataset release (data/releases.yaml): Parquet with embedded images (full and minimal views, HF `Image`), LLaVA JSON and verified WebDataset shards (one sample per image), patient-level "
         "splits, benchmark decontamination, dataset card with statistics figure, HTML gallery; under releases/<name>/."
     ),
 )
@@ -103,6 +103,7 @@ def dataset_release(context: AssetExecutionContext, config: ReleaseRunConfig, st
             "llava_entries": v.llava_entries,
             "shards": v.wds.n_shards if v.wds else 0,
             "samples": v.wds.n_samples if v.wds else 0,
+            "records_in_shards": v.wds.n_records if v.wds else 0,
             "images_decoded": v.wds.n_images_decoded if v.wds else 0,
             "problems": MetadataValue.json(v.problems[:50]),
         },

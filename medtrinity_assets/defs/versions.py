@@ -164,7 +164,12 @@ def asset_config(name: str, caption: str | None = None) -> str:
         experts = settings.env("MEDTRINITY_EXPERTS")
         return file_text(experts) if experts else "experts=none"
     if name in ("dataset_release", "vqa_pairs"):
-        return f"{file_text(settings.releases_path())}\n{file_text(settings.catalog_path())}"
+        release = f"{file_text(settings.releases_path())}\n{file_text(settings.catalog_path())}"
+        if name == "dataset_release":  # the card's metadata and template are data files of the export package
+            from medtrinity_assets.export.card import CARD_META, CARD_TEMPLATE
+
+            release += f"\n{file_text(str(CARD_META))}\n{file_text(str(CARD_TEMPLATE))}"
+        return release
     return ""
 
 

@@ -11,17 +11,8 @@ from .decontamination import (
     hash_benchmark,
     phash_hex,
 )
-from .release import (
-    ReleaseError,
-    ReleaseResult,
-    ReleaseVerification,
-    build_release,
-    load_rejects,
-    load_triplets,
-    read_release_records,
-    select_records,
-    verify_release,
-)
+from .release import ReleaseResult, build_release, load_rejects, load_triplets, select_records
+from .verify import ReleaseError, ReleaseVerification, read_release_records, verify_release
 from .schema import RELEASE_COLUMNS, RELEASE_SCHEMA, RELEASE_SCHEMA_VERSION, VQA_COLUMNS, VQA_SCHEMA
 from .splits import add_splits, assign_split, groups_in_several_splits, split_group_key
 from .vqa import VQA_RULES_VERSION, derive_vqa, rule_based_pairs, vqa_summary

@@ -13,14 +13,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medtrinity_assets import settings
 from medtrinity_assets.catalog import Catalog
 from medtrinity_resources.yaml_config import read_yaml_mapping, validate_config
 
 NAME_RE = r"^[a-z][a-z0-9_]{1,62}$"
-SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLITS: tuple[str, ...] = ("train", "validation", "test")  # Hugging Face split names
 
 
 class ReleaseConfigError(ValueError):
@@ -35,18 +35,18 @@ class SplitFractions(_Strict):
     """Share of split groups (patients, else volumes/items) per split; must sum to 1."""
 
     train: float = Field(0.8, ge=0.0, le=1.0)
-    val: float = Field(0.1, ge=0.0, le=1.0)
+    validation: float = Field(0.1, ge=0.0, le=1.0, validation_alias=AliasChoices("validation", "val"))  # `val`: older releases files
     test: float = Field(0.1, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> "SplitFractions":
-        total = self.train + self.val + self.test
+        total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"train + val + test must be 1, got {total:g}")
+            raise ValueError(f"train + validation + test must be 1, got {total:g}")
         return self
 
     def as_dict(self) -> dict[str, float]:
-        return {"train": self.train, "val": self.val, "test": self.test}
+        return {"train": self.train, "validation": self.validation, "test": self.test}
 
 
 class VqaSettings(_Strict):

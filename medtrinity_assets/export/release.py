@@ -7,53 +7,50 @@
 2. copy clean images into the release and hash them (SHA-256, perceptual hash);
 3. decontaminate against the benchmark folders (drop or flag near-duplicates);
 4. copy the overlays; assign splits by patient / volume / item;
-5. write Parquet per split, LLaVA JSON per split, WebDataset shards with index and checksums,
-   the dataset card with its statistics figure, the HTML gallery, the decontamination report,
-   ``release.json`` and ``checksums.sha256`` (every file);
-6. read everything back (`verify_release`): checksums, record counts across formats, every
-   shard and every image.
+5. write per split the Parquet views with embedded images (``full`` and ``minimal``, see `hf`)
+   and LLaVA JSON; WebDataset shards (one sample per image) with index and checksums; the
+   dataset card (``card.yaml`` + ``card_template.md``) with its statistics figure and LICENSE.md,
+   the HTML gallery, the decontamination report, ``release.json`` and ``checksums.sha256``
+   (every file); files 644, folders 755;
+6. read everything back (`verify.verify_release`): checksums, record counts across formats,
+   embedded images against their hashes, every shard and every image.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
 from medtrinity_assets.catalog import Catalog
-from medtrinity_assets.records import RejectError
 from medtrinity_assets.schema import REJECTS_SCHEMA, TRIPLETS_SCHEMA, conform, empty
 from medtrinity_resources.storage import MedtrinityStorage
 
 from . import webdataset as wds
-from .card import STATISTICS_FIGURE, SourceEntry, render_card
+from .card import LICENSE_FILE, STATISTICS_FIGURE, SourceEntry, license_markdown, render_card
 from .config import SPLITS, ReleaseConfig
 from .decontamination import apply_decontamination, decontamination_report, find_benchmark_matches, hash_benchmark, phash_hex
+from .hf import hf_parquet, minimal_frame, view_path
 from .gallery import GALLERY_FILE, render_gallery, sample_records
 from .llava import caption_conversations
 from .plots import statistics_figure
 from .schema import RELEASE_SCHEMA, RELEASE_SCHEMA_VERSION
 from .splits import add_splits, groups_in_several_splits
 from .statistics import ReleaseStatistics, release_statistics
-from .writer import CHECKSUMS_FILE, ReleaseWriter, parse_checksum_lines, release_prefix, sha256_hex
+from .verify import RELEASE_MANIFEST, ReleaseError, ReleaseVerification, verify_release
+from .writer import ReleaseWriter, release_prefix
 
-RELEASE_MANIFEST = "release.json"
 CARD_FILE = "README.md"
 DECONTAMINATION_REPORT = "reports/decontamination.json"
 BENCHMARK_MATCHES = "reports/benchmark_matches.parquet"
 COPY_WORKERS = 8
 
 
-class ReleaseError(RejectError):
-    """A release that cannot be built (reason code + detail)."""
-
-
-def parquet_path(split: str) -> str:
-    return f"data/{split}.parquet"
+def parquet_path(split: str, view: str = "full") -> str:
+    return view_path(view, split)
 
 
 def llava_path(split: str) -> str:
@@ -195,117 +192,34 @@ def wds_record(r: dict) -> dict:
 
 
 def write_webdataset(storage: MedtrinityStorage, writer: ReleaseWriter, df: pl.DataFrame, config: ReleaseConfig) -> list[wds.ShardEntry]:
-    """Shards per split (samples read back from the release copies), index.json and SHA256SUMS."""
+    """Shards per split, one sample per image holding all its records (images read back from the
+    release copies), index.json and SHA256SUMS."""
     entries: list[wds.ShardEntry] = []
     keys: set[str] = set()
     for split in SPLITS:
         part = df.filter(pl.col("split") == split)
+        by_image: dict[str, list[dict]] = {}
+        for r in part.iter_rows(named=True):
+            by_image.setdefault(r["image_id"], []).append(r)
 
-        def samples(part=part):
-            for r in part.iter_rows(named=True):
-                key = wds.sample_key(r["sample_id"])
+        def samples(by_image=by_image):
+            for image_id, records in by_image.items():
+                key = wds.sample_key(image_id)
                 if key in keys:
-                    raise ReleaseError("sample_key_collision", f"two samples share WebDataset key {key}")
+                    raise ReleaseError("sample_key_collision", f"two images share WebDataset key {key}")
                 keys.add(key)
-                image = storage.read_bytes(writer.key(r["image"]))
-                overlay = image if r["overlay"] == r["image"] else storage.read_bytes(writer.key(r["overlay"]))
-                yield wds.WdsSample(key, wds_record(r), image, overlay)
+                image = storage.read_bytes(writer.key(records[0]["image"]))
+                overlays = [None if r["overlay"] == r["image"] else storage.read_bytes(writer.key(r["overlay"])) for r in records]
+                yield wds.WdsSample(key, image_id, [wds_record(r) for r in records], image, overlays)
 
         for i, batch in enumerate(wds.cut_shards(samples(), config.shard_max_samples, config.shard_max_bytes)):
             data = wds.tar_samples(batch)
             name = wds.shard_name(split, i)
             digest = writer.write(f"{wds.WDS_DIR}/{name}", data)
-            entries.append(wds.ShardEntry(name, split, len(batch), len(data), digest))
+            entries.append(wds.ShardEntry(name, split, len(batch), len(data), digest, sum(len(s.records) for s in batch)))
     writer.write_json(wds.INDEX_FILE, wds.shard_index(entries, config.name))
     writer.write_text(wds.SUMS_FILE, wds.shard_sums(entries))
     return entries
-
-
-# ----------------------------------------------------------------------------- verification
-
-
-@dataclass
-class ReleaseVerification:
-    """Result of reading a release back; `ok` when nothing is wrong."""
-
-    files_checked: int = 0
-    records: int = 0
-    per_split: dict[str, int] = field(default_factory=dict)
-    llava_entries: int = 0
-    wds: wds.WdsVerification | None = None
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def verify_checksums(storage: MedtrinityStorage, prefix: str, skip: tuple[str, ...] = ()) -> tuple[dict[str, str], list[str]]:
-    """Re-hash every file a ``checksums.sha256`` lists; report mismatches, missing and unlisted files."""
-    problems = []
-    try:
-        listed = parse_checksum_lines(storage.read_bytes(prefix + CHECKSUMS_FILE).decode("utf-8"))
-    except Exception as exc:
-        return {}, [f"cannot read {prefix}{CHECKSUMS_FILE}: {exc}"]
-    present = {k[len(prefix) :] for k in storage.list_keys(prefix)}
-    for rel, digest in listed.items():
-        if rel not in present:
-            problems.append(f"{rel}: listed in {CHECKSUMS_FILE} but missing")
-            continue
-        if sha256_hex(storage.read_bytes(prefix + rel)) != digest:
-            problems.append(f"{rel}: content does not match its checksum")
-    for rel in sorted(present - set(listed) - {CHECKSUMS_FILE}):
-        if not rel.startswith(skip):
-            problems.append(f"{rel}: present but not listed in {CHECKSUMS_FILE}")
-    return listed, problems
-
-
-def verify_release(storage: MedtrinityStorage, name: str) -> ReleaseVerification:
-    """Read a release back: checksums of every file, record counts across Parquet, LLaVA and
-    WebDataset, image paths and hashes of every record, and every shard (see `wds.verify_shards`)."""
-    prefix = release_prefix(name)
-    v = ReleaseVerification()
-    listed, v.problems = verify_checksums(storage, prefix, skip=("vqa/",))
-    v.files_checked = len(listed)
-    try:
-        manifest = json.loads(storage.read_bytes(prefix + RELEASE_MANIFEST))
-    except Exception as exc:
-        v.problems.append(f"cannot read {RELEASE_MANIFEST}: {exc}")
-        return v
-    ids: set[str] = set()
-    for split, rel in manifest["files"]["parquet"].items():
-        try:
-            df = storage.read_parquet(prefix + rel)
-        except Exception as exc:
-            v.problems.append(f"{rel}: cannot be read ({exc})")
-            continue
-        v.per_split[split] = df.height
-        v.records += df.height
-        ids |= set(df["sample_id"].to_list())
-        if set(df["split"].unique().to_list()) - {split}:
-            v.problems.append(f"{rel}: holds records of another split")
-        for col, sha_col in (("image", "image_sha256"), ("overlay", "overlay_sha256")):
-            for path, digest in df.select(col, sha_col).unique().iter_rows():
-                if listed.get(path) != digest:
-                    v.problems.append(f"{rel}: {col} {path} missing from the release or its checksum differs")
-        try:
-            llava = json.loads(storage.read_bytes(prefix + manifest["files"]["llava"][split]))
-        except Exception as exc:
-            v.problems.append(f"{manifest['files']['llava'][split]}: cannot be read ({exc})")
-            continue
-        v.llava_entries += len(llava)
-        if len(llava) != df.height or {e["id"] for e in llava} != set(df["sample_id"].to_list()):
-            v.problems.append(f"{manifest['files']['llava'][split]}: {len(llava)} conversations for {df.height} records")
-        for e in llava:
-            if e["image"] not in listed:
-                v.problems.append(f"llava entry {e['id']}: image {e['image']} not in the release")
-    if v.records != manifest["counts"]["records"]:
-        v.problems.append(f"Parquet holds {v.records} records, {RELEASE_MANIFEST} says {manifest['counts']['records']}")
-    v.wds = wds.verify_shards(lambda rel: storage.read_bytes(prefix + rel))
-    v.problems += [f"webdataset: {p}" for p in v.wds.problems]
-    if v.wds.sample_ids != ids:
-        v.problems.append(f"webdataset holds {len(v.wds.sample_ids)} samples, Parquet {len(ids)}; they differ")
-    return v
 
 
 # ----------------------------------------------------------------------------- build
@@ -369,13 +283,20 @@ def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Ca
     conflicts = groups_in_several_splits(records)
     df = release_frame(records, images, overlays)
 
-    files: dict = {"parquet": {}, "llava": {}}
+    files: dict = {"parquet": {}, "parquet_minimal": {}, "arrow_bytes": {}, "llava": {}}
+
+    def read(rel: str) -> bytes:
+        return storage.read_bytes(writer.key(rel))
+
     for split in SPLITS:
         part = df.filter(pl.col("split") == split)
         if part.is_empty():
             continue
-        files["parquet"][split] = parquet_path(split)
-        writer.write(parquet_path(split), parquet_bytes(part))
+        for view, key, frame in (("full", "parquet", part), ("minimal", "parquet_minimal", minimal_frame(part))):
+            data, arrow_bytes = hf_parquet(frame, read)
+            files[key][split] = parquet_path(split, view)
+            files["arrow_bytes"][parquet_path(split, view)] = arrow_bytes
+            writer.write(parquet_path(split, view), data)
         files["llava"][split] = llava_path(split)
         writer.write_json(llava_path(split), caption_conversations(part))
     shards = write_webdataset(storage, writer, df, config)
@@ -393,8 +314,9 @@ def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Ca
     figure = statistics_figure(stats, config.title or config.name)
     writer.write(STATISTICS_FIGURE, figure)
     rejects = load_rejects(storage, [s.name for s in selection.sources if s.status == "included"])
-    card = render_card(config, stats, selection.sources, selection.quarantine, rejects, decon, files, fingerprint)
+    card = render_card(config, stats, selection.sources, selection.quarantine, rejects, decon, files, fingerprint, writer.sizes)
     writer.write_text(CARD_FILE, card)
+    writer.write_text(LICENSE_FILE, license_markdown(config, selection.sources))
 
     manifest = {
         "name": config.name,
@@ -407,7 +329,7 @@ def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Ca
         "decontamination": decon,
         "rejects": rejects.height,
         "quarantined": selection.quarantine,
-        "files": {**files, "card": CARD_FILE, "gallery": GALLERY_FILE, "figure": STATISTICS_FIGURE, "webdataset_index": wds.INDEX_FILE},
+        "files": {**files, "card": CARD_FILE, "licence": LICENSE_FILE, "gallery": GALLERY_FILE, "figure": STATISTICS_FIGURE, "webdataset_index": wds.INDEX_FILE},
     }
     writer.write_json(RELEASE_MANIFEST, manifest)
     stale = writer.finish()
@@ -429,14 +351,3 @@ def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Ca
         total_bytes=writer.total_bytes(),
         split_conflicts=conflicts,
     )
-
-
-def read_release_records(storage: MedtrinityStorage, name: str) -> pl.DataFrame:
-    """Every record of a built release (all splits), from its Parquet files."""
-    prefix = release_prefix(name)
-    try:
-        manifest = json.loads(storage.read_bytes(prefix + RELEASE_MANIFEST))
-    except Exception as exc:
-        raise ReleaseError("release_not_built", f"no release '{name}' at {storage.uri(prefix)}: materialise dataset_release first ({exc})") from None
-    frames = [storage.read_parquet(prefix + rel) for rel in manifest["files"]["parquet"].values()]
-    return pl.concat(frames) if frames else pl.DataFrame(schema=RELEASE_SCHEMA)

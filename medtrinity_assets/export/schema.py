@@ -1,7 +1,9 @@
-"""The exported record (release schema version 1) and the VQA pair schema, with column docs.
+"""The exported record (release schema) and the VQA pair schema, with column docs.
 
-The same columns are written to Parquet (``data/<split>.parquet``) and, as JSON, into every
-WebDataset sample; the card renders `RELEASE_COLUMNS` as its schema table.
+The same columns are written to the full Parquet view (``data/full/<split>.parquet``, where
+``image`` and ``overlay`` hold the embedded image as the Hugging Face ``Image`` struct, see
+`hf`) and, as JSON with those two as paths, into every WebDataset sample's ``records``; the card
+renders `RELEASE_COLUMNS` as its schema table.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import polars as pl
 
 from medtrinity_assets.schema import MEASUREMENT_COLUMNS, RELATION_STRUCT, SECTION_COLUMNS
 
-RELEASE_SCHEMA_VERSION = "2"  # 2: typed frame, position, relations and measurements
+RELEASE_SCHEMA_VERSION = "3"  # 2: typed frame, position, relations and measurements; 3: embedded images, split `validation`
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -19,10 +21,10 @@ StrList = pl.List(pl.Utf8)
 RELEASE_COLUMNS: list[tuple[str, pl.DataType, str]] = [
     ("sample_id", Str, "record id: `<image_id>#<nnn>` (ROI index) or `<image_id>#whole`"),
     ("release_schema_version", Str, "version of this schema"),
-    ("split", Str, "`train`, `val` or `test` (by patient, else volume/item; see the card)"),
+    ("split", Str, "`train`, `validation` or `test` (by patient, else volume/item; see the card)"),
     ("split_group", Str, "salted id of the split group: records sharing it are always in one split"),
-    ("image", Str, "clean image (never drawn on), path relative to the release root"),
-    ("overlay", Str, "the image with this ROI's contour drawn (the visual prompt); the clean image for whole-image records"),
+    ("image", Str, "clean image (never drawn on); in Parquet the HF `Image` struct `{bytes, path}` (PNG bytes, path relative to the release root), in JSON the path"),
+    ("overlay", Str, "the image with this ROI's contour drawn (the visual prompt), stored like `image`; the clean image for whole-image records"),
     ("image_sha256", Str, "SHA-256 of the clean image file"),
     ("overlay_sha256", Str, "SHA-256 of the overlay file"),
     ("image_phash", Str, "64-bit perceptual hash (imagehash.phash, hex) of the clean image"),

@@ -1,4 +1,4 @@
-"""Train/val/test assignment by patient (else volume/item), deterministic and salted.
+"""Train/validation/test assignment by patient (else volume/item), deterministic and salted.
 
 The split group of a record is, in order of preference:
 
@@ -46,7 +46,7 @@ def group_id(salt: str, group_key: str) -> str:
 
 
 def assign_split(group_key: str, fractions: Mapping[str, float], salt: str) -> str:
-    """``train`` / ``val`` / ``test`` for a group, by cumulative fractions in SPLITS order."""
+    """``train`` / ``validation`` / ``test`` for a group, by cumulative fractions in SPLITS order."""
     u = group_unit(salt, group_key)
     edge = 0.0
     last = next(s for s in reversed(SPLITS) if fractions.get(s, 0.0) > 0)

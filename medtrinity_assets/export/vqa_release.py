@@ -10,7 +10,8 @@ from medtrinity_resources.storage import MedtrinityStorage
 
 from .config import SPLITS, ReleaseConfig
 from .llava import vqa_conversations
-from .release import parquet_bytes, read_release_records, verify_checksums
+from .release import parquet_bytes
+from .verify import read_release_records, verify_checksums
 from .schema import VQA_COLUMNS, schema_markdown
 from .vqa import derive_vqa, vqa_summary
 from .writer import ReleaseWriter, release_prefix

@@ -1,16 +1,24 @@
-"""WebDataset tar shards (image + overlay + JSON per sample), a shard index, checksums, read-back.
+"""WebDataset tar shards, one sample per image with all its ROI records; index, checksums, read-back.
 
 Layout under ``webdataset/``::
 
-    <split>-00000.tar ...   samples: <key>.png (clean image), <key>.overlay.png, <key>.json (the record)
-    index.json              {"shards": [{"file", "split", "n_samples", "bytes", "sha256"}], "splits": {...}}
+    <split>-00000.tar ...   one sample per image (key = sample_key(image_id)):
+                              <key>.png              clean image, stored once
+                              <key>.txt              the captions of the image's records, one line each
+                              <key>.json             {"image_id", "records": [record, ...]} (release schema)
+                              <key>.<nnn>.txt        caption of record nnn
+                              <key>.<nnn>.overlay.png  image with record nnn's ROI contour (ROI records only)
+    index.json              {"shards": [{"file", "split", "n_samples", "n_records", "bytes", "sha256"}], "splits": {...}}
     SHA256SUMS              ``sha256sum -c`` format, one line per shard
 
-A sample key is the first 20 hex digits of sha1(sample_id) (WebDataset keys may not contain
+``to_tuple("png", "txt")`` gives (clean image, its captions); per-record pairs are
+``(<nnn>.overlay.png, <nnn>.txt)`` or the ``records`` list of the JSON. Grouping stores each
+clean image once instead of once per ROI record (measured sizes in docs/record_schema.md).
+A sample key is the first 20 hex digits of sha1(image_id) (WebDataset keys may not contain
 dots). Tar members are written in a fixed order with fixed metadata, so the same records give
 byte-identical shards. `verify_shards` reads every shard back: checksums, member layout,
-sample counts, JSON, and every image decodes at the size its JSON states (identical bytes are
-decoded once).
+sample and record counts, JSON, captions, and every image decodes at the size its JSON states
+(identical bytes are decoded once).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,25 +39,31 @@ WDS_DIR = "webdataset"
 INDEX_FILE = f"{WDS_DIR}/index.json"
 SUMS_FILE = f"{WDS_DIR}/SHA256SUMS"
 TAR_MTIME = 1_700_000_000  # fixed member mtime: identical inputs give identical shards
-MEMBER_SUFFIXES = ("png", "overlay.png", "json")
+RECORD_MEMBER = re.compile(r"^(?P<n>\d{3})\.(?P<kind>txt|overlay\.png)$")
 
 
-def sample_key(sample_id: str) -> str:
-    return hashlib.sha1(sample_id.encode("utf-8")).hexdigest()[:20]
+def sample_key(image_id: str) -> str:
+    return hashlib.sha1(image_id.encode("utf-8")).hexdigest()[:20]
 
 
 def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:05d}.tar"
 
 
+def caption_line(caption: str | None) -> str:
+    return " ".join((caption or "").split())
+
+
 @dataclass
 class WdsSample:
-    """One sample: the record (JSON-serialisable), its clean image and overlay bytes."""
+    """One image: its records (JSON-serialisable, in order), clean image bytes, and per record the
+    overlay bytes (None for a record without its own overlay: whole-image records)."""
 
     key: str
-    record: dict
+    image_id: str
+    records: list[dict]
     image: bytes
-    overlay: bytes
+    overlays: list[bytes | None]
 
 
 def _member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -62,31 +77,37 @@ def _member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def tar_samples(samples: Iterable[WdsSample]) -> bytes:
-    """A tar (ustar) holding the samples in order, members ``<key>.png``, ``.overlay.png``, ``.json``."""
+    """A tar (ustar) holding the samples in order, members as in the module docstring."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for s in samples:
             _member(tar, f"{s.key}.png", s.image)
-            _member(tar, f"{s.key}.overlay.png", s.overlay)
-            _member(tar, f"{s.key}.json", json.dumps(s.record, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+            _member(tar, f"{s.key}.txt", "\n".join(caption_line(r.get("caption")) for r in s.records).encode("utf-8"))
+            doc = {"image_id": s.image_id, "records": s.records}
+            _member(tar, f"{s.key}.json", json.dumps(doc, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+            for i, (r, overlay) in enumerate(zip(s.records, s.overlays, strict=True)):
+                _member(tar, f"{s.key}.{i:03d}.txt", caption_line(r.get("caption")).encode("utf-8"))
+                if overlay is not None:
+                    _member(tar, f"{s.key}.{i:03d}.overlay.png", overlay)
     return buf.getvalue()
 
 
 def sample_bytes(s: WdsSample) -> int:
-    return len(s.image) + len(s.overlay) + 2048  # + JSON and tar headers, roughly
+    return len(s.image) + sum(len(o) for o in s.overlays if o) + 2048 * (1 + len(s.records))  # + JSON, text and tar headers, roughly
 
 
 def cut_shards(samples: Iterable[WdsSample], max_samples: int, max_bytes: int) -> Iterator[list[WdsSample]]:
-    """Consecutive groups of samples, each within max_samples and (unless one sample is larger) max_bytes."""
+    """Consecutive groups of samples, each within max_samples records and (unless one sample is larger) max_bytes."""
     batch: list[WdsSample] = []
-    size = 0
+    size = records = 0
     for s in samples:
         b = sample_bytes(s)
-        if batch and (len(batch) >= max_samples or size + b > max_bytes):
+        if batch and (records + len(s.records) > max_samples or size + b > max_bytes):
             yield batch
-            batch, size = [], 0
+            batch, size, records = [], 0, 0
         batch.append(s)
         size += b
+        records += len(s.records)
     if batch:
         yield batch
 
@@ -95,18 +116,20 @@ def cut_shards(samples: Iterable[WdsSample], max_samples: int, max_bytes: int) -
 class ShardEntry:
     file: str  # relative to webdataset/
     split: str
-    n_samples: int
+    n_samples: int  # images
     bytes: int
     sha256: str
+    n_records: int = 0  # release records (ROI and whole-image) in those samples
 
 
 def shard_index(entries: list[ShardEntry], release: str) -> dict:
     """index.json content: every shard, and per split the shard count, samples and brace URL pattern."""
     splits: dict[str, dict] = {}
     for e in entries:
-        s = splits.setdefault(e.split, {"n_shards": 0, "n_samples": 0, "files": []})
+        s = splits.setdefault(e.split, {"n_shards": 0, "n_samples": 0, "n_records": 0, "files": []})
         s["n_shards"] += 1
         s["n_samples"] += e.n_samples
+        s["n_records"] += e.n_records
         s["files"].append(e.file)
     for name, s in splits.items():
         s["urls"] = f"{name}-{{00000..{s['n_shards'] - 1:05d}}}.tar"
@@ -114,7 +137,13 @@ def shard_index(entries: list[ShardEntry], release: str) -> dict:
     return {
         "format": "webdataset",
         "release": release,
-        "members": {"png": "clean image", "overlay.png": "image with the ROI contour", "json": "the record (release schema)"},
+        "members": {
+            "png": "clean image (once per image)",
+            "txt": "captions of the image's records, one line each",
+            "json": '{"image_id", "records": [...]} (release schema)',
+            "<nnn>.txt": "caption of record nnn",
+            "<nnn>.overlay.png": "image with record nnn's ROI contour (ROI records)",
+        },
         "shards": [e.__dict__ for e in entries],
         "splits": splits,
     }
@@ -129,9 +158,10 @@ class WdsVerification:
     """What reading every shard back found; `ok` when no problem."""
 
     n_shards: int = 0
-    n_samples: int = 0
+    n_samples: int = 0  # images
+    n_records: int = 0
     n_images_decoded: int = 0
-    per_split: dict[str, int] = field(default_factory=dict)
+    per_split: dict[str, int] = field(default_factory=dict)  # records per split
     sample_ids: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
     decoded: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)  # sha256 -> size: same bytes decode once
@@ -147,8 +177,72 @@ def _decode(data: bytes) -> tuple[int, int]:
         return img.size
 
 
+def _check_image(report: WdsVerification, where: str, data: bytes, want_sha: str | None, sha_field: str) -> tuple[int, int] | None:
+    digest = sha256_hex(data)
+    if digest not in report.decoded:
+        try:
+            report.decoded[digest] = _decode(data)
+        except Exception as exc:  # any decoder failure is a broken sample
+            report.problems.append(f"{where} does not decode ({exc})")
+            return None
+    report.n_images_decoded += 1
+    if want_sha and digest != want_sha:
+        report.problems.append(f"{where} differs from its {sha_field}")
+    return report.decoded[digest]
+
+
+def _verify_sample(report: WdsVerification, entry: ShardEntry, key: str, members: dict[str, bytes]) -> int:
+    """Check one sample's members against its JSON; returns the number of records it holds."""
+    where = f"{entry.file}: {key}"
+    missing = [m for m in ("png", "txt", "json") if m not in members]
+    if missing:
+        report.problems.append(f"{where} lacks {', '.join(missing)}")
+        return 0
+    try:
+        doc = json.loads(members["json"])
+        records = doc["records"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        report.problems.append(f"{where}.json is not a sample document ({exc})")
+        return 0
+    if sample_key(doc.get("image_id", "")) != key:
+        report.problems.append(f"{where}: key does not belong to image {doc.get('image_id')!r}")
+    captions = [caption_line(r.get("caption")) for r in records]
+    if members["txt"].decode("utf-8", "replace") != "\n".join(captions):
+        report.problems.append(f"{where}.txt does not hold the records' captions")
+    expected = {"png", "txt", "json"}
+    size = None
+    for i, r in enumerate(records):
+        sid = r.get("sample_id", "")
+        if sid in report.sample_ids:
+            report.problems.append(f"{entry.file}: record {sid} appears twice")
+        report.sample_ids.add(sid)
+        if r.get("split") != entry.split:
+            report.problems.append(f"{entry.file}: record {sid} has split {r.get('split')!r}")
+        if r.get("image_id") != doc.get("image_id"):
+            report.problems.append(f"{entry.file}: record {sid} belongs to image {r.get('image_id')!r}, not {doc.get('image_id')!r}")
+        n = f"{i:03d}"
+        expected.add(f"{n}.txt")
+        if members.get(f"{n}.txt", b"").decode("utf-8", "replace") != captions[i]:
+            report.problems.append(f"{where}.{n}.txt is not record {sid}'s caption")
+        if i == 0:
+            size = _check_image(report, f"{where}.png", members["png"], r.get("image_sha256"), "image_sha256")
+            if size is not None and list(size) != [r.get("width"), r.get("height")]:
+                report.problems.append(f"{where}.png is {size}, record says {r.get('width')}x{r.get('height')}")
+        elif r.get("image_sha256") and r.get("image_sha256") != sha256_hex(members["png"]):
+            report.problems.append(f"{where}.png differs from record {sid}'s image_sha256")
+        if r.get("overlay_sha256") and r.get("overlay_sha256") != r.get("image_sha256"):
+            expected.add(f"{n}.overlay.png")
+            if f"{n}.overlay.png" not in members:
+                report.problems.append(f"{where} lacks {n}.overlay.png")
+            else:
+                _check_image(report, f"{where}.{n}.overlay.png", members[f"{n}.overlay.png"], r["overlay_sha256"], "overlay_sha256")
+    for extra in sorted(set(members) - expected):
+        report.problems.append(f"{where}: unexpected member .{extra}")
+    return len(records)
+
+
 def verify_tar(data: bytes, entry: ShardEntry, report: WdsVerification) -> None:
-    """Check one shard's members: complete samples, parseable JSON, images decode at the stated size."""
+    """Check one shard's members: complete samples, parseable JSON, captions, images decode at the stated size."""
     try:
         tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
     except tarfile.TarError as exc:
@@ -162,7 +256,7 @@ def verify_tar(data: bytes, entry: ShardEntry, report: WdsVerification) -> None:
                 report.problems.append(f"{entry.file}: member {m.name} is not a file")
                 continue
             key, _, suffix = m.name.partition(".")
-            if suffix not in MEMBER_SUFFIXES:
+            if suffix not in ("png", "txt", "json") and not RECORD_MEMBER.match(suffix):
                 report.problems.append(f"{entry.file}: unexpected member {m.name}")
                 continue
             if key not in samples:
@@ -174,40 +268,12 @@ def verify_tar(data: bytes, entry: ShardEntry, report: WdsVerification) -> None:
             samples[key][suffix] = f.read() if f else b""
     if len(samples) != entry.n_samples:
         report.problems.append(f"{entry.file}: {len(samples)} samples, index says {entry.n_samples}")
-    for key, members in samples.items():
-        missing = [s for s in MEMBER_SUFFIXES if s not in members]
-        if missing:
-            report.problems.append(f"{entry.file}: sample {key} lacks {', '.join(missing)}")
-            continue
-        try:
-            record = json.loads(members["json"])
-        except json.JSONDecodeError as exc:
-            report.problems.append(f"{entry.file}: {key}.json is not JSON ({exc})")
-            continue
-        sid = record.get("sample_id", "")
-        if sample_key(sid) != key:
-            report.problems.append(f"{entry.file}: key {key} does not belong to sample {sid!r}")
-        if sid in report.sample_ids:
-            report.problems.append(f"{entry.file}: sample {sid} appears twice")
-        report.sample_ids.add(sid)
-        if record.get("split") != entry.split:
-            report.problems.append(f"{entry.file}: sample {sid} has split {record.get('split')!r}")
-        for suffix, sha_field in (("png", "image_sha256"), ("overlay.png", "overlay_sha256")):
-            digest = sha256_hex(members[suffix])
-            if digest not in report.decoded:
-                try:
-                    report.decoded[digest] = _decode(members[suffix])
-                except Exception as exc:  # any decoder failure is a broken sample
-                    report.problems.append(f"{entry.file}: {key}.{suffix} does not decode ({exc})")
-                    continue
-            size = report.decoded[digest]
-            report.n_images_decoded += 1
-            if record.get(sha_field) and digest != record[sha_field]:
-                report.problems.append(f"{entry.file}: {key}.{suffix} differs from its {sha_field}")
-            if suffix == "png" and list(size) != [record.get("width"), record.get("height")]:
-                report.problems.append(f"{entry.file}: {key}.png is {size}, record says {record.get('width')}x{record.get('height')}")
+    n_records = sum(_verify_sample(report, entry, key, members) for key, members in samples.items())
+    if entry.n_records and n_records != entry.n_records:
+        report.problems.append(f"{entry.file}: {n_records} records, index says {entry.n_records}")
     report.n_samples += len(samples)
-    report.per_split[entry.split] = report.per_split.get(entry.split, 0) + len(samples)
+    report.n_records += n_records
+    report.per_split[entry.split] = report.per_split.get(entry.split, 0) + n_records
 
 
 def verify_shards(read: Callable[[str], bytes]) -> WdsVerification:

@@ -1,18 +1,25 @@
 """Writes a release's files under ``releases/<name>/`` in storage, keeping a SHA-256 of each.
 
-`finish` writes ``checksums.sha256`` (``sha256sum -c`` format, every file of the release) and
-removes files a previous build left that this build did not write.
+`finish` writes ``checksums.sha256`` (``sha256sum -c`` format, every file of the release),
+removes files a previous build left that this build did not write, and on local storage sets
+every file of the release to mode 644 and every folder to 755 (the storage writes through
+temporary files, which are created 600, and the process umask may be anything): a release is
+meant to be read by others. S3 objects have no modes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from medtrinity_resources.storage import MedtrinityStorage
 
 CHECKSUMS_FILE = "checksums.sha256"
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 
 
 def sha256_hex(data: bytes) -> str:
@@ -84,4 +91,25 @@ class ReleaseWriter:
             if rel not in self.files and not rel.startswith(keep_prefixes):
                 self.storage.delete(key)
                 stale.append(rel)
+        self.set_modes()
         return stale
+
+    def set_modes(self) -> None:
+        """Files 644, folders 755 under the release (local storage only)."""
+        if str(self.storage.root).startswith("s3://"):
+            return
+        set_tree_modes(Path(self.storage.uri(self.prefix)))
+
+
+def set_tree_modes(root: Path) -> None:
+    """chmod every file under `root` to `FILE_MODE` and every folder (root included) to `DIR_MODE`."""
+    if not root.is_dir():
+        return
+    os.chmod(root, DIR_MODE)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for names, mode in ((dirnames, DIR_MODE), (filenames, FILE_MODE)):
+            for name in names:
+                try:
+                    os.chmod(os.path.join(dirpath, name), mode)
+                except FileNotFoundError:  # a temporary file renamed away meanwhile
+                    pass
