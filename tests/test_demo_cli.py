@@ -112,7 +112,7 @@ def test_moved_dataset_builds_a_release(world, tmp_path):
     try:
         proc = run_cli({**env, "MEDTRINITY_STORAGE": str(moved)}, "release", "--name", "demo")
         assert f"Release 'demo': {moved}/releases/demo" in proc.stdout
-        records = pl.read_parquet(sorted((moved / "releases" / "demo" / "data").glob("*.parquet"))[0])
+        records = pl.read_parquet(sorted((moved / "releases" / "demo" / "data" / "full").glob("*.parquet"))[0])
         assert records.height > 0
         triplets = pl.concat([pl.read_parquet(p) for p in (moved / "manifests" / "triplets" / SOURCE).glob("*.parquet")])
         assert triplets["image_uri"].str.starts_with("images/").all()

@@ -39,8 +39,8 @@ def pipeline(tmp_path_factory):
     from medtrinity_assets.defs.resources import storage_from_settings
 
     instance = DagsterInstance.local_temp(tempdir=str(tmp_path_factory.mktemp("export_dagster_home")))
-    # one small corpus, so that records cite knowledge passages
-    outcomes = [run_job(defs, "knowledge_index_job", instance, "pubmedqa", "knowledge_index[pubmedqa]")]
+    # the anatomy corpus, so that records cite knowledge passages (structures get passages about themselves)
+    outcomes = [run_job(defs, "knowledge_index_job", instance, "anatomy", "knowledge_index[anatomy]")]
     outcomes += materialize_all(instance, sources=SOURCES, knowledge=False, echo=False)
     assert all(o.success for o in outcomes), [o.label for o in outcomes if not o.success]
     yield instance, storage_from_settings()
