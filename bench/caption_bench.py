@@ -1,4 +1,4 @@
-"""Caption throughput: MLLMResource.describe vs a bare batched model.generate on the same model.
+"""Caption throughput: generation.describe (over MLLMResource) vs a bare batched model.generate on the same model.
 
     python bench/caption_bench.py [--device cpu|cuda] [--n 16] [--batch-size 4] [--max-new-tokens 32]
 
@@ -43,9 +43,11 @@ from medtrinity_assets.captions import (  # noqa: E402
     prompt_hash,
 )
 from medtrinity_assets.captions.examples import EXAMPLES  # noqa: E402
-from medtrinity_resources.mllm import CaptionRequest, MLLMResource  # noqa: E402
+from medtrinity_assets.generation import CaptionRequest, GenerationSettings, describe  # noqa: E402
+from medtrinity_resources.mllm import MLLMResource  # noqa: E402
 from medtrinity_resources.mllm_backends.hf import chat_text, decode_image, load_model  # noqa: E402
-from medtrinity_resources.mllm_backends.tiny_llava import build_tiny_llava  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tiny_llava import build_tiny_llava  # noqa: E402
 
 
 def overlay_png(rng: np.random.Generator, size: int = 256) -> bytes:
@@ -139,10 +141,11 @@ def main() -> None:
             dtype=args.dtype,
             batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens,
-            max_retries=0,
+            truncation_max_new_tokens=args.max_new_tokens,  # one pass, like the bare loop
         )
+        one_pass = GenerationSettings(max_retries=0)
         loaded = load_model(model_dir, args.device, args.dtype)
-        gens = mllm.describe(requests)
+        gens = describe(mllm, requests, settings=one_pass)
         print(
             f"describe: {len(gens)} generations, flagged {sum(bool(g.problems) for g in gens)} (random weights), "
             f"tokens_out {sum(g.tokens_out for g in gens)}"
@@ -152,7 +155,7 @@ def main() -> None:
             {
                 "bare": lambda: bare_generate(loaded, requests, args.batch_size, args.max_new_tokens, sort=False),
                 "bare_sorted": lambda: bare_generate(loaded, requests, args.batch_size, args.max_new_tokens, sort=True),
-                "describe": lambda: mllm.describe(requests),
+                "describe": lambda: describe(mllm, requests, settings=one_pass),
             },
             args.repeats,
         )
@@ -183,7 +186,7 @@ def main() -> None:
     best = interleaved(
         {
             "bare": lambda: [compose_caption(r.facts, seed=r.request_id) for r in facts_requests],
-            "describe": lambda: composer.describe(facts_requests),
+            "describe": lambda: describe(composer, facts_requests),
         },
         2,
     )

@@ -83,7 +83,7 @@ def test_openai_compatible_backend_through_the_asset(tmp_path, chat_server):
 
 
 def test_transformers_backend_through_the_asset(tmp_path):
-    from medtrinity_resources.mllm_backends.tiny_llava import build_tiny_llava
+    from tiny_llava import build_tiny_llava
 
     model_dir = build_tiny_llava(tmp_path / "tiny_llava")
     captions = run_demo(tmp_path, {"MEDTRINITY_MLLM_BACKEND": "transformers", "MEDTRINITY_MLLM_MODEL": str(model_dir)})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from medtrinity_assets.captions import coarse_caption
+from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSettings, describe
 from medtrinity_assets.knowledge import knowledge_query, retrieve_many, retriever_id
 from medtrinity_assets.records import CaptionFacts, Passage
 from medtrinity_assets.schema import (
@@ -119,10 +120,18 @@ class CaptionsResult:
     n_flagged: int
 
 
-def caption_shard(images: pl.DataFrame, rois: pl.DataFrame, coarse: pl.DataFrame, retrieved: pl.DataFrame, storage, mllm) -> CaptionsResult:
-    """Ask the MLLM resource for one multigranular description per ROI record."""
-    from medtrinity_resources.mllm import CaptionRequest
-
+def caption_shard(
+    images: pl.DataFrame,
+    rois: pl.DataFrame,
+    coarse: pl.DataFrame,
+    retrieved: pl.DataFrame,
+    storage,
+    mllm,
+    settings: GenerationSettings | None = None,
+    use_cache: bool = True,
+) -> CaptionsResult:
+    """One multigranular description per ROI record through `generation.describe` (model calls
+    cached in `storage`, flagged answers kept)."""
     t0 = time.perf_counter()
     if rois.is_empty():
         return CaptionsResult(conform([], CAPTIONS_SCHEMA), 0.0, 0)
@@ -133,14 +142,14 @@ def caption_shard(images: pl.DataFrame, rois: pl.DataFrame, coarse: pl.DataFrame
     for r in rois.iter_rows(named=True):
         if r["label"] and r["label"] not in siblings.setdefault(r["image_id"], []):
             siblings[r["image_id"]].append(r["label"])
-    needs_image = mllm.backend != "grounded_composer"
+    needs_image = mllm.calls_model
     requests, roi_rows = [], []
     for r in rois.iter_rows(named=True):
         facts = facts_for(by_image[r["image_id"]], r, by_coarse[r["roi_id"]], by_retrieved.get(r["roi_id"]), siblings.get(r["image_id"], []))
         png = storage.read_uri(r["overlay_uri"]) if needs_image else None
         requests.append(CaptionRequest(request_id=r["roi_id"], facts=facts, image_png=png))
         roi_rows.append(r)
-    generations = mllm.describe(requests)
+    generations = describe(mllm, requests, CallCache(storage, enabled=use_cache), settings)
     rows = []
     for r, req, g in zip(roi_rows, requests, generations):
         rows.append(
@@ -161,6 +170,9 @@ def caption_shard(images: pl.DataFrame, rois: pl.DataFrame, coarse: pl.DataFrame
                 "problems": list(g.problems),
                 "tokens_in": g.tokens_in,
                 "tokens_out": g.tokens_out,
+                "seconds": g.seconds,
+                "model_calls": g.model_calls,
+                "cache_hit": g.cache_hit,
                 "passage_ids": [p.chunk_id for p in req.facts.knowledge],
             }
         )
