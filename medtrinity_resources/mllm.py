@@ -35,17 +35,17 @@ class MLLMResource(dg.ConfigurableResource):
     device_map: str = Field("", description="transformers device_map (e.g. auto to shard over GPUs); empty: one device")
     dtype: str = Field("auto", description="auto (bfloat16 on GPU, float32 on CPU) | bfloat16 | float16 | float32")
     trust_remote_code: bool = Field(False, description="allow model code shipped in the checkpoint (some InternVL)")
-    batch_size: int = Field(4, ge=1, description="transformers: prompts per generate call")
-    max_new_tokens: int = Field(1024, ge=1, description="answer token limit (five sections plus a description)")
-    truncation_max_new_tokens: int = Field(0, ge=0, description="limit for the one re-ask of a truncated answer (0: 2x max_new_tokens)")
-    temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
+    batch_size: int = Field(4, description="transformers: prompts per generate call")
+    max_new_tokens: int = Field(1024, description="answer token limit (five sections plus a description)")
+    truncation_max_new_tokens: int = Field(0, description="limit for the one re-ask of a truncated answer (0: 2x max_new_tokens)")
+    temperature: float = Field(0.0, description="0 = greedy")
     seed: int = 0
     endpoint_url: str = Field("", description="openai: http://host:8000/v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="env var holding the key; absent is fine for local servers")
-    max_concurrency: int = Field(64, ge=1, description="openai: requests in flight")
-    timeout_s: float = Field(300.0, gt=0)
-    transport_retries: int = Field(3, ge=0, description="openai: retries of 429/5xx/timeouts/connection errors")
-    retry_backoff_s: float = Field(1.0, ge=0.0)
+    max_concurrency: int = Field(64, description="openai: requests in flight")
+    timeout_s: float = Field(300.0)
+    transport_retries: int = Field(3, description="openai: retries of 429/5xx/timeouts/connection errors")
+    retry_backoff_s: float = Field(1.0)
 
     @property
     def calls_model(self) -> bool:

@@ -245,7 +245,7 @@ class TransformersBackend:
         self.loaded = load_model(cfg.model_path, cfg.device, cfg.dtype, cfg.trust_remote_code, cfg.device_map)
         self.model = ident["model"]
         self.model_version = ident["revision"]
-        self.batch_size = int(cfg.batch_size)
+        self.batch_size = max(1, int(cfg.batch_size))
         self.temperature = float(cfg.temperature)
         self.seed = int(cfg.seed)
         config = getattr(self.loaded.model, "config", None)

@@ -116,9 +116,9 @@ class OpenAICompatBackend:
         self.model_version = cfg.model_revision
         self.temperature = float(cfg.temperature)
         self.seed = int(cfg.seed)
-        self.max_concurrency = int(cfg.max_concurrency)
+        self.max_concurrency = max(1, int(cfg.max_concurrency))
         self.timeout_s = float(cfg.timeout_s)
-        self.max_retries = int(cfg.transport_retries)
+        self.max_retries = max(0, int(cfg.transport_retries))
         self.retry_backoff_s = float(cfg.retry_backoff_s)
         key = os.environ.get(cfg.api_key_env or "", "")
         self.headers = {"Content-Type": "application/json"}
