@@ -112,3 +112,18 @@ def test_configuration_errors(tmp_path):
         describe(MLLMResource(backend="transformers", model_path=str(tmp_path / "nope")), requests()[:1])
     with pytest.raises(MLLMBackendError, match="needs a model"):
         MLLMResource().describe_text(["hello"])
+
+
+def test_original_format_llava_gets_a_conversion_hint(tmp_path):
+    import json
+
+    (tmp_path / "config.json").write_text(
+        json.dumps({"architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava", "mm_vision_tower": "openai/clip-vit-large-patch14-336"})
+    )
+    with pytest.raises(MLLMBackendError, match="convert_llava_weights_to_hf.py"):
+        describe(MLLMResource(backend="transformers", model_path=str(tmp_path)), requests()[:1])
+
+
+def test_unknown_backend_names_the_registered_ones():
+    with pytest.raises(MLLMBackendError, match="registered: openai, transformers"):
+        MLLMResource(backend="vllm_offline").generate(["hi"], [None])
