@@ -191,7 +191,7 @@ def generate_batch(
     texts = [chat_text(loaded.processor, p, with_image) for p in prompts]
     kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
     if with_image:
-        kwargs["images"] = [decode_image(b) for b in images]
+        kwargs["images"] = [[decode_image(b)] for b in images]  # one image per sample (Gemma 3 pairs them by nesting)
     inputs = loaded.processor(**kwargs)
     inputs = {k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
