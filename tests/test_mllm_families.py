@@ -14,7 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from PIL import Image  # noqa: E402
 from tiny_llava import build_tiny_llava  # noqa: E402
-from tiny_vlms import build_tiny_gemma3  # noqa: E402
+from tiny_vlms import build_tiny_gemma3, build_tiny_qwen2_5_vl, build_tiny_qwen3_vl  # noqa: E402
 
 from medtrinity_assets.captions.examples import ct_liver, xray_lungs  # noqa: E402
 from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSettings, describe  # noqa: E402
@@ -24,6 +24,8 @@ from medtrinity_resources.storage import MedtrinityStorage  # noqa: E402
 BUILDERS = {
     "llava": (build_tiny_llava, "LlavaForConditionalGeneration"),
     "gemma3": (build_tiny_gemma3, "Gemma3ForConditionalGeneration"),
+    "qwen2_5_vl": (build_tiny_qwen2_5_vl, "Qwen2_5_VLForConditionalGeneration"),
+    "qwen3_vl": (build_tiny_qwen3_vl, "Qwen3VLForConditionalGeneration"),
 }
 
 
