@@ -181,3 +181,101 @@ def build_tiny_qwen3_vl(out_dir: str | Path, hidden: int = 32, seed: int = 0) ->
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+IDEFICS3_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}:"
+    "{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+
+def build_tiny_idefics3(out_dir: str | Path, hidden: int = 32, image_size: int = 32, patch: int = 8, seed: int = 0) -> Path:
+    """Idefics3 / SmolVLM: SigLIP tower, pixel shuffle (scale 2), Llama text model; no image splitting."""
+    import torch
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor
+
+    out = Path(out_dir)
+    tok = family_tokenizer(
+        {"image_token": "<image>", "fake_image_token": "<fake_token_around_image>", "global_image_token": "<global-img>",
+         "end_of_utterance_token": "<end_of_utterance>", "im_start": "<|im_start|>"}
+    )
+    scale = 2
+    config = Idefics3Config(
+        text_config={
+            "model_type": "llama", "vocab_size": len(tok), "hidden_size": hidden, "intermediate_size": 2 * hidden,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 8192,
+            "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id,
+        },
+        vision_config={
+            "hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "image_size": image_size, "patch_size": patch,
+        },
+        scale_factor=scale,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    image_processor = Idefics3ImageProcessor(
+        do_image_splitting=False, size={"longest_edge": image_size}, max_image_size={"longest_edge": image_size}
+    )
+    seq_len = (image_size // patch) ** 2 // scale**2
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=seq_len, chat_template=IDEFICS3_TEMPLATE)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+INTERNVL_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<IMG_CONTEXT>\n{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_internvl(out_dir: str | Path, hidden: int = 32, image_size: int = 32, patch: int = 8, seed: int = 0) -> Path:
+    """InternVL (Hugging Face format): InternViT, pixel shuffle (0.5), Qwen2 text model; no tiling."""
+    import torch
+    from transformers import GotOcr2ImageProcessor, InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
+    from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor
+
+    out = Path(out_dir)
+    tok = family_tokenizer(
+        {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>",
+         "video_token": "<video>", "im_start": "<|im_start|>", "im_end": "<|im_end|>"}
+    )
+    config = InternVLConfig(
+        text_config={
+            "model_type": "qwen2", "vocab_size": len(tok), "hidden_size": hidden, "intermediate_size": 2 * hidden,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 8192,
+            "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id,
+        },
+        vision_config={
+            "hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "image_size": [image_size, image_size], "patch_size": [patch, patch],
+        },
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        image_seq_length=(image_size // patch) ** 2 // 4,
+        downsample_ratio=0.5,
+    )
+    torch.manual_seed(seed)
+    model = InternVLForConditionalGeneration(config).eval()
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    processor = InternVLProcessor(
+        image_processor=GotOcr2ImageProcessor(size={"height": image_size, "width": image_size}, crop_to_patches=False),
+        video_processor=InternVLVideoProcessor(size={"height": image_size, "width": image_size}),
+        tokenizer=tok,
+        image_seq_length=(image_size // patch) ** 2 // 4,
+        chat_template=INTERNVL_TEMPLATE,
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
