@@ -14,6 +14,11 @@ same overlay images, the same batch size and max_new_tokens, greedy decoding:
 Timings are the fastest of --repeats interleaved runs. Prints captions/s and the ratios
 describe/bare (goal >= 0.9), then the grounded
 composer's captions/s through describe and as a bare compose_caption loop.
+
+Served path (``--served-n``, default 1024, at ``--concurrency`` 256): a local chat-completions server
+that answers instantly; bare = a thread pool of httpx POSTs (same payloads, JSON decoded) vs
+generation.describe over the ``openai`` backend (prompt, payload, parse, checks; no cache). Prints the
+client overhead (describe/bare - 1; goal <= 5%).
 """
 
 from __future__ import annotations
@@ -113,6 +118,70 @@ def interleaved(fns: dict, repeats: int) -> dict[str, float]:
     return best
 
 
+def instant_server(answer: str):
+    """A chat-completions server on 127.0.0.1 that answers every POST at once with `answer`."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    data = json.dumps(
+        {"model": "bench", "choices": [{"message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 100, "completion_tokens": 50}}
+    ).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 1024  # listen backlog: 256 clients connect at once
+
+    httpd = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+
+
+def served_overhead(n: int, concurrency: int, repeats: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from medtrinity_resources.mllm_backends.openai_compat import chat_payload, parse_response
+
+    requests = make_requests(n)
+    answer = format_sections(*reversed(compose_caption(requests[0].facts, seed="bench")))
+    httpd, url = instant_server(answer)
+    mllm = MLLMResource(backend="openai", endpoint_url=url, model_name="bench", max_concurrency=concurrency, max_new_tokens=1024)
+    prompts = [build_prompt(r.facts) for r in requests]
+
+    def bare() -> None:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        with httpx.Client(timeout=60, limits=limits) as client, ThreadPoolExecutor(concurrency) as pool:
+            post = lambda i: parse_response(  # noqa: E731
+                client.post(url + "/chat/completions", json=chat_payload("bench", prompts[i], requests[i].image_png, 1024, 0.0, 0)).json()
+            )
+            list(pool.map(post, range(n)))
+
+    one_pass = GenerationSettings(max_retries=0)
+    best = interleaved({"bare": bare, "describe": lambda: describe(mllm, requests, settings=one_pass)}, repeats)
+    httpd.shutdown()
+    print(f"served, instant local server, n={n}, concurrency={concurrency}:")
+    print(f"  bare httpx thread pool : {n / best['bare']:8.0f} requests/s")
+    print(f"  generation.describe    : {n / best['describe']:8.0f} captions/s")
+    print(f"  client overhead        = {best['describe'] / best['bare'] - 1:+.1%}  (goal <= 5%)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
@@ -124,7 +193,14 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--composer-n", type=int, default=2000)
+    ap.add_argument("--served-n", type=int, default=1024, help="requests of the served-path run (0: skip)")
+    ap.add_argument("--concurrency", type=int, default=256)
+    ap.add_argument("--served-only", action="store_true", help="only the served-path comparison")
     args = ap.parse_args()
+    if args.served_n:
+        served_overhead(args.served_n, args.concurrency, args.repeats)
+    if args.served_only:
+        return
 
     import torch
 
