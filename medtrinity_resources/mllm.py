@@ -46,6 +46,7 @@ class MLLMResource(dg.ConfigurableResource):
     timeout_s: float = Field(300.0)
     transport_retries: int = Field(3, description="openai: retries of 429/5xx/timeouts/connection errors")
     retry_backoff_s: float = Field(1.0)
+    structured_output: bool = Field(True, description="openai: send the caller's JSON schema as response_format (vLLM guided decoding); retried without it when the server refuses it")
 
     @property
     def calls_model(self) -> bool:
@@ -74,12 +75,20 @@ class MLLMResource(dg.ConfigurableResource):
         return backend_class(self.backend).identity(self)
 
     def generate(
-        self, prompts: list[str], images: list[bytes | None], max_new_tokens: int | None = None
+        self,
+        prompts: list[str],
+        images: list[bytes | None],
+        max_new_tokens: int | None = None,
+        json_schema: dict | None = None,
     ) -> list[RawOutput]:
-        """One RawOutput per prompt, same order; a failed request is a RawOutput with ``error``."""
+        """One RawOutput per prompt, same order; a failed request is a RawOutput with ``error``.
+
+        `json_schema`: the answer's JSON schema, for backends that constrain decoding (served);
+        others ignore it, so callers parse either form."""
         if not prompts:
             return []
-        return self._client().generate(list(prompts), list(images), int(max_new_tokens or self.max_new_tokens))
+        limit = int(max_new_tokens or self.max_new_tokens)
+        return self._client().generate(list(prompts), list(images), limit, json_schema=json_schema)
 
     def describe_text(self, prompts: list[str]) -> list[str]:
         """Plain text answers to text-only prompts; ``""`` where a prompt got none.

@@ -64,7 +64,7 @@ class FakeServer:
                             "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
                         }
                     else:
-                        payload = {"error": {"message": f"scripted {status}"}}
+                        payload = {"error": {"message": step.get("message", f"scripted {status}")}}
                     data = json.dumps(payload).encode()
                     try:
                         self.send_response(status)
@@ -286,3 +286,29 @@ def test_helpers():
     assert chat_completions_url("http://h:1/x/chat/completions") == "http://h:1/x/chat/completions"
     assert backoff_seconds(0, 0.5, None) == 0.5 and backoff_seconds(3, 0.5, None) == 4.0
     assert backoff_seconds(10, 0.5, None) == 30.0 and backoff_seconds(0, 0.5, "7") == 7.0
+
+
+def test_structured_output_json_answer_and_fallback_to_text(server):
+    facts = marked(ct_liver(), "case-json")
+    text, sections = compose_caption(facts, seed="canned")
+    server.scripts["case-json"] = [{"status": 200, "content": json.dumps({**sections, "description": text})}]
+    [gen] = run(resource(server), [CaptionRequest("j", facts, PNG)])
+    fmt = server.bodies[0]["response_format"]
+    assert fmt["type"] == "json_schema" and set(fmt["json_schema"]["schema"]["required"]) == {*sections, "description"}
+    assert gen.problems == [] and gen.text == text and gen.sections["roi"] == sections["roi"]
+
+    # a server that refuses the schema is asked again in plain text, and not sent the schema again
+    plain = marked(xray_lungs(), "case-noschema")
+    server.scripts["case-noschema"] = [
+        {"status": 400, "message": "response_format json_schema is not supported"},
+        {"status": 200, "content": good_answer(plain)},
+    ]
+    mllm = resource(server)
+    [gen] = run(mllm, [CaptionRequest("p", plain, PNG)])
+    asked = [b for b in server.bodies if "case-noschema" in json.dumps(b)]
+    assert "response_format" in asked[0] and "response_format" not in asked[1]
+    assert gen.problems == [] and gen.attempts == 1
+    # structured output off: plain text requests
+    n = len(server.bodies)
+    run(resource(server, structured_output=False), [CaptionRequest("q", facts, PNG)])
+    assert "response_format" not in server.bodies[n]

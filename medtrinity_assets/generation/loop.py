@@ -15,6 +15,7 @@ For each chunk of requests (one resource batch / one concurrency wave):
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -28,7 +29,8 @@ from medtrinity_assets.captions import (
     retry_prompt,
 )
 from medtrinity_assets.captions.composer import COMPOSER_VERSION
-from medtrinity_assets.captions.sections import SECTION_KEYS, description_found, parse_output
+from medtrinity_assets.captions import format_sections
+from medtrinity_assets.captions.sections import DESCRIPTION_KEY, SECTION_KEYS, description_found, parse_output
 from medtrinity_assets.records import CaptionFacts
 from medtrinity_resources.mllm_backends import RawOutput
 
@@ -89,13 +91,37 @@ def _rank(problems: list[str]) -> tuple[int, int]:
     return (sum(p.split(":")[0] in RETRYABLE_PROBLEMS for p in problems), len(problems))
 
 
+#: the answer as JSON: the five sections and the description (served backends constrain decoding to it)
+ANSWER_SCHEMA: dict = {
+    "type": "object",
+    "properties": {k: {"type": "string"} for k in (*SECTION_KEYS, DESCRIPTION_KEY)},
+    "required": [*SECTION_KEYS, DESCRIPTION_KEY],
+    "additionalProperties": False,
+}
+
+
+def answer_text(raw_text: str) -> str:
+    """The sectioned text of an answer given as JSON (schema above); other answers as they are."""
+    stripped = raw_text.strip()
+    if not stripped.startswith("{"):
+        return raw_text
+    try:
+        data = json.loads(stripped)
+    except ValueError:
+        return raw_text
+    if not isinstance(data, dict) or not all(isinstance(data.get(k, ""), str) for k in (*SECTION_KEYS, DESCRIPTION_KEY)):
+        return raw_text
+    return format_sections({k: data.get(k, "") for k in SECTION_KEYS}, data.get(DESCRIPTION_KEY, ""))
+
+
 def judge(raw: RawOutput, facts: CaptionFacts, config: CaptionCheckConfig) -> tuple[str, dict[str, str], list[str]]:
     """``(text, sections, problems)`` of one backend answer."""
     if raw.error:
         return "", {k: "" for k in SECTION_KEYS}, [f"backend_error:{raw.error}"]
-    text, sections = parse_output(raw.text)
+    answer = answer_text(raw.text)
+    text, sections = parse_output(answer)
     problems = check_caption(text, sections, facts, config)
-    if not description_found(raw.text):
+    if not description_found(answer):
         problems.append("missing_section:description")
     if raw.truncated:
         problems.append("truncated")
@@ -131,7 +157,7 @@ class _Caller:
         for limit in sorted({limits[i] for i in misses}):
             group = [i for i in misses if limits[i] == limit]
             t0 = time.perf_counter()
-            outs = self.mllm.generate([prompts[i] for i in group], [images[i] for i in group], limit)
+            outs = self.mllm.generate([prompts[i] for i in group], [images[i] for i in group], limit, ANSWER_SCHEMA)
             share = (time.perf_counter() - t0) / max(1, len(group))
             self.cache.put_many([(keys[i], out) for i, out in zip(group, outs, strict=True)])
             for i, out in zip(group, outs, strict=True):

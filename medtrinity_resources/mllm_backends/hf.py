@@ -257,7 +257,10 @@ class TransformersBackend:
             "architecture": (getattr(config, "architectures", None) or [type(self.loaded.model).__name__])[0],
         }
 
-    def generate(self, prompts: list[str], images: list[bytes | None], max_new_tokens: int) -> list[RawOutput]:
+    def generate(
+        self, prompts: list[str], images: list[bytes | None], max_new_tokens: int, json_schema: dict | None = None
+    ) -> list[RawOutput]:
+        """Plain text answers (`json_schema` is for constrained servers; the caller parses text)."""
         results: list[RawOutput | None] = [None] * len(prompts)
         for batch in plan_batches(prompts, images, self.batch_size):
             outs = generate_batch(

@@ -86,6 +86,12 @@ def parse_response(data: dict) -> RawOutput:
     )
 
 
+def refuses_schema(error_text: str) -> bool:
+    """Whether a 400 answer is about the structured-output request (not e.g. the context length)."""
+    text = error_text.lower()
+    return any(word in text for word in ("response_format", "json_schema", "guided", "structured output"))
+
+
 def backoff_seconds(attempt: int, base_s: float, retry_after: str | None) -> float:
     """Exponential backoff (``base * 2**attempt``, capped) or the server's Retry-After seconds."""
     if retry_after:
@@ -107,6 +113,7 @@ class OpenAICompatBackend:
         chat_completions_url(cfg.endpoint_url)
         settings = {"decoding": "sampling" if cfg.temperature > 0 else "greedy", "temperature": float(cfg.temperature)}
         settings["seed"] = int(cfg.seed)
+        settings["structured_output"] = bool(cfg.structured_output)
         return {"backend": "openai", "model": cfg.model_name, "revision": cfg.model_revision, "settings": settings}
 
     def __init__(self, cfg) -> None:
@@ -131,11 +138,20 @@ class OpenAICompatBackend:
             "timeout_s": self.timeout_s,
             "transport_retries": self.max_retries,
         }
+        self.structured = bool(cfg.structured_output)
         self._lock = threading.Lock()
 
-    def complete(self, client: httpx.Client, prompt: str, image_png: bytes | None, max_tokens: int) -> RawOutput:
-        """One prompt, retried on 429/5xx/timeouts/connection errors; RawOutput.error once retries run out."""
+    def complete(
+        self, client: httpx.Client, prompt: str, image_png: bytes | None, max_tokens: int, json_schema: dict | None = None
+    ) -> RawOutput:
+        """One prompt, retried on 429/5xx/timeouts/connection errors; RawOutput.error once retries run out.
+
+        With a schema (and ``structured_output``) the body carries ``response_format`` (json_schema, as
+        vLLM's OpenAI server accepts it); a server that answers 400 naming it is asked again without
+        it, and no later request of this client sends it."""
         payload = chat_payload(self.model, prompt, image_png, max_tokens, self.temperature, self.seed)
+        if json_schema is not None and self.structured:
+            payload["response_format"] = {"type": "json_schema", "json_schema": {"name": "caption", "schema": json_schema}}
         error = ""
         for attempt in range(self.max_retries + 1):
             retry_after = None
@@ -152,6 +168,11 @@ class OpenAICompatBackend:
                     return out
                 if response.status_code in CONFIG_ERRORS:
                     raise MLLMBackendError(f"{self.url} answered HTTP {response.status_code}: {response.text[:300]}")
+                if response.status_code == 400 and "response_format" in payload and refuses_schema(response.text):
+                    with self._lock:
+                        self.structured = False  # the server does not take the schema: plain text from now on
+                    payload.pop("response_format")
+                    continue
                 if response.status_code != 429 and response.status_code < 500:
                     return RawOutput(error=f"http_{response.status_code}", detail=response.text[:300])
                 error = f"http_{response.status_code}"
@@ -160,14 +181,16 @@ class OpenAICompatBackend:
                 time.sleep(backoff_seconds(attempt, self.retry_backoff_s, retry_after))
         return RawOutput(error=error)
 
-    def generate(self, prompts: list[str], images: list[bytes | None], max_new_tokens: int) -> list[RawOutput]:
+    def generate(
+        self, prompts: list[str], images: list[bytes | None], max_new_tokens: int, json_schema: dict | None = None
+    ) -> list[RawOutput]:
         workers = max(1, min(self.max_concurrency, len(prompts)))
         limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
         with (
             httpx.Client(timeout=httpx.Timeout(self.timeout_s), limits=limits) as client,
             ThreadPoolExecutor(max_workers=workers) as pool,
         ):
-            futures = [pool.submit(self.complete, client, p, img, max_new_tokens) for p, img in zip(prompts, images, strict=True)]
+            futures = [pool.submit(self.complete, client, p, img, max_new_tokens, json_schema) for p, img in zip(prompts, images, strict=True)]
             outs = [f.result() for f in futures]
         if outs and all(o.error == "connection" for o in outs):
             raise MLLMBackendError(f"{self.url} unreachable: every request failed to connect")
