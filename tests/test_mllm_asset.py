@@ -89,13 +89,16 @@ def test_transformers_backend_through_the_asset(tmp_path):
     from tiny_llava import build_tiny_llava
 
     model_dir = build_tiny_llava(tmp_path / "tiny_llava")
-    captions = run_demo(tmp_path, {"MEDTRINITY_MLLM_BACKEND": "transformers", "MEDTRINITY_MLLM_MODEL": str(model_dir)})
+    env = {"MEDTRINITY_MLLM_BACKEND": "transformers", "MEDTRINITY_MLLM_MODEL": str(model_dir), "MEDTRINITY_MLLM_MAX_NEW_TOKENS": "8"}
+    captions = run_demo(tmp_path, env)
     assert captions.height >= 6 and (captions["backend"] == "transformers").all()
     assert captions["model_version"].n_unique() == 1 and captions["model_version"][0]
     settings = json.loads(captions["generation_settings"][0])
     assert settings.get("do_sample") is False or settings.get("temperature") == 0.0
     # a random model writes nonsense: every record is kept and flagged, none dropped
     assert (captions["problems"].list.len() > 0).all()
+    # cut at 8 tokens, asked once more with 16 (the environment's limit reached the resource), then flagged
+    assert captions["problems"].list.contains("truncated").all() and (captions["tokens_out"] <= 24).all()
 
 
 class CountingChatServer:
