@@ -303,7 +303,7 @@ def test_structured_output_json_answer_and_fallback_to_text(server):
         {"status": 400, "message": "response_format json_schema is not supported"},
         {"status": 200, "content": good_answer(plain)},
     ]
-    mllm = resource(server)
+    mllm = resource(server, max_retries=0)  # the plain-text re-ask is not a transport retry
     [gen] = run(mllm, [CaptionRequest("p", plain, PNG)])
     asked = [b for b in server.bodies if "case-noschema" in json.dumps(b)]
     assert "response_format" in asked[0] and "response_format" not in asked[1]

@@ -148,12 +148,12 @@ class OpenAICompatBackend:
 
         With a schema (and ``structured_output``) the body carries ``response_format`` (json_schema, as
         vLLM's OpenAI server accepts it); a server that answers 400 naming it is asked again without
-        it, and no later request of this client sends it."""
+        it (not counted as a retry), and no later request of this client sends it."""
         payload = chat_payload(self.model, prompt, image_png, max_tokens, self.temperature, self.seed)
         if json_schema is not None and self.structured:
             payload["response_format"] = {"type": "json_schema", "json_schema": {"name": "caption", "schema": json_schema}}
-        error = ""
-        for attempt in range(self.max_retries + 1):
+        error, attempt = "", 0
+        while True:
             retry_after = None
             try:
                 response = client.post(self.url, json=payload, headers=self.headers)
@@ -177,9 +177,10 @@ class OpenAICompatBackend:
                     return RawOutput(error=f"http_{response.status_code}", detail=response.text[:300])
                 error = f"http_{response.status_code}"
                 retry_after = response.headers.get("retry-after")
-            if attempt < self.max_retries:
-                time.sleep(backoff_seconds(attempt, self.retry_backoff_s, retry_after))
-        return RawOutput(error=error)
+            if attempt >= self.max_retries:
+                return RawOutput(error=error)
+            time.sleep(backoff_seconds(attempt, self.retry_backoff_s, retry_after))
+            attempt += 1
 
     def generate(
         self, prompts: list[str], images: list[bytes | None], max_new_tokens: int, json_schema: dict | None = None
