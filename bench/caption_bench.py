@@ -1,4 +1,4 @@
-"""Caption throughput: MLLMResource.describe vs a bare batched model.generate on the same model.
+"""Caption throughput: generation.describe (over MLLMResource) vs a bare batched model.generate on the same model.
 
     python bench/caption_bench.py [--device cpu|cuda] [--n 16] [--batch-size 4] [--max-new-tokens 32]
 
@@ -14,6 +14,11 @@ same overlay images, the same batch size and max_new_tokens, greedy decoding:
 Timings are the fastest of --repeats interleaved runs. Prints captions/s and the ratios
 describe/bare (goal >= 0.9), then the grounded
 composer's captions/s through describe and as a bare compose_caption loop.
+
+Served path (``--served-n``, default 1024, at ``--concurrency`` 256): a local chat-completions server
+that answers instantly; bare = a thread pool of httpx POSTs (same payloads, JSON decoded) vs
+generation.describe over the ``openai`` backend (prompt, payload, parse, checks; no cache). Prints the
+client overhead (describe/bare - 1; goal <= 5%).
 """
 
 from __future__ import annotations
@@ -43,9 +48,11 @@ from medtrinity_assets.captions import (  # noqa: E402
     prompt_hash,
 )
 from medtrinity_assets.captions.examples import EXAMPLES  # noqa: E402
-from medtrinity_resources.mllm import CaptionRequest, MLLMResource  # noqa: E402
+from medtrinity_assets.generation import CaptionRequest, GenerationSettings, describe  # noqa: E402
+from medtrinity_resources.mllm import MLLMResource  # noqa: E402
 from medtrinity_resources.mllm_backends.hf import chat_text, decode_image, load_model  # noqa: E402
-from medtrinity_resources.mllm_backends.tiny_llava import build_tiny_llava  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tiny_llava import build_tiny_llava  # noqa: E402
 
 
 def overlay_png(rng: np.random.Generator, size: int = 256) -> bytes:
@@ -111,6 +118,78 @@ def interleaved(fns: dict, repeats: int) -> dict[str, float]:
     return best
 
 
+def instant_server(answer: str):
+    """A chat-completions server on 127.0.0.1 that answers every POST at once with `answer`."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    data = json.dumps(
+        {"model": "bench", "choices": [{"message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 100, "completion_tokens": 50}}
+    ).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 1024  # listen backlog: 256 clients connect at once
+
+    httpd = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+
+
+def served_overhead(n: int, concurrency: int, repeats: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from medtrinity_resources.mllm_backends.openai_compat import chat_payload, parse_response
+
+    requests = make_requests(n)
+    answer = format_sections(*reversed(compose_caption(requests[0].facts, seed="bench")))
+    httpd, url = instant_server(answer)
+    mllm = MLLMResource(backend="openai", endpoint_url=url, model_name="bench", max_concurrency=concurrency, max_new_tokens=1024)
+    prompts = [build_prompt(r.facts) for r in requests]
+
+    def bare() -> None:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        with httpx.Client(timeout=60, limits=limits) as client, ThreadPoolExecutor(concurrency) as pool:
+            post = lambda i: parse_response(  # noqa: E731
+                client.post(url + "/chat/completions", json=chat_payload("bench", prompts[i], requests[i].image_png, 1024, 0.0, 0)).json()
+            )
+            list(pool.map(post, range(n)))
+
+    one_pass = GenerationSettings(max_retries=0)
+    images = [r.image_png for r in requests]
+    fns = {
+        "bare": bare,
+        "generate": lambda: mllm.generate(prompts, images, 1024),
+        "describe": lambda: describe(mllm, requests, settings=one_pass),
+    }
+    best = interleaved(fns, repeats)
+    httpd.shutdown()
+    print(f"served, instant local server, n={n}, concurrency={concurrency}:")
+    print(f"  bare httpx thread pool           : {n / best['bare']:8.0f} requests/s")
+    print(f"  MLLMResource.generate (client)   : {n / best['generate']:8.0f} requests/s")
+    print(f"  generation.describe (+prompt, parse, checks, waves): {n / best['describe']:8.0f} captions/s")
+    print(f"  client overhead   generate/bare - 1 = {best['generate'] / best['bare'] - 1:+.1%}  (goal <= 5%)")
+    print(f"  loop overhead     describe/bare - 1 = {best['describe'] / best['bare'] - 1:+.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
@@ -122,8 +201,21 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--composer-n", type=int, default=2000)
+    ap.add_argument("--served-n", type=int, default=1024, help="requests of the served-path run (0: skip)")
+    ap.add_argument("--concurrency", type=int, default=256)
+    ap.add_argument("--served-only", action="store_true", help="only the served-path comparison")
     args = ap.parse_args()
+    if args.served_n:
+        served_overhead(args.served_n, args.concurrency, args.repeats)
+    if args.served_only:
+        return
 
+    transformers_vs_bare(args)
+    composer_vs_bare(args.composer_n)
+
+
+def transformers_vs_bare(args) -> None:
+    """The caption loop on a tiny LLaVA vs bare batched generate (same prompts, images, batches)."""
     import torch
 
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
@@ -139,10 +231,11 @@ def main() -> None:
             dtype=args.dtype,
             batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens,
-            max_retries=0,
+            truncation_max_new_tokens=args.max_new_tokens,  # one pass, like the bare loop
         )
+        one_pass = GenerationSettings(max_retries=0)
         loaded = load_model(model_dir, args.device, args.dtype)
-        gens = mllm.describe(requests)
+        gens = describe(mllm, requests, settings=one_pass)
         print(
             f"describe: {len(gens)} generations, flagged {sum(bool(g.problems) for g in gens)} (random weights), "
             f"tokens_out {sum(g.tokens_out for g in gens)}"
@@ -152,7 +245,7 @@ def main() -> None:
             {
                 "bare": lambda: bare_generate(loaded, requests, args.batch_size, args.max_new_tokens, sort=False),
                 "bare_sorted": lambda: bare_generate(loaded, requests, args.batch_size, args.max_new_tokens, sort=True),
-                "describe": lambda: mllm.describe(requests),
+                "describe": lambda: describe(mllm, requests, settings=one_pass),
             },
             args.repeats,
         )
@@ -162,7 +255,7 @@ def main() -> None:
         print(
             f"bare model.generate, length-sorted  : {rate['bare_sorted']:8.2f} captions/s ({best['bare_sorted']:.3f}s)"
         )
-        print(f"MLLMResource.describe               : {rate['describe']:8.2f} captions/s ({best['describe']:.3f}s)")
+        print(f"generation.describe                 : {rate['describe']:8.2f} captions/s ({best['describe']:.3f}s)")
         print(f"ratio describe/bare                 = {rate['describe'] / rate['bare']:.3f}  (goal >= 0.9)")
         print(f"ratio describe/bare (same batches)  = {rate['describe'] / rate['bare_sorted']:.3f}  (overhead only)")
         # describe's own work besides generating (prompt, parsing, checks), timed alone: a load-robust bound
@@ -176,14 +269,18 @@ def main() -> None:
             f"-> ratio bound {gen_ms / (gen_ms + own_ms):.3f}"
         )
 
-    facts_requests = [CaptionRequest(r.request_id, r.facts, None) for r in make_requests(min(args.composer_n, 64))]
-    facts_requests = (facts_requests * (args.composer_n // len(facts_requests) + 1))[: args.composer_n]
+
+
+def composer_vs_bare(composer_n: int) -> None:
+    """The grounded composer through describe vs a bare compose_caption loop."""
+    facts_requests = [CaptionRequest(r.request_id, r.facts, None) for r in make_requests(min(composer_n, 64))]
+    facts_requests = (facts_requests * (composer_n // len(facts_requests) + 1))[: composer_n]
     facts_requests = [CaptionRequest(f"roi-{i}", r.facts, None) for i, r in enumerate(facts_requests)]
     composer = MLLMResource()
     best = interleaved(
         {
             "bare": lambda: [compose_caption(r.facts, seed=r.request_id) for r in facts_requests],
-            "describe": lambda: composer.describe(facts_requests),
+            "describe": lambda: describe(composer, facts_requests),
         },
         2,
     )

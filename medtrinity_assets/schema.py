@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = "6"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts)
+SCHEMA_VERSION = "7"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts); 7: caption accounting (caption_batches.seconds, model_calls, cache_hit)
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -231,6 +231,9 @@ CAPTIONS_SCHEMA = pl.Schema(
         "problems": StrList,
         "tokens_in": pl.Int64,
         "tokens_out": pl.Int64,
+        "seconds": pl.Float64,  # model time paid for this caption (0 when every attempt came from the call cache)
+        "model_calls": pl.Int32,  # attempts sent to the model
+        "cache_hit": pl.Boolean,  # every attempt came from the content-addressed call cache
         "passage_ids": StrList,
     }
 )

@@ -1,250 +1,107 @@
-"""MLLMResource: multigranular descriptions from the grounded composer, a local model, or an endpoint.
+"""MLLMResource: a thin client that turns prompts (+ overlay PNGs) into raw model answers.
 
-Switching backend is configuration only; `describe` is the same for all:
+`generate(prompts, images)` -> one `RawOutput` per prompt (text, token counts, truncated flag,
+or the error that prevented an answer). The backend is chosen by name (``backend``): every module
+in `medtrinity_resources/mllm_backends/` registers one (``transformers``, ``openai``, ...).
+``grounded_composer`` means "no model": the caption stage writes from the facts itself.
 
-1. build the versioned prompt from the request's facts (version and hash recorded);
-2. ask the backend (the composer writes from the facts; ``transformers`` runs a local
-   image-text-to-text model dir on the overlay PNG; ``openai`` calls a chat-completions endpoint);
-3. parse the five sections and the integrated description, run `check_caption`;
-4. re-ask (up to `max_retries` times, with a note on what was wrong) answers with refusals,
-   forbidden phrases, missing sections or too little text, keeping the best attempt;
-5. return every request's `Generation` — answers that still have problems are FLAGGED
-   (``problems`` non-empty), never dropped.
-
-Extra problem codes besides `check_caption`'s: ``missing_section:description`` (no
-``Description:`` block), ``truncated`` (stopped at the token limit), ``backend_error:<code>``
-(no answer after transport retries, e.g. ``backend_error:timeout``).
+Prompt building, section parsing, checks, retries, the call cache and accounting live in
+`medtrinity_assets.generation`, which calls this resource.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import threading
 
 import dagster as dg
+from pydantic import Field
 
-from medtrinity_assets.captions import (
-    PROMPT_VERSION,
-    CaptionCheckConfig,
-    build_prompt,
-    check_caption,
-    compose_caption,
-    prompt_hash,
-    retry_prompt,
-)
-from medtrinity_assets.captions.composer import COMPOSER_VERSION
-from medtrinity_assets.captions.sections import SECTION_KEYS, description_found, parse_output
-from medtrinity_assets.records import CaptionFacts
-from medtrinity_resources.mllm_backends.base import MLLMBackendError, RawOutput
+from medtrinity_resources.mllm_backends import MLLMBackendError, RawOutput, backend_class
 
-#: problem-code prefixes that make `describe` ask again
-RETRYABLE_PROBLEMS: tuple[str, ...] = ("refusal", "forbidden_phrase", "missing_section", "too_short")
+NO_MODEL = "grounded_composer"
 
-
-@dataclass
-class CaptionRequest:
-    """One description to write: an id (the ROI id), the facts, and the overlay PNG (None: text only)."""
-
-    request_id: str
-    facts: CaptionFacts
-    image_png: bytes | None = None
-
-
-@dataclass
-class Generation:
-    """A written description with everything needed to reproduce and audit it."""
-
-    request_id: str
-    text: str
-    sections: dict[str, str]
-    backend: str
-    model: str
-    model_version: str
-    prompt_version: str
-    prompt_hash: str
-    settings: dict = field(default_factory=dict)
-    attempts: int = 1
-    problems: list[str] = field(default_factory=list)
-    tokens_in: int = 0  # summed over attempts
-    tokens_out: int = 0  # summed over attempts
-
-
-def is_retryable(problems: list[str]) -> bool:
-    return any(p.split(":")[0] in RETRYABLE_PROBLEMS for p in problems)
-
-
-def _rank(problems: list[str]) -> tuple[int, int]:
-    return (sum(p.split(":")[0] in RETRYABLE_PROBLEMS for p in problems), len(problems))
-
-
-@dataclass
-class _Answer:
-    text: str
-    sections: dict[str, str]
-    problems: list[str]
-    prompt_hash: str
-    model_version: str
-
-
-def judge(raw: RawOutput, facts: CaptionFacts, config: CaptionCheckConfig) -> _Answer:
-    """Parse and check one backend answer."""
-    if raw.error:
-        return _Answer("", {k: "" for k in SECTION_KEYS}, [f"backend_error:{raw.error}"], "", raw.model_version)
-    text, sections = parse_output(raw.text)
-    problems = check_caption(text, sections, facts, config)
-    if not description_found(raw.text):
-        problems.append("missing_section:description")
-    if raw.truncated:
-        problems.append("truncated")
-    return _Answer(text, sections, problems, "", raw.model_version)
+_INSTANCES: dict[str, object] = {}
+_LOCK = threading.Lock()
 
 
 class MLLMResource(dg.ConfigurableResource):
-    """Writes multigranular descriptions; backend chosen by configuration."""
+    """Generation settings; every field can be set by run config or `dg.EnvVar` (see README)."""
 
-    backend: Literal["grounded_composer", "transformers", "openai"] = "grounded_composer"
-    model_path: str = ""  # local HF model dir (transformers)
-    device: str = "cpu"  # cpu | cuda | cuda:N | auto
-    dtype: str = "float32"  # float32 | bfloat16 | float16 | auto
-    batch_size: int = 4
-    max_new_tokens: int = 384
-    temperature: float = 0.0  # 0 = greedy (deterministic)
-    seed: int = 0  # sampling seed when temperature > 0
-    endpoint_url: str = ""  # openai: http://host:8000/v1
-    model_name: str = ""  # openai: served model id
-    api_key_env: str = "OPENAI_API_KEY"  # env var holding the key; absent is fine for local servers
-    max_concurrency: int = 4
-    timeout_s: float = 120.0
-    max_retries: int = 3  # re-asks of unusable answers, and transport retries per request
-    retry_backoff_s: float = 1.0  # first transport backoff; doubles per retry
-    min_words: int = 25
-    max_words: int = 400
+    backend: str = Field(NO_MODEL, description="registered backend name (transformers, openai) or grounded_composer")
+    model_path: str = Field("", description="transformers: local Hugging Face model directory")
+    model_name: str = Field("", description="openai: served model id")
+    model_revision: str = Field("", description="revision recorded with every answer and in the call-cache key")
+    device: str = Field("cpu", description="cpu | cuda | cuda:N | auto")
+    device_map: str = Field("", description="transformers device_map (e.g. auto to shard over GPUs); empty: one device")
+    dtype: str = Field("auto", description="auto (bfloat16 on GPU, float32 on CPU) | bfloat16 | float16 | float32")
+    trust_remote_code: bool = Field(False, description="allow model code shipped in the checkpoint (some InternVL)")
+    batch_size: int = Field(4, description="transformers: prompts per generate call")
+    max_new_tokens: int = Field(1024, description="answer token limit (five sections plus a description)")
+    truncation_max_new_tokens: int = Field(0, description="limit for the one re-ask of a truncated answer (0: 2x max_new_tokens)")
+    temperature: float = Field(0.0, description="0 = greedy")
+    seed: int = 0
+    endpoint_url: str = Field("", description="openai: http://host:8000/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", description="env var holding the key; absent is fine for local servers")
+    max_concurrency: int = Field(64, description="openai: requests in flight")
+    timeout_s: float = Field(300.0)
+    transport_retries: int = Field(3, description="openai: retries of 429/5xx/timeouts/connection errors")
+    retry_backoff_s: float = Field(1.0)
+    structured_output: bool = Field(True, description="openai: send the caller's JSON schema as response_format (vLLM guided decoding); retried without it when the server refuses it")
 
-    # ------------------------------------------------------------------ plumbing
+    @property
+    def calls_model(self) -> bool:
+        return self.backend != NO_MODEL
 
-    def check_config(self) -> CaptionCheckConfig:
-        return CaptionCheckConfig(min_words=self.min_words, max_words=self.max_words)
+    @property
+    def checkpoint_size(self) -> int:
+        """Prompts per `generate` call the caller should checkpoint after (one batch / one wave)."""
+        return self.max_concurrency if self.backend == "openai" else self.batch_size
 
-    def _backend(self):
-        if self.backend == "transformers":
-            from medtrinity_resources.mllm_backends.hf import TransformersBackend
+    def _client(self):
+        if not self.calls_model:
+            raise MLLMBackendError(f"backend {NO_MODEL!r} does not call a model")
+        key = self.model_dump_json()
+        with _LOCK:
+            if key not in _INSTANCES:
+                _INSTANCES[key] = backend_class(self.backend)(self)
+            return _INSTANCES[key]
 
-            return TransformersBackend(
-                self.model_path,
-                self.device,
-                self.dtype,
-                self.batch_size,
-                self.max_new_tokens,
-                self.temperature,
-                self.seed,
-            )
-        if self.backend == "openai":
-            from medtrinity_resources.mllm_backends.openai_compat import OpenAICompatBackend
+    def identity(self) -> dict:
+        """What determines an answer besides prompt and image: backend, model, revision, settings.
 
-            return OpenAICompatBackend(
-                self.endpoint_url,
-                self.model_name,
-                self.api_key_env,
-                self.max_new_tokens,
-                self.temperature,
-                self.max_concurrency,
-                self.timeout_s,
-                self.max_retries,
-                self.retry_backoff_s,
-            )
-        raise MLLMBackendError(f"backend {self.backend!r} does not call a model")
+        Computed without loading the model (the call cache consults it before any call)."""
+        if not self.calls_model:
+            return {"backend": NO_MODEL, "model": NO_MODEL, "revision": "", "settings": {}}
+        return backend_class(self.backend).identity(self)
 
-    # ------------------------------------------------------------------ public API
+    def generate(
+        self,
+        prompts: list[str],
+        images: list[bytes | None],
+        max_new_tokens: int | None = None,
+        json_schema: dict | None = None,
+    ) -> list[RawOutput]:
+        """One RawOutput per prompt, same order; a failed request is a RawOutput with ``error``.
 
-    def describe(self, requests: list[CaptionRequest]) -> list[Generation]:
-        """One Generation per request, same order; problems flagged, nothing dropped."""
-        if not requests:
-            return []
-        config = self.check_config()
-        prompts = [build_prompt(r.facts) for r in requests]
-        hashes = [prompt_hash(p) for p in prompts]
-        if self.backend == "grounded_composer":
-            return [self._compose(r, h, config) for r, h in zip(requests, hashes, strict=True)]
-        backend = self._backend()
-        best: list[_Answer | None] = [None] * len(requests)
-        attempts = [0] * len(requests)
-        tokens = [[0, 0] for _ in requests]
-        asked = list(prompts)
-        pending = list(range(len(requests)))
-        for round_ in range(self.max_retries + 1):
-            outs = backend.generate([asked[i] for i in pending], [requests[i].image_png for i in pending])
-            again = []
-            for i, raw in zip(pending, outs, strict=True):
-                attempts[i] += 1
-                tokens[i][0] += raw.tokens_in
-                tokens[i][1] += raw.tokens_out
-                answer = judge(raw, requests[i].facts, config)
-                answer.prompt_hash = prompt_hash(asked[i])
-                if best[i] is None or _rank(answer.problems) < _rank(best[i].problems):
-                    best[i] = answer
-                if is_retryable(answer.problems) and round_ < self.max_retries:
-                    asked[i] = retry_prompt(prompts[i], answer.problems)
-                    again.append(i)
-            pending = again
-            if not pending:
-                break
-        generations = []
-        for i, request in enumerate(requests):
-            answer = best[i]
-            settings = dict(backend.settings)
-            if answer.prompt_hash != hashes[i]:
-                settings["answer_prompt_hash"] = answer.prompt_hash  # the retry prompt that produced it
-            generations.append(
-                Generation(
-                    request_id=request.request_id,
-                    text=answer.text,
-                    sections=answer.sections,
-                    backend=self.backend,
-                    model=backend.model,
-                    model_version=answer.model_version or backend.model_version,
-                    prompt_version=PROMPT_VERSION,
-                    prompt_hash=hashes[i],
-                    settings=settings,
-                    attempts=attempts[i],
-                    problems=answer.problems,
-                    tokens_in=tokens[i][0],
-                    tokens_out=tokens[i][1],
-                )
-            )
-        return generations
-
-    def describe_text(self, prompts: list[str]) -> list[str]:
-        """Plain text answers to text-only prompts (no checks); needs a model backend.
-
-        A prompt that got no answer after transport retries gets ``""`` (callers fall back);
-        `MLLMBackendError` only when none got an answer.
-        """
+        `json_schema`: the answer's JSON schema, for backends that constrain decoding (served);
+        others ignore it, so callers parse either form."""
         if not prompts:
             return []
-        if self.backend == "grounded_composer":
+        limit = int(max_new_tokens or self.max_new_tokens)
+        return self._client().generate(list(prompts), list(images), limit, json_schema=json_schema)
+
+    def describe_text(self, prompts: list[str]) -> list[str]:
+        """Plain text answers to text-only prompts; ``""`` where a prompt got none.
+
+        `MLLMBackendError` when no model is configured or none got an answer."""
+        if not prompts:
+            return []
+        if not self.calls_model:
             raise MLLMBackendError(
                 "describe_text needs a model: configure backend 'transformers' or 'openai' "
                 "(the grounded composer only writes captions from facts)"
             )
-        outs = self._backend().generate(list(prompts), [None] * len(prompts))
+        outs = self.generate(prompts, [None] * len(prompts))
         if all(o.error for o in outs):
             raise MLLMBackendError(f"none of {len(prompts)} prompts got an answer ({outs[0].error})")
         return [o.text if not o.error else "" for o in outs]
-
-    # ------------------------------------------------------------------ composer
-
-    def _compose(self, request: CaptionRequest, hash_: str, config: CaptionCheckConfig) -> Generation:
-        text, sections = compose_caption(request.facts, seed=request.request_id)
-        return Generation(
-            request_id=request.request_id,
-            text=text,
-            sections=sections,
-            backend="grounded_composer",
-            model="grounded_composer",
-            model_version=COMPOSER_VERSION,
-            prompt_version=PROMPT_VERSION,
-            prompt_hash=hash_,
-            settings={"composer_version": COMPOSER_VERSION, "seed": request.request_id, "deterministic": True},
-            attempts=1,
-            problems=check_caption(text, sections, request.facts, config),
-        )

@@ -190,7 +190,7 @@ def qa_server():
 
 
 def test_model_backend_writes_pairs_through_describe_text(qa_server):
-    mllm = MLLMResource(backend="openai", endpoint_url=qa_server.url, model_name="qa-model", max_retries=0, retry_backoff_s=0.01)
+    mllm = MLLMResource(backend="openai", endpoint_url=qa_server.url, model_name="qa-model", transport_retries=0, retry_backoff_s=0.01)
     records = _records().head(2)
     pairs, info = derive_vqa(records, mllm, VqaSettings())
     assert len(qa_server.prompts) == 2 and all("Description: A CT image of the abdomen." in p for p in qa_server.prompts)

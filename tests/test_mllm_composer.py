@@ -1,4 +1,4 @@
-"""MLLMResource's default backend (grounded composer), also as a Dagster resource."""
+"""The caption loop with no model (grounded composer), also with the resource in a Dagster asset."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import dagster as dg
 
 from medtrinity_assets.captions import build_prompt, check_caption, compose_caption, prompt_hash
 from medtrinity_assets.captions.examples import EXAMPLES
-from medtrinity_resources.mllm import CaptionRequest, Generation, MLLMResource
+from medtrinity_assets.generation import CaptionRequest, Generation, GenerationSettings, describe
+from medtrinity_resources.mllm import MLLMResource
 
 
 def example_requests() -> list[CaptionRequest]:
@@ -15,7 +16,7 @@ def example_requests() -> list[CaptionRequest]:
 
 def test_composer_backend_describes_every_request():
     reqs = example_requests()
-    gens = MLLMResource().describe(reqs)
+    gens = describe(MLLMResource(), reqs)
     assert [g.request_id for g in gens] == [r.request_id for r in reqs]
     for g, r in zip(gens, reqs, strict=True):
         assert g.backend == "grounded_composer" and g.model_version == "mt-composer-v2"
@@ -24,18 +25,18 @@ def test_composer_backend_describes_every_request():
         assert (g.text, g.sections) == compose_caption(r.facts, seed=r.request_id)
         assert g.settings["seed"] == r.request_id
         assert check_caption(g.text, g.sections, r.facts) == []
-    assert MLLMResource().describe([]) == []
+    assert describe(MLLMResource(), []) == []
 
 
 def test_composer_backend_bounds_come_from_config():
-    gens = MLLMResource(max_words=20).describe(example_requests())
+    gens = describe(MLLMResource(), example_requests(), settings=GenerationSettings(max_words=20))
     assert all("too_long" in g.problems for g in gens)
 
 
 def test_resource_in_a_dagster_asset():
     @dg.asset
     def captions(mllm: MLLMResource) -> list[Generation]:
-        return mllm.describe(example_requests())
+        return describe(mllm, example_requests())
 
     result = dg.materialize([captions], resources={"mllm": MLLMResource(backend="grounded_composer")})
     assert result.success

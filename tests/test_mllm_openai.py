@@ -13,7 +13,8 @@ import pytest
 
 from medtrinity_assets.captions import build_prompt, compose_caption, format_sections, prompt_hash
 from medtrinity_assets.captions.examples import ct_liver, xray_lungs
-from medtrinity_resources.mllm import CaptionRequest, MLLMResource
+from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSettings, describe
+from medtrinity_resources.mllm import MLLMResource
 from medtrinity_resources.mllm_backends.base import MLLMBackendError
 from medtrinity_resources.mllm_backends.openai_compat import backoff_seconds, chat_completions_url
 
@@ -63,7 +64,7 @@ class FakeServer:
                             "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
                         }
                     else:
-                        payload = {"error": {"message": f"scripted {status}"}}
+                        payload = {"error": {"message": step.get("message", f"scripted {status}")}}
                     data = json.dumps(payload).encode()
                     try:
                         self.send_response(status)
@@ -124,19 +125,26 @@ def resource(server, **kw) -> MLLMResource:
         model_name="llava-test",
         max_new_tokens=200,
         timeout_s=5.0,
-        max_retries=2,
+        transport_retries=2,
         retry_backoff_s=0.01,
         api_key_env="MEDTRINITY_TEST_KEY",
     )
+    if "max_retries" in kw:
+        kw["transport_retries"] = kw.pop("max_retries")
     base.update(kw)
     return MLLMResource(**base)
+
+
+def run(mllm: MLLMResource, requests: list[CaptionRequest], max_retries: int = 2, cache: CallCache | None = None):
+    """The caption loop (`generation.describe`) over the resource, as the caption stage calls it."""
+    return describe(mllm, requests, cache, GenerationSettings(max_retries=max_retries))
 
 
 def test_request_shape_tokens_and_good_answer(server, monkeypatch):
     monkeypatch.setenv("MEDTRINITY_TEST_KEY", "sk-local")
     facts = marked(ct_liver(), "case-good")
     server.scripts["case-good"] = [{"status": 200, "content": good_answer(facts)}]
-    [gen] = resource(server).describe([CaptionRequest("roi-1", facts, PNG)])
+    [gen] = run(resource(server), [CaptionRequest("roi-1", facts, PNG)])
     body = server.bodies[0]
     assert body["model"] == "llava-test" and body["temperature"] == 0.0 and body["max_tokens"] == 200
     image, text = body["messages"][0]["content"]
@@ -152,14 +160,15 @@ def test_request_shape_tokens_and_good_answer(server, monkeypatch):
     assert (gen.tokens_in, gen.tokens_out) == (100, 40)
     assert gen.backend == "openai" and gen.model == "llava-test" and gen.model_version == "llava-test@fp_test"
     assert gen.prompt_hash == prompt_hash(build_prompt(facts))
-    assert gen.settings["temperature"] == 0.0 and gen.settings["endpoint"] == server.url + "/chat/completions"
+    assert gen.settings["temperature"] == 0.0 and gen.settings["max_new_tokens"] == 200 and body["seed"] == 0
+    assert gen.cache_hit is False and gen.model_calls == 1 and gen.seconds > 0
 
 
 def test_no_key_no_image(server, monkeypatch):
     monkeypatch.delenv("MEDTRINITY_TEST_KEY", raising=False)
     facts = marked(xray_lungs(), "case-text")
     server.scripts["case-text"] = [{"status": 200, "content": good_answer(facts)}]
-    [gen] = resource(server).describe([CaptionRequest("roi-2", facts, None)])
+    [gen] = run(resource(server), [CaptionRequest("roi-2", facts, None)])
     assert "Authorization" not in server.headers[0]
     assert [p["type"] for p in server.bodies[0]["messages"][0]["content"]] == ["text"]
     assert gen.problems == []
@@ -172,7 +181,7 @@ def test_transport_retries_after_500_and_429(server):
         {"status": 429, "retry_after": 0},
         {"status": 200, "content": good_answer(facts)},
     ]
-    [gen] = resource(server).describe([CaptionRequest("roi-3", facts, PNG)])
+    [gen] = run(resource(server), [CaptionRequest("roi-3", facts, PNG)])
     assert server.count("case-flaky") == 3
     assert gen.problems == [] and gen.attempts == 1 and gen.tokens_in == 100
 
@@ -181,7 +190,7 @@ def test_transport_errors_exhausted_are_flagged(server):
     ok, bad = marked(ct_liver(), "case-ok"), marked(xray_lungs(), "case-down")
     server.scripts["case-ok"] = [{"status": 200, "content": good_answer(ok)}]
     server.scripts["case-down"] = [{"status": 503}]
-    gens = resource(server, max_retries=1).describe([CaptionRequest("a", ok, PNG), CaptionRequest("b", bad, PNG)])
+    gens = run(resource(server, max_retries=1), [CaptionRequest("a", ok, PNG), CaptionRequest("b", bad, PNG)])
     assert [g.request_id for g in gens] == ["a", "b"]
     assert gens[0].problems == []
     assert gens[1].problems == ["backend_error:http_503"] and gens[1].text == ""
@@ -195,7 +204,7 @@ def test_timeout_then_success_and_timeout_flagged(server):
         {"status": 200, "content": good_answer(slow)},
     ]
     server.scripts["case-stuck"] = [{"sleep": 1.0, "status": 200, "content": "late"}]
-    gens = resource(server, timeout_s=0.3, max_retries=1).describe(
+    gens = run(resource(server, timeout_s=0.3, max_retries=1), 
         [CaptionRequest("s", slow, PNG), CaptionRequest("t", stuck, PNG)]
     )
     assert gens[0].problems == [] and gens[0].text
@@ -208,7 +217,7 @@ def test_unusable_answer_is_asked_again(server):
         {"status": 200, "content": "I'm sorry, but I cannot view the image."},
         {"status": 200, "content": good_answer(facts)},
     ]
-    [gen] = resource(server).describe([CaptionRequest("r", facts, PNG)])
+    [gen] = run(resource(server), [CaptionRequest("r", facts, PNG)])
     assert gen.attempts == 2 and gen.problems == []
     assert (gen.tokens_in, gen.tokens_out) == (200, 80)  # summed over attempts
     second = server.bodies[1]["messages"][0]["content"][1]["text"]
@@ -220,8 +229,10 @@ def test_persistent_problems_are_flagged_not_dropped(server):
     facts = marked(ct_liver(), "case-bad")
     wrong = good_answer(facts).replace("upper left part", "lower right part") + " The bounding box is red."
     server.scripts["case-bad"] = [{"status": 200, "content": wrong, "finish_reason": "length"}]
-    [gen] = resource(server, max_retries=1).describe([CaptionRequest("x", facts, PNG)])
+    [gen] = run(resource(server, max_retries=1), [CaptionRequest("x", facts, PNG)])
+    # a cut answer is asked once more with twice the limit, then flagged (no re-asks at the same limit)
     assert gen.attempts == 2 and gen.text
+    assert [b["max_tokens"] for b in server.bodies] == [200, 400]
     assert {"forbidden_phrase", "side_contradiction", "truncated"} <= set(gen.problems)
 
 
@@ -229,25 +240,34 @@ def test_bounded_concurrency(server):
     facts = [marked(ct_liver(), f"case-c{i}") for i in range(6)]
     for i, f in enumerate(facts):
         server.scripts[f"case-c{i}"] = [{"sleep": 0.15, "status": 200, "content": good_answer(f)}]
-    gens = resource(server, max_concurrency=2).describe([CaptionRequest(str(i), f, PNG) for i, f in enumerate(facts)])
+    gens = run(resource(server, max_concurrency=2), [CaptionRequest(str(i), f, PNG) for i, f in enumerate(facts)])
     assert all(g.problems == [] for g in gens)
     assert server.max_inflight == 2
 
 
-def test_configuration_errors(server):
-    facts = marked(ct_liver(), "case-400")
+def test_a_rejected_request_is_flagged_and_the_rest_complete(server):
+    bad, ok = marked(ct_liver(), "case-400"), marked(xray_lungs(), "case-fine")
     server.scripts["case-400"] = [{"status": 400}]
-    with pytest.raises(MLLMBackendError, match="HTTP 400"):
-        resource(server).describe([CaptionRequest("x", facts, PNG)])
+    server.scripts["case-fine"] = [{"status": 200, "content": good_answer(ok)}]
+    gens = run(resource(server), [CaptionRequest("x", bad, PNG), CaptionRequest("y", ok, PNG)])
+    assert gens[0].problems == ["backend_error:http_400"] and gens[0].text == ""
+    assert "scripted 400" in gens[0].settings["error_detail"]
+    assert gens[1].problems == []
+    assert server.count("case-400") == 1  # not retried: the same request would be refused again
+
+
+def test_configuration_errors(server):
+    facts = marked(ct_liver(), "case-404")
+    server.scripts["case-404"] = [{"status": 404}]
+    with pytest.raises(MLLMBackendError, match="HTTP 404"):
+        run(resource(server), [CaptionRequest("x", facts, PNG)])
     with pytest.raises(MLLMBackendError, match="model_name"):
-        resource(server, model_name="").describe([CaptionRequest("x", facts, PNG)])
+        run(resource(server, model_name=""), [CaptionRequest("x", facts, PNG)])
     closed = FakeServer()
     url = closed.url
     closed.close()
     with pytest.raises(MLLMBackendError, match="unreachable"):
-        MLLMResource(backend="openai", endpoint_url=url, model_name="m", max_retries=0).describe(
-            [CaptionRequest("x", facts, PNG)]
-        )
+        run(MLLMResource(backend="openai", endpoint_url=url, model_name="m", transport_retries=0), [CaptionRequest("x", facts, PNG)])
 
 
 def test_describe_text(server):
@@ -266,3 +286,29 @@ def test_helpers():
     assert chat_completions_url("http://h:1/x/chat/completions") == "http://h:1/x/chat/completions"
     assert backoff_seconds(0, 0.5, None) == 0.5 and backoff_seconds(3, 0.5, None) == 4.0
     assert backoff_seconds(10, 0.5, None) == 30.0 and backoff_seconds(0, 0.5, "7") == 7.0
+
+
+def test_structured_output_json_answer_and_fallback_to_text(server):
+    facts = marked(ct_liver(), "case-json")
+    text, sections = compose_caption(facts, seed="canned")
+    server.scripts["case-json"] = [{"status": 200, "content": json.dumps({**sections, "description": text})}]
+    [gen] = run(resource(server), [CaptionRequest("j", facts, PNG)])
+    fmt = server.bodies[0]["response_format"]
+    assert fmt["type"] == "json_schema" and set(fmt["json_schema"]["schema"]["required"]) == {*sections, "description"}
+    assert gen.problems == [] and gen.text == text and gen.sections["roi"] == sections["roi"]
+
+    # a server that refuses the schema is asked again in plain text, and not sent the schema again
+    plain = marked(xray_lungs(), "case-noschema")
+    server.scripts["case-noschema"] = [
+        {"status": 400, "message": "response_format json_schema is not supported"},
+        {"status": 200, "content": good_answer(plain)},
+    ]
+    mllm = resource(server, max_retries=0)  # the plain-text re-ask is not a transport retry
+    [gen] = run(mllm, [CaptionRequest("p", plain, PNG)])
+    asked = [b for b in server.bodies if "case-noschema" in json.dumps(b)]
+    assert "response_format" in asked[0] and "response_format" not in asked[1]
+    assert gen.problems == [] and gen.attempts == 1
+    # structured output off: plain text requests
+    n = len(server.bodies)
+    run(resource(server, structured_output=False), [CaptionRequest("q", facts, PNG)])
+    assert "response_format" not in server.bodies[n]

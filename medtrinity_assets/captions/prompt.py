@@ -41,6 +41,9 @@ _RETRY_REASONS = {
     ),
     "missing_section": "it did not give every labelled section",
     "too_short": "it was too short or empty",
+    "ai_self_reference": "it talked about yourself instead of the image; describe only what the image shows",
+    "hedging": "it hedged or deferred instead of describing; state what is visible and recorded",
+    "repetition": "it repeated itself; say each thing once",
 }
 
 

@@ -2,10 +2,12 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Config, MetadataValue, Output, asset
+from pydantic import Field
 
 from medtrinity_assets.defs.context import DATASET_SHARD_PARTITIONS, gpu_pool
 from medtrinity_assets.defs.metadata import throughput
+from medtrinity_assets.generation import GenerationSettings, totals
 from medtrinity_assets.stages.captions import build_coarse_captions, caption_shard
 from medtrinity_resources.mllm import MLLMResource
 from medtrinity_resources.storage import MedtrinityStorage
@@ -31,6 +33,16 @@ def coarse_captions(images: pl.DataFrame, roi_masks: pl.DataFrame):
     yield AssetCheckResult(check_name="coarse_captions_not_empty", passed=empty.is_empty(), metadata={"empty": empty.height})
 
 
+class CaptionBatchesConfig(Config):
+    """Loop policy of caption_batches (the model's own settings are on the `mllm` resource)."""
+
+    max_retries: int = Field(2, ge=0, description="re-asks of answers with refusals, forbidden phrases, missing sections, too little text")
+    min_words: int = Field(25, ge=1)
+    max_words: int = Field(400, ge=1)
+    use_cache: bool = Field(True, description="look model calls up in (and store them to) the content-addressed call cache")
+    gpu_hour_usd: float = Field(0.0, ge=0.0, description="price of one GPU-hour, for usd_per_1k in the metadata (0: not shown)")
+
+
 @asset(
     partitions_def=DATASET_SHARD_PARTITIONS,
     io_manager_key="manifest_io",
@@ -48,6 +60,7 @@ def coarse_captions(images: pl.DataFrame, roi_masks: pl.DataFrame):
 )
 def caption_batches(
     context: AssetExecutionContext,
+    config: CaptionBatchesConfig,
     images: pl.DataFrame,
     roi_masks: pl.DataFrame,
     coarse_captions: pl.DataFrame,
@@ -55,7 +68,8 @@ def caption_batches(
     storage: MedtrinityStorage,
     mllm: MLLMResource,
 ):
-    result = caption_shard(images, roi_masks, coarse_captions, retrieved_knowledge, storage, mllm)
+    settings = GenerationSettings(max_retries=config.max_retries, min_words=config.min_words, max_words=config.max_words)
+    result = caption_shard(images, roi_masks, coarse_captions, retrieved_knowledge, storage, mllm, settings, config.use_cache)
     df = result.captions
     samples = df.head(3).select("roi_id", "caption").to_dicts() if df.height else []
     yield Output(
@@ -66,7 +80,7 @@ def caption_batches(
             "backend": MetadataValue.text(mllm.backend),
             "prompt_version": MetadataValue.text(df["prompt_version"][0] if df.height else ""),
             "sample_captions": MetadataValue.md("\n\n".join(f"**{s['roi_id']}**: {s['caption']}" for s in samples) or "_none_"),
-            "tokens_out": MetadataValue.int(int(df["tokens_out"].sum()) if df.height else 0),
+            **{k: (MetadataValue.int(v) if isinstance(v, int) else MetadataValue.float(v)) for k, v in totals(df, config.gpu_hour_usd).items()},
             **throughput(df.height, result.seconds, "captions"),
         },
     )

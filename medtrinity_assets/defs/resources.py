@@ -35,6 +35,43 @@ def configured(name: str, default: str) -> str | EnvVar:
     return EnvVar(name) if settings.is_set(name) else default
 
 
+#: MLLMResource fields settable by environment: field -> (variable, kind)
+MLLM_ENV: dict[str, tuple[str, str]] = {
+    "model_revision": ("MEDTRINITY_MLLM_REVISION", "str"),
+    "dtype": ("MEDTRINITY_MLLM_DTYPE", "str"),
+    "device_map": ("MEDTRINITY_MLLM_DEVICE_MAP", "str"),
+    "api_key_env": ("MEDTRINITY_MLLM_API_KEY_ENV", "str"),
+    "batch_size": ("MEDTRINITY_MLLM_BATCH_SIZE", "int"),
+    "max_new_tokens": ("MEDTRINITY_MLLM_MAX_NEW_TOKENS", "int"),
+    "truncation_max_new_tokens": ("MEDTRINITY_MLLM_TRUNCATION_MAX_NEW_TOKENS", "int"),
+    "max_concurrency": ("MEDTRINITY_MLLM_CONCURRENCY", "int"),
+    "transport_retries": ("MEDTRINITY_MLLM_TRANSPORT_RETRIES", "int"),
+    "seed": ("MEDTRINITY_MLLM_SEED", "int"),
+    "timeout_s": ("MEDTRINITY_MLLM_TIMEOUT_S", "float"),
+    "temperature": ("MEDTRINITY_MLLM_TEMPERATURE", "float"),
+    "retry_backoff_s": ("MEDTRINITY_MLLM_RETRY_BACKOFF_S", "float"),
+    "trust_remote_code": ("MEDTRINITY_MLLM_TRUST_REMOTE_CODE", "bool"),
+}
+
+
+def mllm_env_settings() -> dict:
+    """The MLLM settings given by environment: strings and integers as `dg.EnvVar` (shown by name),
+    floats and switches parsed here (Dagster's EnvVar has no float/bool form)."""
+    out: dict = {}
+    for field, (name, kind) in MLLM_ENV.items():
+        if not settings.is_set(name):
+            continue
+        if kind == "str":
+            out[field] = EnvVar(name)
+        elif kind == "int":
+            out[field] = EnvVar.int(name)
+        elif kind == "float":
+            out[field] = float(settings.env(name))
+        else:
+            out[field] = settings.env(name).strip().lower() in ("1", "true", "yes", "on")
+    return out
+
+
 def local_storage() -> MedtrinityStorage:
     root = settings.storage_root()
     if root.startswith("s3://"):
@@ -78,6 +115,7 @@ def model_resources(storage: MedtrinityStorage, default_device: str) -> dict:
             model_name=model if backend == "openai" else "",
             endpoint_url=configured("MEDTRINITY_MLLM_ENDPOINT", ""),
             device=configured("MEDTRINITY_DEVICE", device),
+            **mllm_env_settings(),
         ),
         "experts": load_expert_config(settings.env("MEDTRINITY_EXPERTS") or None, default_device=device),
         "caption_judge": CaptionJudgeResource(

@@ -27,6 +27,15 @@ PROJECT_PACKAGES = ("medtrinity_assets", "medtrinity_resources")
 WIRING_PACKAGE = "medtrinity_assets.defs"
 SETTINGS_MODULE = "medtrinity_assets.settings"  # where values come from: the values count (asset_config), not the code
 
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the directory holding both packages
+
+
+def backend_modules() -> tuple[str, ...]:
+    """Every MLLM backend module (they register themselves when imported, so no import names them)."""
+    folder = PACKAGE_PARENT / "medtrinity_resources" / "mllm_backends"
+    return tuple(sorted(f"medtrinity_resources.mllm_backends.{p.stem}" for p in folder.glob("*.py")))
+
+
 # The modules whose functions each asset calls; their project imports are followed.
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "source_manifest": ("medtrinity_assets.stages.sources",),
@@ -36,7 +45,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "knowledge_index": ("medtrinity_assets.knowledge",),
     "retrieval_evaluation": ("medtrinity_assets.knowledge",),
     "retrieved_knowledge": ("medtrinity_assets.stages.knowledge", "medtrinity_assets.knowledge"),
-    "caption_batches": ("medtrinity_assets.stages.captions",),
+    "caption_batches": ("medtrinity_assets.stages.captions", *backend_modules()),
     "triplets": ("medtrinity_assets.stages.triplets", "medtrinity_assets.stages.judge"),
     "image_duplicates": ("medtrinity_assets.stages.duplicates",),
     "source_rejects": ("medtrinity_assets.stages.rejects",),
@@ -44,8 +53,6 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "vqa_pairs": ("medtrinity_assets.export",),
 }
 
-
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the directory holding both packages
 
 
 @lru_cache(maxsize=None)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from medtrinity_assets.captions import coarse_caption
+from medtrinity_assets.generation import CallCache, CaptionRequest, Generation, GenerationSettings, describe
+from medtrinity_assets.phi.pixels import QUARANTINED as PHI_QUARANTINED
 from medtrinity_assets.knowledge import knowledge_query
 from medtrinity_assets.records import CaptionFacts, Passage
 from medtrinity_assets.schema import CAPTIONS_SCHEMA, COARSE_CAPTIONS_SCHEMA, SECTION_COLUMNS, conform
@@ -84,6 +86,14 @@ def facts_for(image: dict, roi: dict, coarse: dict, retrieved: dict | None, sibl
     )
 
 
+def withheld_generation(roi_id: str, mllm) -> Generation:
+    """The record of an ROI whose image was not sent to the model (PHI quarantine): no text, no call."""
+    return Generation(
+        request_id=roi_id, text="", sections={}, backend=mllm.backend, model=mllm.model_name or mllm.model_path, model_version=mllm.model_revision,
+        prompt_version="", prompt_hash="", attempts=0, problems=["phi_withheld"],
+    )
+
+
 @dataclass
 class CaptionsResult:
     captions: pl.DataFrame
@@ -91,10 +101,18 @@ class CaptionsResult:
     n_flagged: int
 
 
-def caption_shard(images: pl.DataFrame, rois: pl.DataFrame, coarse: pl.DataFrame, retrieved: pl.DataFrame, storage, mllm) -> CaptionsResult:
-    """Ask the MLLM resource for one multigranular description per ROI record."""
-    from medtrinity_resources.mllm import CaptionRequest
-
+def caption_shard(
+    images: pl.DataFrame,
+    rois: pl.DataFrame,
+    coarse: pl.DataFrame,
+    retrieved: pl.DataFrame,
+    storage,
+    mllm,
+    settings: GenerationSettings | None = None,
+    use_cache: bool = True,
+) -> CaptionsResult:
+    """One multigranular description per ROI record through `generation.describe` (model calls
+    cached in `storage`, flagged answers kept)."""
     t0 = time.perf_counter()
     if rois.is_empty():
         return CaptionsResult(conform([], CAPTIONS_SCHEMA), 0.0, 0)
@@ -105,14 +123,21 @@ def caption_shard(images: pl.DataFrame, rois: pl.DataFrame, coarse: pl.DataFrame
     for r in rois.iter_rows(named=True):
         if r["label"] and r["label"] not in siblings.setdefault(r["image_id"], []):
             siblings[r["image_id"]].append(r["label"])
-    needs_image = mllm.backend != "grounded_composer"
-    requests, roi_rows = [], []
+    needs_image = mllm.calls_model
+    requests, roi_rows, withheld = [], [], []
     for r in rois.iter_rows(named=True):
+        if needs_image and by_image[r["image_id"]].get("phi_action") == PHI_QUARANTINED:
+            withheld.append(r)  # burned-in PHI: the pixels never leave for a model (the record is quarantined)
+            continue
         facts = facts_for(by_image[r["image_id"]], r, by_coarse[r["roi_id"]], by_retrieved.get(r["roi_id"]), siblings.get(r["image_id"], []))
         png = storage.read_uri(r["overlay_uri"]) if needs_image else None
         requests.append(CaptionRequest(request_id=r["roi_id"], facts=facts, image_png=png))
         roi_rows.append(r)
-    generations = mllm.describe(requests)
+    generations = describe(mllm, requests, CallCache(storage, enabled=use_cache), settings)
+    for r in withheld:
+        roi_rows.append(r)
+        requests.append(CaptionRequest(request_id=r["roi_id"], facts=facts_for(by_image[r["image_id"]], r, by_coarse[r["roi_id"]], None, [])))
+        generations.append(withheld_generation(r["roi_id"], mllm))
     rows = []
     for r, req, g in zip(roi_rows, requests, generations):
         rows.append(
@@ -133,6 +158,9 @@ def caption_shard(images: pl.DataFrame, rois: pl.DataFrame, coarse: pl.DataFrame
                 "problems": list(g.problems),
                 "tokens_in": g.tokens_in,
                 "tokens_out": g.tokens_out,
+                "seconds": g.seconds,
+                "model_calls": g.model_calls,
+                "cache_hit": g.cache_hit,
                 "passage_ids": [p.chunk_id for p in req.facts.knowledge],
             }
         )

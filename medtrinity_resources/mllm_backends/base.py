@@ -18,4 +18,5 @@ class RawOutput:
     tokens_out: int = 0
     truncated: bool = False  # stopped at the token limit
     error: str = ""  # short code, e.g. "timeout", "http_503"; "" when the answer arrived
-    model_version: str = ""  # when the backend learns it per answer (served model id)
+    model_version: str = ""  # model revision (served: model id and system fingerprint per answer)
+    detail: str = ""  # the server's words for an error (e.g. the 400 body), kept for the record

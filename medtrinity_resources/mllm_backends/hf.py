@@ -15,10 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from .base import MLLMBackendError, RawOutput
+from .registry import register
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".msgpack", ".h5")
 
-_CACHE: dict[tuple[str, str, str], LoadedModel] = {}
+_CACHE: dict[tuple, LoadedModel] = {}
+CONVERT_HINT = (
+    "{path!r} is an original-format LLaVA checkpoint (LlavaLlamaForCausalLM with mm_vision_tower, e.g. "
+    "LLaVA-Med or the MedTrinity captioner); transformers reads the llava-hf format. Convert it once with "
+    "transformers' script src/transformers/models/llava/convert_llava_weights_to_hf.py "
+    "(python convert_llava_weights_to_hf.py --text_model_id <base LLM> --vision_model_id "
+    "openai/clip-vit-large-patch14-336 --old_state_dict_id {path} --output_hub_path <out dir>) "
+    "and point model_path at the output; see README 'Model backends'."
+)
 _LOCK = threading.Lock()
 
 
@@ -73,31 +82,52 @@ def _ids(value) -> frozenset[int]:
     return frozenset(int(v) for v in value)
 
 
-def load_model(path: str, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
+def check_format(path: str) -> None:
+    """Clear error for checkpoints transformers cannot read as image-text-to-text models."""
+    import json
+
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise MLLMBackendError(f"model_path {path!r} has no config.json (a Hugging Face model dir is needed)")
+    data = json.loads(config.read_text())
+    if "mm_vision_tower" in data or any("LlavaLlama" in a or "LlavaMistral" in a for a in data.get("architectures") or []):
+        raise MLLMBackendError(CONVERT_HINT.format(path=path))
+
+
+def load_model(
+    path: str, device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False, device_map: str = ""
+) -> LoadedModel:
     """Load (once per process) an image-text-to-text model directory."""
     device = resolve_device(device)
-    key = (str(Path(path).resolve()), device, dtype)
+    key = (str(Path(path).resolve()), device, dtype, trust_remote_code, device_map)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
         if not Path(path).is_dir():
             raise MLLMBackendError(f"model_path {path!r} is not a directory (a local Hugging Face model dir is needed)")
+        check_format(path)
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         torch_dtype = resolve_dtype(dtype, device)
+        remote = {"trust_remote_code": True} if trust_remote_code else {}
+        placement = {"device_map": device_map} if device_map else {}
         try:
-            processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-            model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
+            processor = AutoProcessor.from_pretrained(path, local_files_only=True, **remote)
+            model = AutoModelForImageTextToText.from_pretrained(
+                path, dtype=torch_dtype, local_files_only=True, **remote, **placement
+            )
         except (OSError, ValueError, KeyError) as exc:
-            raise MLLMBackendError(f"cannot load an image-text-to-text model from {path!r}: {exc}") from exc
-        model = model.to(device).eval()
+            hint = "" if trust_remote_code else " (if the checkpoint ships its own model code, set trust_remote_code)"
+            raise MLLMBackendError(f"cannot load an image-text-to-text model from {path!r}: {exc}{hint}") from exc
+        model = (model if device_map else model.to(device)).eval()
+        device = str(next(model.parameters()).device) if device_map else device
         tokenizer = getattr(processor, "tokenizer", processor)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token
         gen = getattr(model, "generation_config", None)
         eos = _ids(getattr(gen, "eos_token_id", None)) | _ids(tokenizer.eos_token_id)
-        loaded = LoadedModel(processor, model, device, dtype, model_version_of(path), eos, tokenizer.pad_token_id)
+        loaded = LoadedModel(processor, model, device, str(torch_dtype).removeprefix("torch."), model_version_of(path), eos, tokenizer.pad_token_id)
         _CACHE[key] = loaded
         return loaded
 
@@ -161,7 +191,7 @@ def generate_batch(
     texts = [chat_text(loaded.processor, p, with_image) for p in prompts]
     kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
     if with_image:
-        kwargs["images"] = [decode_image(b) for b in images]
+        kwargs["images"] = [[decode_image(b)] for b in images]  # one image per sample (Gemma 3 pairs them by nesting)
     inputs = loaded.processor(**kwargs)
     inputs = {k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
@@ -185,57 +215,64 @@ def generate_batch(
     return results
 
 
+@register("transformers")
 class TransformersBackend:
-    """`generate(prompts, images)` over a local model directory, in batches."""
+    """`generate(prompts, images, max_new_tokens)` over a local model directory, in batches."""
 
-    name = "transformers"
-
-    def __init__(
-        self,
-        model_path: str,
-        device: str,
-        dtype: str,
-        batch_size: int,
-        max_new_tokens: int,
-        temperature: float,
-        seed: int = 0,
-    ) -> None:
-        if not model_path:
+    @staticmethod
+    def identity(cfg) -> dict:
+        if not cfg.model_path:
             raise MLLMBackendError("backend 'transformers' needs model_path (a local model directory)")
-        self.loaded = load_model(model_path, device, dtype)
-        self.model = Path(model_path).name
-        self.model_version = self.loaded.model_version
-        self.batch_size = max(1, int(batch_size))
-        self.max_new_tokens = int(max_new_tokens)
-        self.temperature = float(temperature)
-        self.seed = int(seed)
+        if not Path(cfg.model_path).is_dir():
+            raise MLLMBackendError(f"model_path {cfg.model_path!r} is not a directory (a local Hugging Face model dir is needed)")
+        device = resolve_device(cfg.device)
+        settings = {
+            "decoding": "sampling" if cfg.temperature > 0 else "greedy",
+            "temperature": float(cfg.temperature),
+            "dtype": str(resolve_dtype(cfg.dtype, device)).removeprefix("torch."),
+        }
+        if cfg.temperature > 0:
+            settings["seed"] = int(cfg.seed)
+        return {
+            "backend": "transformers",
+            "model": Path(cfg.model_path).name,
+            "revision": cfg.model_revision or model_version_of(cfg.model_path),
+            "settings": settings,
+        }
+
+    def __init__(self, cfg) -> None:
+        ident = self.identity(cfg)
+        self.loaded = load_model(cfg.model_path, cfg.device, cfg.dtype, cfg.trust_remote_code, cfg.device_map)
+        self.model = ident["model"]
+        self.model_version = ident["revision"]
+        self.batch_size = max(1, int(cfg.batch_size))
+        self.temperature = float(cfg.temperature)
+        self.seed = int(cfg.seed)
         config = getattr(self.loaded.model, "config", None)
         self.settings = {
-            "decoding": "sampling" if self.temperature > 0 else "greedy",
-            "temperature": self.temperature,
-            "max_new_tokens": self.max_new_tokens,
+            **ident["settings"],
             "batch_size": self.batch_size,
             "padding_side": "left",
             "device": self.loaded.device,
-            "dtype": self.loaded.dtype,
             "architecture": (getattr(config, "architectures", None) or [type(self.loaded.model).__name__])[0],
-            "model_path": str(model_path),
         }
-        if self.temperature > 0:
-            self.settings["seed"] = self.seed
 
-    def generate(self, prompts: list[str], images: list[bytes | None]) -> list[RawOutput]:
+    def generate(
+        self, prompts: list[str], images: list[bytes | None], max_new_tokens: int, json_schema: dict | None = None
+    ) -> list[RawOutput]:
+        """Plain text answers (`json_schema` is for constrained servers; the caller parses text)."""
         results: list[RawOutput | None] = [None] * len(prompts)
         for batch in plan_batches(prompts, images, self.batch_size):
             outs = generate_batch(
                 self.loaded,
                 [prompts[i] for i in batch],
                 [images[i] for i in batch],
-                self.max_new_tokens,
+                max_new_tokens,
                 self.temperature,
                 self.seed,
             )
             for i, out in zip(batch, outs, strict=True):
+                out.model_version = self.model_version
                 results[i] = out
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:

@@ -3,7 +3,8 @@
 One POST per prompt to ``<endpoint>/chat/completions`` with the overlay image inline as a
 ``data:image/png;base64`` URL; at most `max_concurrency` requests in flight (thread pool);
 429, 5xx, timeouts and connection errors are retried with exponential backoff (``Retry-After``
-honoured); other 4xx answers mean a configuration problem and raise `MLLMBackendError`.
+honoured); 401/403/404 mean a configuration problem and raise `MLLMBackendError`; any other 4xx
+(e.g. 400 "maximum context length") fails that request only (``RawOutput.error`` ``http_400``).
 Token counts come from the answer's ``usage`` field.
 """
 
@@ -19,9 +20,11 @@ from typing import Any
 import httpx
 
 from .base import MLLMBackendError, RawOutput
+from .registry import register
 
 MAX_BACKOFF_S = 30.0
 MAX_RETRY_AFTER_S = 60.0
+CONFIG_ERRORS = (401, 403, 404)
 
 
 def chat_completions_url(endpoint_url: str) -> str:
@@ -40,7 +43,9 @@ def image_data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def chat_payload(model: str, prompt: str, image_png: bytes | None, max_tokens: int, temperature: float) -> dict:
+def chat_payload(
+    model: str, prompt: str, image_png: bytes | None, max_tokens: int, temperature: float, seed: int | None = None
+) -> dict:
     """Request body: one user message holding the image (if any) then the prompt text."""
     content: list[dict[str, Any]] = []
     if image_png is not None:
@@ -51,6 +56,7 @@ def chat_payload(model: str, prompt: str, image_png: bytes | None, max_tokens: i
         "messages": [{"role": "user", "content": content}],
         "temperature": temperature,
         "max_tokens": max_tokens,
+        **({"seed": seed} if seed is not None else {}),
     }
 
 
@@ -80,6 +86,12 @@ def parse_response(data: dict) -> RawOutput:
     )
 
 
+def refuses_schema(error_text: str) -> bool:
+    """Whether a 400 answer is about the structured-output request (not e.g. the context length)."""
+    text = error_text.lower()
+    return any(word in text for word in ("response_format", "json_schema", "guided", "structured output"))
+
+
 def backoff_seconds(attempt: int, base_s: float, retry_after: str | None) -> float:
     """Exponential backoff (``base * 2**attempt``, capped) or the server's Retry-After seconds."""
     if retry_after:
@@ -90,54 +102,58 @@ def backoff_seconds(attempt: int, base_s: float, retry_after: str | None) -> flo
     return min(base_s * (2**attempt), MAX_BACKOFF_S)
 
 
+@register("openai")
 class OpenAICompatBackend:
-    """`generate(prompts, images)` against an OpenAI-compatible chat-completions endpoint."""
+    """`generate(prompts, images, max_new_tokens)` against an OpenAI-compatible chat-completions endpoint."""
 
-    name = "openai"
-
-    def __init__(
-        self,
-        endpoint_url: str,
-        model_name: str,
-        api_key_env: str,
-        max_new_tokens: int,
-        temperature: float,
-        max_concurrency: int,
-        timeout_s: float,
-        max_retries: int,
-        retry_backoff_s: float,
-    ) -> None:
-        if not model_name:
+    @staticmethod
+    def identity(cfg) -> dict:
+        if not cfg.model_name:
             raise MLLMBackendError("backend 'openai' needs model_name (the served model id)")
-        self.url = chat_completions_url(endpoint_url)
-        self.model = model_name
-        self.model_version = ""
-        self.max_new_tokens = int(max_new_tokens)
-        self.temperature = float(temperature)
-        self.max_concurrency = max(1, int(max_concurrency))
-        self.timeout_s = float(timeout_s)
-        self.max_retries = max(0, int(max_retries))
-        self.retry_backoff_s = float(retry_backoff_s)
-        key = os.environ.get(api_key_env or "", "")
+        chat_completions_url(cfg.endpoint_url)
+        settings = {"decoding": "sampling" if cfg.temperature > 0 else "greedy", "temperature": float(cfg.temperature)}
+        settings["seed"] = int(cfg.seed)
+        settings["structured_output"] = bool(cfg.structured_output)
+        return {"backend": "openai", "model": cfg.model_name, "revision": cfg.model_revision, "settings": settings}
+
+    def __init__(self, cfg) -> None:
+        ident = self.identity(cfg)
+        self.url = chat_completions_url(cfg.endpoint_url)
+        self.model = cfg.model_name
+        self.model_version = cfg.model_revision
+        self.temperature = float(cfg.temperature)
+        self.seed = int(cfg.seed)
+        self.max_concurrency = max(1, int(cfg.max_concurrency))
+        self.timeout_s = float(cfg.timeout_s)
+        self.max_retries = max(0, int(cfg.transport_retries))
+        self.retry_backoff_s = float(cfg.retry_backoff_s)
+        key = os.environ.get(cfg.api_key_env or "", "")
         self.headers = {"Content-Type": "application/json"}
         if key:
             self.headers["Authorization"] = f"Bearer {key}"
         self.settings = {
-            "decoding": "sampling" if self.temperature > 0 else "greedy",
-            "temperature": self.temperature,
-            "max_tokens": self.max_new_tokens,
+            **ident["settings"],
             "endpoint": self.url,
             "max_concurrency": self.max_concurrency,
             "timeout_s": self.timeout_s,
             "transport_retries": self.max_retries,
         }
+        self.structured = bool(cfg.structured_output)
         self._lock = threading.Lock()
 
-    def complete(self, client: httpx.Client, prompt: str, image_png: bytes | None) -> RawOutput:
-        """One prompt, retried on 429/5xx/timeouts/connection errors; RawOutput.error once retries run out."""
-        payload = chat_payload(self.model, prompt, image_png, self.max_new_tokens, self.temperature)
-        error = ""
-        for attempt in range(self.max_retries + 1):
+    def complete(
+        self, client: httpx.Client, prompt: str, image_png: bytes | None, max_tokens: int, json_schema: dict | None = None
+    ) -> RawOutput:
+        """One prompt, retried on 429/5xx/timeouts/connection errors; RawOutput.error once retries run out.
+
+        With a schema (and ``structured_output``) the body carries ``response_format`` (json_schema, as
+        vLLM's OpenAI server accepts it); a server that answers 400 naming it is asked again without
+        it (not counted as a retry), and no later request of this client sends it."""
+        payload = chat_payload(self.model, prompt, image_png, max_tokens, self.temperature, self.seed)
+        if json_schema is not None and self.structured:
+            payload["response_format"] = {"type": "json_schema", "json_schema": {"name": "caption", "schema": json_schema}}
+        error, attempt = "", 0
+        while True:
             retry_after = None
             try:
                 response = client.post(self.url, json=payload, headers=self.headers)
@@ -148,25 +164,34 @@ class OpenAICompatBackend:
             else:
                 if response.status_code == 200:
                     out = parse_response(response.json())
-                    if out.model_version:
-                        with self._lock:
-                            self.model_version = out.model_version
+                    out.model_version = out.model_version or self.model_version
                     return out
-                if response.status_code != 429 and response.status_code < 500:
+                if response.status_code in CONFIG_ERRORS:
                     raise MLLMBackendError(f"{self.url} answered HTTP {response.status_code}: {response.text[:300]}")
+                if response.status_code == 400 and "response_format" in payload and refuses_schema(response.text):
+                    with self._lock:
+                        self.structured = False  # the server does not take the schema: plain text from now on
+                    payload.pop("response_format")
+                    continue
+                if response.status_code != 429 and response.status_code < 500:
+                    return RawOutput(error=f"http_{response.status_code}", detail=response.text[:300])
                 error = f"http_{response.status_code}"
                 retry_after = response.headers.get("retry-after")
-            if attempt < self.max_retries:
-                time.sleep(backoff_seconds(attempt, self.retry_backoff_s, retry_after))
-        return RawOutput(error=error)
+            if attempt >= self.max_retries:
+                return RawOutput(error=error)
+            time.sleep(backoff_seconds(attempt, self.retry_backoff_s, retry_after))
+            attempt += 1
 
-    def generate(self, prompts: list[str], images: list[bytes | None]) -> list[RawOutput]:
-        limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
+    def generate(
+        self, prompts: list[str], images: list[bytes | None], max_new_tokens: int, json_schema: dict | None = None
+    ) -> list[RawOutput]:
+        workers = max(1, min(self.max_concurrency, len(prompts)))
+        limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
         with (
             httpx.Client(timeout=httpx.Timeout(self.timeout_s), limits=limits) as client,
-            ThreadPoolExecutor(max_workers=self.max_concurrency) as pool,
+            ThreadPoolExecutor(max_workers=workers) as pool,
         ):
-            futures = [pool.submit(self.complete, client, p, img) for p, img in zip(prompts, images, strict=True)]
+            futures = [pool.submit(self.complete, client, p, img, max_new_tokens, json_schema) for p, img in zip(prompts, images, strict=True)]
             outs = [f.result() for f in futures]
         if outs and all(o.error == "connection" for o in outs):
             raise MLLMBackendError(f"{self.url} unreachable: every request failed to connect")

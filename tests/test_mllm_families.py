@@ -1,0 +1,66 @@
+"""Real VLM families through the caption loop and the transformers backend at batch 4, each a tiny
+random model built here from the family's own config, model and processor classes (CPU, offline)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from PIL import Image  # noqa: E402
+from tiny_llava import build_tiny_llava  # noqa: E402
+from tiny_vlms import (  # noqa: E402
+    build_tiny_gemma3,
+    build_tiny_idefics3,
+    build_tiny_internvl,
+    build_tiny_qwen2_5_vl,
+    build_tiny_qwen3_vl,
+)
+
+from medtrinity_assets.captions.examples import ct_liver, xray_lungs  # noqa: E402
+from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSettings, describe  # noqa: E402
+from medtrinity_resources.mllm import MLLMResource  # noqa: E402
+from medtrinity_resources.storage import MedtrinityStorage  # noqa: E402
+
+BUILDERS = {
+    "llava": (build_tiny_llava, "LlavaForConditionalGeneration"),
+    "gemma3": (build_tiny_gemma3, "Gemma3ForConditionalGeneration"),
+    "qwen2_5_vl": (build_tiny_qwen2_5_vl, "Qwen2_5_VLForConditionalGeneration"),
+    "qwen3_vl": (build_tiny_qwen3_vl, "Qwen3VLForConditionalGeneration"),
+    "idefics3": (build_tiny_idefics3, "Idefics3ForConditionalGeneration"),
+    "internvl": (build_tiny_internvl, "InternVLForConditionalGeneration"),
+}
+
+
+def png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_family_at_batch_four(family, tmp_path):
+    build, architecture = BUILDERS[family]
+    model_dir = str(build(tmp_path / family))
+    reqs = [CaptionRequest(f"roi-{i}", (ct_liver if i % 2 else xray_lungs)(), png(i)) for i in range(5)]
+    reqs.append(CaptionRequest("text-only", xray_lungs(), None))
+    mllm = MLLMResource(backend="transformers", model_path=model_dir, batch_size=4, max_new_tokens=4)
+    cache = CallCache(MedtrinityStorage(root=str(tmp_path / "store")))
+    gens = describe(mllm, reqs, cache, GenerationSettings(max_retries=0))
+    assert [g.request_id for g in gens] == [r.request_id for r in reqs]
+    client = mllm._client()
+    assert client.settings["architecture"] == architecture and client.batch_size == 4
+    for g in gens:
+        # random weights: cut at 4 tokens, asked once more with 8, then flagged; every record kept
+        assert g.attempts == 2 and g.model_calls == 2 and "truncated" in g.problems
+        assert g.tokens_in > 0 and 4 < g.tokens_out <= 12 and g.settings["dtype"] == "float32"
+    # the image's tokens are in the model input (same prompt, no image: fewer input tokens)
+    assert gens[0].tokens_in > gens[-1].tokens_in
+    # a rerun answers every call from the cache with the same text
+    again = describe(mllm, reqs, cache, GenerationSettings(max_retries=0))
+    assert all(g.cache_hit for g in again) and [g.text for g in again] == [g.text for g in gens]
