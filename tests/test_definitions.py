@@ -156,10 +156,10 @@ def test_source_files_sensor_observes_and_runs_only_changed_shards(monkeypatch):
     assert isinstance(automation.source_files_sensor(build_sensor_context(instance=instance)), SkipReason)
 
     real = automation.source_fingerprints
-    monkeypatch.setattr(automation, "source_fingerprints", lambda: {**real(), "stardist_dsb2018|01": "changed"})
+    monkeypatch.setattr(automation, "source_fingerprints", lambda: {**real(), "stardist_dsb2018|00": "changed"})
     out = automation.source_files_sensor(build_sensor_context(instance=instance))
-    assert [o.partition for o in out.asset_events] == ["stardist_dsb2018|01"]
-    assert [str(r.partition_key) for r in out.run_requests] == ["stardist_dsb2018|01"]
+    assert [o.partition for o in out.asset_events] == ["stardist_dsb2018|00"]
+    assert [str(r.partition_key) for r in out.run_requests] == ["stardist_dsb2018|00"]
     assert all(isinstance(r, RunRequest) and r.tags["medtrinity/trigger"] == "files_changed" for r in out.run_requests)
 
 

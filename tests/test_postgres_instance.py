@@ -182,7 +182,7 @@ def test_materialise_a_partition_on_a_postgres_instance(postgres_server, tmp_pat
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
 
-        source, shard = "sam_med2d_demo", "01"
+        source, shard = "sam_med2d_demo", "00"
         for job, key in [("knowledge_index_job", "pubmedqa"), ("dataset_shard_job", dataset_shard_key(source, shard))]:
             result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=key, run_config=QUIET_CONSOLE)
             assert result.success, job

@@ -29,7 +29,7 @@ from medtrinity_resources.storage import MedtrinityStorage, StorageError
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "medtrinity-e2e"
 PREFIX = "runs/dataset"
-PARTITIONS = [("sam_med2d_demo", "01"), ("pydicom_dicom", "00")]
+PARTITIONS = [("sam_med2d_demo", "00"), ("pydicom_dicom", "00")]
 from medtrinity_assets.defs.names import DATASET_ASSETS
 SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'

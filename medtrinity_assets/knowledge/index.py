@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,11 +54,19 @@ def build_index(
     indexed, held_ids = store.index_state(corpus_name)
     to_embed, stale = plan_index_update(indexed, held_ids, chunks)
     n_deleted = store.delete(corpus_name, stale) + n_dropped
-    for offset in range(0, len(to_embed), EMBED_BATCH):
-        batch = to_embed[offset : offset + EMBED_BATCH]
-        store.upsert(corpus_name, batch, embedder.embed([c.embedding_text for c in batch]))
-        if progress is not None:
-            progress(offset + len(batch), len(to_embed))
+    batches = [to_embed[i : i + EMBED_BATCH] for i in range(0, len(to_embed), EMBED_BATCH)]
+    done = 0
+    # the next batch is embedded on a worker thread while this one is written (both release the GIL)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(embedder.embed, [c.embedding_text for c in batches[0]]) if batches else None
+        for i, batch in enumerate(batches):
+            vectors = pending.result()  # type: ignore[union-attr]
+            if i + 1 < len(batches):
+                pending = pool.submit(embedder.embed, [c.embedding_text for c in batches[i + 1]])
+            store.upsert(corpus_name, batch, vectors)
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(to_embed))
     seconds = time.perf_counter() - start
     return {
         "corpus": corpus_name,
