@@ -235,6 +235,7 @@ CAPTIONS_SCHEMA = pl.Schema(
         "model_calls": pl.Int32,  # attempts sent to the model
         "cache_hit": pl.Boolean,  # every attempt came from the content-addressed call cache
         "passage_ids": StrList,
+        "concept_ids": StrList,  # the ROI's concept, then the recorded findings' (knowledge provenance)
     }
 )
 
@@ -279,6 +280,7 @@ TRIPLETS_SCHEMA = pl.Schema(
         "caption": Str,
         **{c: Str for c in SECTION_COLUMNS},
         "passage_ids": StrList,
+        "concept_ids": StrList,
         "prompt_version": Str,
         "prompt_hash": Str,
         "caption_backend": Str,
@@ -292,6 +294,7 @@ TRIPLETS_SCHEMA = pl.Schema(
         "caption_confidence": pl.Float64,  # the judge's faithfulness score 0..1 (null: not judged)
         "judge_reason": Str,
         "judge_model": Str,
+        "cache_hit": pl.Boolean,  # the caption came from the call cache (no model call paid in this run)
         "quarantined": pl.Boolean,
         "quarantine_reasons": StrList,
     }

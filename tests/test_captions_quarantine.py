@@ -10,6 +10,7 @@ import pytest
 from chat_servers import ChatServer
 from demo_records import shard_frames
 from medtrinity_assets.schema import RETRIEVED_KNOWLEDGE_SCHEMA, conform
+from medtrinity_assets.generation import GenerationSettings
 from medtrinity_assets.stages.captions import caption_shard
 from medtrinity_assets.stages.triplets import assemble_triplets, quarantine_counts
 from medtrinity_resources.mllm import MLLMResource
@@ -34,9 +35,9 @@ def server():
 def test_wrong_model_captions_are_quarantined_with_every_reason(tmp_path, server):
     images, rois, coarse, storage, licences = shard_frames("usgra_nerve_ultrasound", str(tmp_path))
     assert rois.height > 0
-    mllm = MLLMResource(backend="openai", endpoint_url=server.url, model_name="wrong-writer", max_retries=0, max_concurrency=2)
+    mllm = MLLMResource(backend="openai", endpoint_url=server.url, model_name="wrong-writer", max_concurrency=2)
     retrieved = conform([], RETRIEVED_KNOWLEDGE_SCHEMA)
-    captions = caption_shard(images, rois, coarse, retrieved, storage, mllm).captions
+    captions = caption_shard(images, rois, coarse, retrieved, storage, mllm, settings=GenerationSettings(max_retries=0)).captions
     assert len(server.prompts) == rois.height
     triplets = assemble_triplets(images, rois, coarse, captions, licences)
 
@@ -61,3 +62,21 @@ def test_quarantine_counts_per_code():
     )
     assert quarantine_counts(df) == {"refusal": 2, "too_short": 1}
     assert quarantine_counts(df.head(0)) == {}
+
+
+def test_images_quarantined_for_burned_in_phi_are_never_sent_to_a_model(tmp_path, server):
+    images, rois, coarse, storage, licences = shard_frames("usgra_nerve_ultrasound", str(tmp_path))
+    held = images["image_id"][0]
+    images = images.with_columns(pl.when(pl.col("image_id") == held).then(pl.lit("quarantined")).otherwise(pl.col("phi_action")).alias("phi_action"))
+    n_held = rois.filter(pl.col("image_id") == held).height
+    assert 0 < n_held < rois.height
+    mllm = MLLMResource(backend="openai", endpoint_url=server.url, model_name="wrong-writer", max_concurrency=2)
+    retrieved = conform([], RETRIEVED_KNOWLEDGE_SCHEMA)
+    captions = caption_shard(images, rois, coarse, retrieved, storage, mllm, settings=GenerationSettings(max_retries=0)).captions
+    assert len(server.prompts) == rois.height - n_held  # the held image's pixels never left
+    withheld = captions.filter(pl.col("image_id") == held)
+    assert withheld.height == n_held and withheld["problems"].to_list() == [["phi_withheld"]] * n_held
+    assert (withheld["caption"] == "").all() and (withheld["model_calls"] == 0).all()
+    triplets = assemble_triplets(images, rois, coarse, captions, licences)
+    assert triplets.height == rois.height  # kept, quarantined
+    assert triplets.filter(pl.col("image_id") == held)["quarantined"].all()

@@ -162,6 +162,7 @@ def caption_shard(
                 "model_calls": g.model_calls,
                 "cache_hit": g.cache_hit,
                 "passage_ids": [p.chunk_id for p in req.facts.knowledge],
+                "concept_ids": [c.concept_id for c in [req.facts.roi_concept, *req.facts.finding_concepts] if c is not None and c.concept_id],
             }
         )
     df = conform(rows, CAPTIONS_SCHEMA)
