@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from medtrinity_resources.mllm_backends.base import RawOutput
+from medtrinity_resources.mllm_backends.base import MLLMBackendError, RawOutput
 
 
 class CaptionJudgeResource(dg.ConfigurableResource):
@@ -32,19 +32,26 @@ class CaptionJudgeResource(dg.ConfigurableResource):
 
     def answer(self, prompts: list[str]) -> list[RawOutput]:
         """The judge model's answer to each prompt (greedy), same order; failures as RawOutput.error."""
-        from medtrinity_resources.mllm_backends.openai_compat import OpenAICompatBackend
+        from medtrinity_resources.mllm import MLLMResource
 
         if not prompts:
             return []
-        backend = OpenAICompatBackend(
-            self.endpoint_url,
-            self.model_name,
-            self.api_key_env,
-            self.max_new_tokens,
-            0.0,
-            self.max_concurrency,
-            self.timeout_s,
-            self.max_retries,
-            self.retry_backoff_s,
+        client = MLLMResource(
+            backend="openai",
+            endpoint_url=self.endpoint_url,
+            model_name=self.model_name,
+            api_key_env=self.api_key_env,
+            max_new_tokens=self.max_new_tokens,
+            temperature=0.0,
+            max_concurrency=self.max_concurrency,
+            timeout_s=self.timeout_s,
+            transport_retries=self.max_retries,
+            retry_backoff_s=self.retry_backoff_s,
+            structured_output=False,
         )
-        return backend.generate(list(prompts), [None] * len(prompts))
+        outs = client.generate(list(prompts), [None] * len(prompts))
+        refused = {o.error for o in outs if o.error and o.error.startswith("http_4")}
+        if refused and all(o.error for o in outs):  # every request refused: the judge is misconfigured
+            code = sorted(refused)[0].removeprefix("http_")
+            raise MLLMBackendError(f"the caption judge at {self.endpoint_url} refused every request (HTTP {code}): check MEDTRINITY_JUDGE_*")
+        return outs
