@@ -383,7 +383,7 @@ def test_automation_refreshes_only_what_an_upstream_change_affects(tmp_path):
     assert caption_config("openai", "llava-med") == caption_config("openai", "llava-med") != caption_config("openai", "other")
     resources = build_resources()
 
-    source, shard = "pydicom_dicom", "01"
+    source, shard = "pydicom_dicom", "00"
     partition = f"{source}|{shard}"
     instance = DagsterInstance.local_temp(tempdir=str(tmp_path))
     try:
