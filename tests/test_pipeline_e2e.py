@@ -116,7 +116,7 @@ def test_roi_masks_equal_stored_ground_truth_layers(demo):
     images = _manifest(storage, "images").filter(pl.col("gt_masks_uri").is_not_null())
     rois = _manifest(storage, "roi_masks").filter(pl.col("origin") == "ground_truth")
     checked = 0
-    for img in images.head(12).iter_rows(named=True):
+    for img in images.head(40).iter_rows(named=True):
         layers = load_mask_layers(storage.read_uri(img["gt_masks_uri"]))
         union = {}
         for layer in layers:
@@ -179,9 +179,12 @@ def test_no_phi_from_dicom_headers_in_outputs(demo):
                 phi_values.add(v)
     assert phi_values
     digests = ["image_sha256", "image_phash", "image_signature", "patient_hash", "prompt_hash", "phi_header_hashes"]  # hex: any 4 digits occur
-    texts = [
-        storage.read_parquet(k).drop(digests, strict=False).write_ndjson() for k in storage.list_keys("manifests/") if "pydicom_dicom" in k
-    ]
+    def text_of(df: pl.DataFrame) -> str:
+        # computed floats (scores, seconds, measurements) can spell any digit run ("0.0327990001"): not header text
+        floats = [c for c, t in df.schema.items() if t.is_float() or (isinstance(t, pl.List) and t.inner.is_float())]
+        return df.drop(digests + floats, strict=False).write_ndjson()
+
+    texts = [text_of(storage.read_parquet(k)) for k in storage.list_keys("manifests/") if "pydicom_dicom" in k]
     assert texts
     for v in phi_values:
         assert not any(v in t for t in texts), v
