@@ -412,7 +412,8 @@ def test_card_counts_licences_rejects_and_figure(release, expected):
     if n_rejects:
         for stage, source, reason, n in load_rejects(storage, included).group_by("stage", "dataset", "reason").len().iter_rows():
             assert f"| {stage} | {source} | {reason} | {n} |" in card
-    assert "**Quarantine.** 0 of the selected sources' triplets" in card
+    n_quarantined = int(pl.concat([storage.read_parquet(k) for k in storage.list_keys("manifests/triplets/") if any(f"/{s}/" in k for s in included)])["quarantined"].sum())
+    assert f"**Quarantine.** {n_quarantined} of the selected sources' triplets" in card
     words = [len(c.split()) for c in df["caption"].to_list()]
     assert f"| caption length (words) | {min(words)} |" in card
     with Image.open(root / "card" / "statistics.png") as fig:
