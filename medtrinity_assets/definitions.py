@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from dagster import AssetsDefinition, AssetSpec, Definitions, in_process_executor
 
-from medtrinity_assets.defs import automation, captions, duplicates, exports, images, jobs, knowledge, rejects, rois, sources, triplets
+from medtrinity_assets.defs import automation, captions, duplicates, exports, images, jobs, knowledge, rejects, rois, seed, sources, triplets
 from medtrinity_assets.defs.resources import build_resources
 from medtrinity_assets.defs.versions import code_version, resource_modules_of
 
@@ -28,6 +28,9 @@ ASSETS: list[AssetsDefinition | AssetSpec] = [
     rejects.source_rejects,
     exports.dataset_release,
     exports.vqa_pairs,
+    seed.seed_subset,
+    seed.seed_captions,
+    seed.seed_finetune_set,
 ]
 
 

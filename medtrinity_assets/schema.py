@@ -300,6 +300,52 @@ TRIPLETS_SCHEMA = pl.Schema(
     }
 )
 
+#: the stratified seed subset (stages/seed.py): one row per chosen ROI record
+SEED_SUBSET_SCHEMA = pl.Schema(
+    {
+        "roi_id": Str,
+        "image_id": Str,
+        "dataset": Str,
+        "shard": Str,
+        "modality": Str,
+        "seed_label": Str,  # the ROI's label, else the image's labels joined with ',', else 'none'
+        "stratum_size": pl.Int64,  # records of (dataset, modality, seed_label) it was drawn from
+        "sampling": Str,  # JSON: size, min_per_stratum, seed
+    }
+)
+
+#: seed captions written by the strong (seed) model: caption_batches' columns plus the exact prompt
+SEED_CAPTIONS_SCHEMA = pl.Schema(
+    {
+        **CAPTIONS_SCHEMA,
+        "modality": Str,
+        "seed_label": Str,
+        "overlay_uri": Str,  # the image the model saw (ROI outlined)
+        "prompt": Str,  # the exact prompt text (prompt_hash is its hash)
+        "quarantined": pl.Boolean,
+        "quarantine_reasons": StrList,
+    }
+)
+
+#: one row per exported fine-tuning conversation (export/finetune.py)
+SEED_FINETUNE_SCHEMA = pl.Schema(
+    {
+        "id": Str,  # the ROI id
+        "image": Str,  # path relative to the export directory
+        "image_sha256": Str,
+        "dataset": Str,
+        "shard": Str,
+        "modality": Str,
+        "seed_label": Str,
+        "overlay_uri": Str,
+        "prompt_version": Str,
+        "prompt_hash": Str,
+        "backend": Str,
+        "model": Str,
+        "model_version": Str,
+    }
+)
+
 KNOWLEDGE_INDEX_SCHEMA = pl.Schema(
     {
         "corpus": Str,

@@ -7,7 +7,7 @@ from dagster import AssetSelection, define_asset_job
 
 from medtrinity_assets import settings
 from medtrinity_assets.defs.context import gpu_run_tags
-from medtrinity_assets.defs.names import DATASET_ASSETS, RELEASE_ASSETS, REPORT_ASSETS
+from medtrinity_assets.defs.names import DATASET_ASSETS, RELEASE_ASSETS, REPORT_ASSETS, SEED_ASSETS
 
 
 def dataset_run_tags() -> dict[str, str]:
@@ -57,4 +57,10 @@ release_job = define_asset_job(
     description="Build, verify and describe one dataset release, then derive its VQA pairs.",
 )
 
-ALL_JOBS = [knowledge_index_job, retrieval_evaluation_job, dataset_shard_job, reports_job, release_job]
+seed_finetune_job = define_asset_job(
+    "seed_finetune_job",
+    selection=AssetSelection.assets(*SEED_ASSETS),
+    description="Stage 1 of two-stage captioning: stratified seed subset -> captions by the strong seed model -> LLaVA fine-tuning set.",
+)
+
+ALL_JOBS = [knowledge_index_job, retrieval_evaluation_job, dataset_shard_job, reports_job, release_job, seed_finetune_job]

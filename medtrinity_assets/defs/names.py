@@ -11,3 +11,6 @@ KNOWLEDGE_ASSETS = ("knowledge_index", "retrieval_evaluation")
 REPORT_ASSETS = ("image_duplicates", "source_rejects")
 
 RELEASE_ASSETS = ("dataset_release", "vqa_pairs")
+
+# The paper's stage 1 (unpartitioned, over every built partition): not part of `medtrinity demo`.
+SEED_ASSETS = ("seed_subset", "seed_captions", "seed_finetune_set")

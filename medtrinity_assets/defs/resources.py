@@ -72,6 +72,21 @@ def mllm_env_settings() -> dict:
     return out
 
 
+def seed_mllm(device: str) -> MLLMResource:
+    """The strong model that captions the seed subset (stage 1), configured apart from `mllm`."""
+    backend = settings.env("MEDTRINITY_SEED_MLLM_BACKEND", "openai")
+    model = configured("MEDTRINITY_SEED_MLLM_MODEL", "")
+    return MLLMResource(
+        backend=backend,
+        model_path=model if backend == "transformers" else "",
+        model_name=model if backend == "openai" else "",
+        endpoint_url=configured("MEDTRINITY_SEED_MLLM_ENDPOINT", ""),
+        api_key_env=configured("MEDTRINITY_SEED_MLLM_API_KEY_ENV", "OPENAI_API_KEY"),
+        max_concurrency=EnvVar.int("MEDTRINITY_SEED_MLLM_CONCURRENCY") if settings.is_set("MEDTRINITY_SEED_MLLM_CONCURRENCY") else 64,
+        device=configured("MEDTRINITY_DEVICE", device),
+    )
+
+
 def local_storage() -> MedtrinityStorage:
     root = settings.storage_root()
     if root.startswith("s3://"):
@@ -117,6 +132,7 @@ def model_resources(storage: MedtrinityStorage, default_device: str) -> dict:
             device=configured("MEDTRINITY_DEVICE", device),
             **mllm_env_settings(),
         ),
+        "seed_mllm": seed_mllm(device),
         "experts": load_expert_config(settings.env("MEDTRINITY_EXPERTS") or None, default_device=device),
         "caption_judge": CaptionJudgeResource(
             endpoint_url=configured("MEDTRINITY_JUDGE_ENDPOINT", ""),

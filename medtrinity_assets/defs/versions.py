@@ -51,6 +51,9 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "source_rejects": ("medtrinity_assets.stages.rejects",),
     "dataset_release": ("medtrinity_assets.export",),
     "vqa_pairs": ("medtrinity_assets.export",),
+    "seed_subset": ("medtrinity_assets.stages.seed",),
+    "seed_captions": ("medtrinity_assets.stages.seed_captions", *backend_modules()),
+    "seed_finetune_set": ("medtrinity_assets.export.finetune",),
 }
 
 
@@ -143,6 +146,11 @@ def caption_config(backend: str | None = None, model: str | None = None) -> str:
     return f"mllm={backend}:{model}"
 
 
+def seed_caption_config() -> str:
+    """What seed_captions depends on beyond code: the seed model (apart from the default captioner's)."""
+    return f"seed_mllm={settings.env('MEDTRINITY_SEED_MLLM_BACKEND', 'openai')}:{settings.env('MEDTRINITY_SEED_MLLM_MODEL')}"
+
+
 def checks_data_text() -> str:
     """The caption checks' YAML data files (lexicon, thresholds), which are not Python modules."""
     folder = PACKAGE_PARENT / "medtrinity_assets" / "captions" / "checks"
@@ -164,6 +172,8 @@ def asset_config(name: str, caption: str | None = None) -> str:
         return f"{embedder}\n{concepts}"
     if name == "caption_batches":  # the caption checks' word lists and tolerance bands decide `problems`
         return (caption if caption is not None else caption_config()) + "\n" + checks_data_text()
+    if name == "seed_captions":
+        return seed_caption_config() + "\n" + checks_data_text()
     if name == "triplets":
         judge = settings.env("MEDTRINITY_JUDGE_MODEL")
         return f"judge={judge}:{settings.env('MEDTRINITY_JUDGE_SAMPLE_PERCENT', '0')}" if judge else ""

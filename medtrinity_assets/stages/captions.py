@@ -110,9 +110,11 @@ def caption_shard(
     mllm,
     settings: GenerationSettings | None = None,
     use_cache: bool = True,
+    roi_ids: set[str] | None = None,
 ) -> CaptionsResult:
     """One multigranular description per ROI record through `generation.describe` (model calls
-    cached in `storage`, flagged answers kept)."""
+    cached in `storage`, flagged answers kept). `roi_ids`: describe only these records (the other
+    ROIs of their images still shape the prompt; the seed subset uses this)."""
     t0 = time.perf_counter()
     if rois.is_empty():
         return CaptionsResult(conform([], CAPTIONS_SCHEMA), 0.0, 0)
@@ -126,6 +128,8 @@ def caption_shard(
     needs_image = mllm.calls_model
     requests, roi_rows, withheld = [], [], []
     for r in rois.iter_rows(named=True):
+        if roi_ids is not None and r["roi_id"] not in roi_ids:
+            continue
         if needs_image and by_image[r["image_id"]].get("phi_action") == PHI_QUARANTINED:
             withheld.append(r)  # burned-in PHI: the pixels never leave for a model (the record is quarantined)
             continue
