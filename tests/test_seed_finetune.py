@@ -177,3 +177,21 @@ def test_seed_subset_captioned_by_the_served_seed_model_and_exported_for_finetun
     again = storage.read_parquet("manifests/seed_captions/all.parquet")
     assert again["cache_hit"].all() and (again["model_calls"] == 0).all()
     assert read_finetune_set(storage) == export_first
+
+
+def test_the_seed_model_must_be_configured_and_the_default_captioner_is_untouched():
+    from medtrinity_assets.defs.resources import build_resources
+    from medtrinity_assets.stages.seed import SeedSampling, stratified_sample
+    from medtrinity_assets.stages.seed_captions import SeedModelError, caption_seed
+    from medtrinity_resources.mllm import MLLMResource
+
+    seed = stratified_sample(
+        pl.DataFrame({"roi_id": ["a#000"], "image_id": ["a"], "dataset": ["d"], "shard": ["00"], "modality": ["CT"], "seed_label": ["liver"]}),
+        SeedSampling(size=1, min_per_stratum=1),
+    ).subset
+    resources = build_resources()
+    assert resources["mllm"].backend == "grounded_composer" and resources["seed_mllm"].backend == "openai"
+    with pytest.raises(SeedModelError, match="MEDTRINITY_SEED_MLLM_ENDPOINT"):
+        caption_seed(seed, None, resources["seed_mllm"])
+    with pytest.raises(SeedModelError, match="needs a model"):
+        caption_seed(seed, None, MLLMResource())

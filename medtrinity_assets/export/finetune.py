@@ -106,7 +106,7 @@ def build_finetune_set(storage, seed_captions: pl.DataFrame, prefix: str = FINET
         "format": "llava_conversations",
         "conversations_file": CONVERSATIONS_FILE,
         "image_folder": ".",
-        "prompt_version": versions[0] if len(versions) == 1 else versions,
+        "prompt_version": versions[0] if len(versions) == 1 else (versions or ""),  # a list only if the seed mixes versions
         "current_prompt_version": PROMPT_VERSION,
         "seed_models": sorted(set(kept["model"].to_list())),
         "exported": len(entries),
