@@ -170,6 +170,7 @@ def test_seed_subset_captioned_by_the_served_seed_model_and_exported_for_finetun
         prov = entry["provenance"]
         assert prov["model"] == SEED_MODEL and prov["backend"] == "openai" and prov["prompt_version"] == PROMPT_VERSION
         assert prov["dataset"] in SOURCES and prov["roi_id"] == entry["id"]
+        assert prov["licence"] == CATALOG.source(prov["dataset"]).licence
     assert checks["finetune_prompts_are_the_captioners"].passed
 
     # the rerun paid for nothing and wrote the same export
@@ -195,3 +196,23 @@ def test_the_seed_model_must_be_configured_and_the_default_captioner_is_untouche
         caption_seed(seed, None, resources["seed_mllm"])
     with pytest.raises(SeedModelError, match="needs a model"):
         caption_seed(seed, None, MLLMResource())
+
+
+def test_seed_code_versions_follow_the_seed_model_and_the_prompt(monkeypatch):
+    from medtrinity_assets.defs import versions
+    from medtrinity_assets.definitions import ASSETS, build_resources, versioned
+
+    resources = build_resources()
+
+    def by_asset() -> dict[str, str]:
+        versions.module_closure.cache_clear()
+        return {spec.key.to_user_string(): spec.code_version for a in versioned(ASSETS, resources) for spec in getattr(a, "specs", [])}
+
+    before = by_asset()
+    monkeypatch.setenv("MEDTRINITY_SEED_MLLM_MODEL", "another-strong-vlm")
+    assert {n for n, v in by_asset().items() if v != before[n]} == {"seed_captions"}  # the default captioner keeps its version
+    monkeypatch.delenv("MEDTRINITY_SEED_MLLM_MODEL")
+    real = versions.file_digest
+    monkeypatch.setattr(versions, "file_digest", lambda name: "edited" if name == "medtrinity_assets.captions.prompt" else real(name))
+    moved = {n for n, v in by_asset().items() if v != before[n]}
+    assert {"caption_batches", "seed_captions", "seed_finetune_set"} <= moved and "seed_subset" not in moved

@@ -130,7 +130,7 @@ def seed_captions(config: SeedCaptionsConfig, seed_subset: pl.DataFrame, storage
     description="The checked seed captions as a LLaVA conversation fine-tuning set (the captioner's prompt, overlay images, provenance per row) under finetune/seed_llava/; quarantined records excluded and counted.",
 )
 def seed_finetune_set(seed_captions: pl.DataFrame, storage: MedtrinityStorage):
-    export = build_finetune_set(storage, seed_captions)
+    export = build_finetune_set(storage, seed_captions, {s.name: (s.licence, s.redistributable) for s in CATALOG.sources})
     yield Output(
         export.rows,
         metadata={

@@ -54,7 +54,7 @@ def answer_of(row: dict) -> str:
     return format_sections({k: row.get(f"section_{k}") or "" for k in SECTION_KEYS}, row["caption"])
 
 
-def provenance_of(row: dict, image_sha256: str) -> dict:
+def provenance_of(row: dict, image_sha256: str, licence: tuple[str, bool] | None = None) -> dict:
     return {
         "roi_id": row["roi_id"],
         "image_id": row["image_id"],
@@ -72,11 +72,17 @@ def provenance_of(row: dict, image_sha256: str) -> dict:
         "generation_settings": json.loads(row["generation_settings"] or "{}"),
         "passage_ids": list(row["passage_ids"] or []),
         "concept_ids": list(row["concept_ids"] or []),
+        "licence": licence[0] if licence else "",
+        "redistributable": licence[1] if licence else None,
     }
 
 
-def build_finetune_set(storage, seed_captions: pl.DataFrame, prefix: str = FINETUNE_PREFIX) -> FinetuneExport:
-    """Write the LLaVA conversation set of the checked seed captions; quarantined ones are counted."""
+def build_finetune_set(
+    storage, seed_captions: pl.DataFrame, licences: dict[str, tuple[str, bool]] | None = None, prefix: str = FINETUNE_PREFIX
+) -> FinetuneExport:
+    """Write the LLaVA conversation set of the checked seed captions; quarantined ones are counted.
+    `licences`: source -> (licence, redistributable), recorded per row (the set is for training; a
+    release decides what may be shared)."""
     kept = seed_captions.filter(~pl.col("quarantined")).sort("roi_id")
     dropped = seed_captions.filter(pl.col("quarantined"))
     excluded: dict[str, int] = {}
@@ -92,7 +98,7 @@ def build_finetune_set(storage, seed_captions: pl.DataFrame, prefix: str = FINET
         if key not in written:
             storage.write_bytes(key, png)
             written.add(key)
-        entries.append(conversation(r["roi_id"], image, r["prompt"], answer_of(r), provenance=provenance_of(r, sha)))
+        entries.append(conversation(r["roi_id"], image, r["prompt"], answer_of(r), provenance=provenance_of(r, sha, (licences or {}).get(r["dataset"]))))
         rows.append(
             {
                 "id": r["roi_id"],

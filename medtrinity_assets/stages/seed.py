@@ -12,6 +12,7 @@ never displaces one already chosen unless it sorts before it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass
 
@@ -66,11 +67,12 @@ def manifest_partitions(storage, asset: str, datasets: list[str] | None = None) 
     return sorted(out)
 
 
-def read_manifest(storage, asset: str, dataset: str, shard: str) -> pl.DataFrame:
+def read_manifest(storage, asset: str, dataset: str, shard: str, columns: list[str] | None = None) -> pl.DataFrame:
+    """One partition's manifest (only `columns` decoded when given); a clear error when it is missing."""
     key = f"manifests/{asset}/{dataset}/{shard}.parquet"
     if not storage.exists(key):
         raise FileNotFoundError(f"no {asset} manifest for {dataset}|{shard} ({storage.uri(key)}): materialise that partition first")
-    return storage.read_parquet(key)
+    return pl.read_parquet(io.BytesIO(storage.read_bytes(key)), columns=columns)
 
 
 def candidate_records(storage, datasets: list[str] | None = None) -> pl.DataFrame:
@@ -78,8 +80,8 @@ def candidate_records(storage, datasets: list[str] | None = None) -> pl.DataFram
     records of images quarantined for burned-in PHI are left out (their pixels never go to a model)."""
     frames = []
     for dataset, shard in manifest_partitions(storage, "coarse_captions", datasets):
-        coarse = read_manifest(storage, "coarse_captions", dataset, shard)
-        images = read_manifest(storage, "images", dataset, shard).select("image_id", "phi_action")
+        coarse = read_manifest(storage, "coarse_captions", dataset, shard, ["roi_id", "image_id", "dataset", "shard", "modality", "roi_label", "image_labels"])
+        images = read_manifest(storage, "images", dataset, shard, ["image_id", "phi_action"])
         withheld = set(images.filter(pl.col("phi_action") == PHI_QUARANTINED)["image_id"].to_list())
         rows = [
             {
