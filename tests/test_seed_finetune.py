@@ -216,3 +216,46 @@ def test_seed_code_versions_follow_the_seed_model_and_the_prompt(monkeypatch):
     monkeypatch.setattr(versions, "file_digest", lambda name: "edited" if name == "medtrinity_assets.captions.prompt" else real(name))
     moved = {n for n, v in by_asset().items() if v != before[n]}
     assert {"caption_batches", "seed_captions", "seed_finetune_set"} <= moved and "seed_subset" not in moved
+
+
+def seed_caption_row(roi_id: str, overlay_uri: str, problems: list[str]) -> dict:
+    from medtrinity_assets.schema import SECTION_COLUMNS
+
+    return {
+        "roi_id": roi_id, "image_id": roi_id.split("#")[0], "dataset": "src", "shard": "00",
+        "caption": f"Description of {roi_id}.", **{c: f"{c} of {roi_id}" for c in SECTION_COLUMNS},
+        "backend": "openai", "model": SEED_MODEL, "model_version": "", "prompt_version": "mt-prompt-v2", "prompt_hash": "0" * 16,
+        "generation_settings": "{}", "attempts": 1, "problems": problems, "tokens_in": 1, "tokens_out": 1, "seconds": 0.0,
+        "model_calls": 1, "cache_hit": False, "passage_ids": [], "concept_ids": [],
+        "modality": "CT", "seed_label": "liver", "overlay_uri": overlay_uri, "prompt": f"Prompt for {roi_id}",
+        "quarantined": bool(problems), "quarantine_reasons": problems,
+    }
+
+
+def test_export_counts_quarantined_records_and_replaces_an_earlier_export(tmp_path):
+    from medtrinity_assets.export.finetune import FINETUNE_PREFIX, build_finetune_set, human_prompt, read_finetune_set
+    from medtrinity_assets.schema import SEED_CAPTIONS_SCHEMA, conform
+    from medtrinity_resources.storage import MedtrinityStorage
+
+    storage = MedtrinityStorage(root=str(tmp_path))
+    for name, data in (("a", b"png-a"), ("b", b"png-b"), ("c", b"png-a")):
+        storage.write_bytes(f"overlays/{name}.png", data)
+    rows = [
+        seed_caption_row("a#000", "overlays/a.png", []),
+        seed_caption_row("b#000", "overlays/b.png", []),
+        seed_caption_row("c#000", "overlays/c.png", ["refusal", "too_short"]),
+    ]
+    first = build_finetune_set(storage, conform(rows, SEED_CAPTIONS_SCHEMA), {"src": ("CC-BY-4.0", True)})
+    assert [e["id"] for e in first.entries] == ["a#000", "b#000"] and first.n_excluded == 1
+    assert first.excluded == {"refusal": 1, "too_short": 1}
+    entry = read_finetune_set(storage)[0]
+    assert human_prompt(entry) == "Prompt for a#000" and entry["conversations"][0]["value"] == "<image>\nPrompt for a#000"
+    assert entry["conversations"][1]["value"].splitlines()[-1] == "Description: Description of a#000."
+    assert entry["provenance"]["licence"] == "CC-BY-4.0" and entry["provenance"]["redistributable"] is True
+    images = sorted(storage.list_keys(f"{FINETUNE_PREFIX}/images/"))
+    assert len(images) == 2 and storage.read_bytes(f"{FINETUNE_PREFIX}/{entry['image']}") == b"png-a"
+    # a later export without record b leaves none of b's files behind
+    second = build_finetune_set(storage, conform([rows[0], rows[2]], SEED_CAPTIONS_SCHEMA))
+    assert [e["id"] for e in second.entries] == ["a#000"]
+    assert storage.list_keys(f"{FINETUNE_PREFIX}/images/") == [f"{FINETUNE_PREFIX}/{entry['image']}"]
+    assert json.loads(storage.read_bytes(f"{FINETUNE_PREFIX}/export_info.json"))["exported"] == 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -37,6 +38,7 @@ FINETUNE_PREFIX = "finetune/seed_llava"
 CONVERSATIONS_FILE = "llava_seed.json"
 INFO_FILE = "export_info.json"
 IMAGE_TOKEN = "<image>"
+IO_THREADS = 16  # overlay copies in flight (S3 round trips)
 
 
 @dataclass
@@ -77,6 +79,16 @@ def provenance_of(row: dict, image_sha256: str, licence: tuple[str, bool] | None
     }
 
 
+def copy_image(storage, uri: str, prefix: str) -> str:
+    """Copy an overlay into the export under its content hash (kept when already there); its sha256."""
+    png = storage.read_uri(uri)
+    sha = hashlib.sha256(png).hexdigest()
+    key = f"{prefix}/images/{sha}.png"
+    if not storage.exists(key):
+        storage.write_bytes(key, png)
+    return sha
+
+
 def build_finetune_set(
     storage, seed_captions: pl.DataFrame, licences: dict[str, tuple[str, bool]] | None = None, prefix: str = FINETUNE_PREFIX
 ) -> FinetuneExport:
@@ -89,15 +101,13 @@ def build_finetune_set(
     for reasons in dropped["quarantine_reasons"].to_list():
         for reason in reasons or ["unspecified"]:
             excluded[reason] = excluded.get(reason, 0) + 1
-    entries, rows, written = [], [], set()
-    for r in kept.iter_rows(named=True):
-        png = storage.read_uri(r["overlay_uri"])
-        sha = hashlib.sha256(png).hexdigest()
+    records = list(kept.iter_rows(named=True))
+    with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
+        shas = list(pool.map(lambda r: copy_image(storage, r["overlay_uri"], prefix), records))
+    entries, rows = [], []
+    written = {f"{prefix}/images/{sha}.png" for sha in shas}
+    for r, sha in zip(records, shas, strict=True):
         image = f"images/{sha}.png"
-        key = f"{prefix}/{image}"
-        if key not in written:
-            storage.write_bytes(key, png)
-            written.add(key)
         entries.append(conversation(r["roi_id"], image, r["prompt"], answer_of(r), provenance=provenance_of(r, sha, (licences or {}).get(r["dataset"]))))
         rows.append(
             {
