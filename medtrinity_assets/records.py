@@ -360,3 +360,23 @@ class CaptionFacts:
     roi_concept: ConceptRef | None = None  # the ROI label's concept
     finding_concepts: list[ConceptRef] = field(default_factory=list)  # recorded image-level findings
     spacing_mm: tuple[float, float] | None = None  # (row, col) mm per displayed pixel
+
+
+@dataclass(frozen=True)
+class KnowledgeChunk:
+    """A word window of a knowledge document as indexed and as read back from the knowledge store.
+
+    `chunk_id` is ``corpus:doc_id:chunk_no``; `content_hash` changes whenever what is embedded or
+    stored changes; `metadata` holds scalars only (str, int, float, bool). The knowledge stage's
+    `Chunk` adds the embedding text; the store's `fetch` returns this record.
+    """
+
+    chunk_id: str
+    corpus: str
+    doc_id: str
+    chunk_no: int
+    title: str
+    text: str
+    content_hash: str
+    concept_ids: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)

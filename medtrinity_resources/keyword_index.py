@@ -11,7 +11,9 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from medtrinity_assets.records import KnowledgeChunk
 
 CONCEPT_DELIMITER = "|"
 
@@ -48,20 +50,6 @@ SYNONYMS_KEY = "synonyms"  # chunk metadata holding '; '-separated alternative n
 _NAME_WORD = re.compile(r"\w+", re.UNICODE)
 
 
-class ChunkLike(Protocol):
-    """What the store needs of a chunk (`medtrinity_assets.knowledge.Chunk` satisfies it)."""
-
-    chunk_id: str
-    corpus: str
-    doc_id: str
-    chunk_no: int
-    title: str
-    text: str
-    content_hash: str
-    concept_ids: tuple[str, ...]
-    metadata: dict[str, str | int | float | bool]
-
-
 @dataclass(frozen=True)
 class Hit:
     """One ranked candidate from the dense or the keyword side."""
@@ -71,19 +59,7 @@ class Hit:
     score: float  # dense: cosine similarity; keyword: -bm25 (higher is better for both)
 
 
-@dataclass(frozen=True)
-class StoredChunk:
-    chunk_id: str
-    corpus: str
-    doc_id: str
-    chunk_no: int
-    title: str
-    text: str
-    content_hash: str
-    concept_ids: tuple[str, ...]
-    metadata: dict[str, Any]
-
-
+StoredChunk = KnowledgeChunk  # what `fetch` returns; also what `insert_chunks` takes
 
 
 def name_key(name: str) -> str:
@@ -127,10 +103,10 @@ def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 CHUNK_COLUMNS = "chunk_id, corpus, doc_id, chunk_no, title, text, content_hash, concept_ids, metadata"
 
 
-def stored_chunk(row: tuple) -> "StoredChunk":
+def stored_chunk(row: tuple) -> KnowledgeChunk:
     """A `chunks` row selected with CHUNK_COLUMNS."""
     concepts = tuple(c for c in row[7].split(CONCEPT_DELIMITER) if c)
-    return StoredChunk(row[0], row[1], row[2], int(row[3]), row[4], row[5], row[6], concepts, json.loads(row[8]))
+    return KnowledgeChunk(row[0], row[1], row[2], int(row[3]), row[4], row[5], row[6], concepts, json.loads(row[8]))
 
 
 def add_filters(sql: list[str], params: list[Any], corpora: Iterable[str] | None, concept_ids: Iterable[str] | None) -> bool:
@@ -153,7 +129,7 @@ def add_filters(sql: list[str], params: list[Any], corpora: Iterable[str] | None
     return True
 
 
-def insert_chunks(db: sqlite3.Connection, corpus: str, chunks: Sequence[ChunkLike]) -> None:
+def insert_chunks(db: sqlite3.Connection, corpus: str, chunks: Sequence[KnowledgeChunk]) -> None:
     """Replace the keyword rows of `chunks` (rows, FTS entries via trigger, concept and name lookups)."""
     delete_chunks(db, [c.chunk_id for c in chunks])
     db.executemany(

@@ -14,6 +14,7 @@ Embedded chromadb is single-process: run index builds one at a time (or use a ch
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,10 +26,10 @@ from urllib.parse import urlparse
 import numpy as np
 from dagster import ConfigurableResource
 
+from medtrinity_assets.records import KnowledgeChunk
 from medtrinity_resources.keyword_index import (
     CHUNK_COLUMNS,
     SCHEMA_VERSION,
-    ChunkLike,
     Hit,
     StoredChunk,
     add_filters,
@@ -74,6 +75,43 @@ def chroma_client(persist_dir: Path, url: str) -> Any:
         return _CLIENTS[key]
 
 
+class _Connections(threading.local):
+    """Per-thread SQLite connections by path (a connection may not cross threads)."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[str, tuple[int, int, sqlite3.Connection]] = {}  # path -> (pid, inode, connection)
+
+
+_CONNECTIONS = _Connections()
+
+
+def keyword_connection(path: Path) -> sqlite3.Connection:
+    """This thread's open connection to the keyword index at `path`, migrated on first use.
+
+    A lookup reuses it (a policy query makes ~10 lookups); a new one is opened in a forked process
+    or when the file was replaced (another inode, e.g. a deleted and rebuilt index).
+    """
+    key = str(path)
+    cached = _CONNECTIONS.by_path.get(key)
+    try:
+        inode = path.stat().st_ino
+    except FileNotFoundError:
+        inode = -1
+    if cached is not None and cached[0] == os.getpid() and cached[1] == inode:
+        return cached[2]
+    if cached is not None and cached[0] == os.getpid():
+        cached[2].close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=60)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    if key not in _SCHEMA_READY or inode == -1 or not path.stat().st_size:
+        conn.execute("PRAGMA journal_mode=WAL")
+        migrate(conn)
+        _SCHEMA_READY.add(key)
+    _CONNECTIONS.by_path[key] = (os.getpid(), path.stat().st_ino, conn)
+    return conn
+
+
 class KnowledgeStore(ConfigurableResource):
     """Dense (chromadb) + keyword (SQLite FTS5) chunk store, one collection per corpus."""
 
@@ -106,20 +144,10 @@ class KnowledgeStore(ConfigurableResource):
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        root = self.root()
-        root.mkdir(parents=True, exist_ok=True)
-        path = root / "keyword.sqlite"
-        conn = sqlite3.connect(path, timeout=60)
-        try:
-            conn.execute("PRAGMA synchronous=NORMAL")
-            if str(path) not in _SCHEMA_READY or not path.stat().st_size:
-                conn.execute("PRAGMA journal_mode=WAL")
-                migrate(conn)
-                _SCHEMA_READY.add(str(path))
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+        """This thread's connection to ``keyword.sqlite`` inside one transaction (commit, or rollback on error)."""
+        conn = keyword_connection(self.root() / "keyword.sqlite")
+        with conn:
+            yield conn
 
     # ------------------------------------------------------------ corpora
 
@@ -211,7 +239,7 @@ class KnowledgeStore(ConfigurableResource):
             out[corpus] = {"dense": int(col.count()) if col is not None else 0, "keyword": self.count(corpus)}
         return out
 
-    def upsert(self, corpus: str, chunks: Sequence[ChunkLike], embeddings: np.ndarray) -> None:
+    def upsert(self, corpus: str, chunks: Sequence[KnowledgeChunk], embeddings: np.ndarray) -> None:
         """Write chunks with their embeddings to both sides (dense first, then keyword)."""
         if len(chunks) != len(embeddings):
             raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")

@@ -55,7 +55,8 @@ class MLLMResource(dg.ConfigurableResource):
     @property
     def checkpoint_size(self) -> int:
         """Prompts per `generate` call the caller should checkpoint after (one batch / one wave)."""
-        return self.max_concurrency if self.backend == "openai" else self.batch_size
+        concurrent = self.calls_model and getattr(backend_class(self.backend), "concurrent", False)
+        return self.max_concurrency if concurrent else self.batch_size
 
     def _client(self):
         if not self.calls_model:

@@ -6,12 +6,35 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medtrinity_assets.records import MaskRef, SourceItem
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = REPO / "data" / "sources"
+KNOWLEDGE_CORPORA = REPO / "data" / "knowledge" / "corpora.yaml"  # the bundled corpus config
+needs_bundled_sources = pytest.mark.skipif(not SOURCES.is_dir(), reason="data/sources absent (bundled with the repository)")
+
+
+def bundled_catalog():
+    """The bundled catalog (data/catalog.yaml)."""
+    from medtrinity_assets.catalog import load_catalog
+
+    return load_catalog(REPO / "data" / "catalog.yaml")
+
+
+def bundled_slices(catalog, source_name: str, item_suffix: str):
+    """(slices, source) of the bundled item of `source_name` whose id ends with `item_suffix`, ingested
+    through the production path."""
+    from medtrinity_assets.catalog import list_source
+    from medtrinity_assets.ingest import load_item
+
+    source = catalog.source(source_name)
+    item = next(i for i in list_source(catalog, source).items if i.item_id.endswith(item_suffix))
+    return load_item(item, source.ingest), source
 
 PHI = {
     "PatientName": "Plantedsurname^Zorbagilda",

@@ -21,26 +21,21 @@ from medtrinity_assets.captions import check_caption, compose_caption
 from medtrinity_assets.captions.data_files import appearance
 from medtrinity_assets.captions.quality import claims_agree, read_claims
 from medtrinity_assets.captions.appearance import assess
-from medtrinity_assets.catalog import list_source, load_catalog
 from medtrinity_assets.records import CaptionFacts, GridPosition, Measurements
 from medtrinity_assets.rois import measure_roi, rois_from_masks, slice_values
 
-REPO = Path(__file__).resolve().parents[1]
-SOURCES = REPO / "data" / "sources"
-pytestmark = pytest.mark.skipif(not SOURCES.is_dir(), reason="data/sources absent (bundled with the repository)")
+from helpers import SOURCES, bundled_catalog, bundled_slices, needs_bundled_sources
+
+pytestmark = needs_bundled_sources
 
 
 @pytest.fixture(scope="module")
 def catalog():
-    return load_catalog(REPO / "data" / "catalog.yaml")
+    return bundled_catalog()
 
 
 def _slice(catalog, source_name: str, item_suffix: str, pick=lambda slices: slices[0]):
-    from medtrinity_assets.ingest import load_item
-
-    source = catalog.source(source_name)
-    item = next(i for i in list_source(catalog, source).items if i.item_id.endswith(item_suffix))
-    return pick(load_item(item, source.ingest))
+    return pick(bundled_slices(catalog, source_name, item_suffix)[0])
 
 
 def _largest(rois, label=None):

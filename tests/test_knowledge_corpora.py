@@ -23,13 +23,12 @@ from medtrinity_assets.knowledge import (
 from medtrinity_assets.knowledge.config import parse_corpus
 from medtrinity_assets.records import RejectError
 
-REPO = Path(__file__).resolve().parents[1]
-CORPORA_YAML = REPO / "data" / "knowledge" / "corpora.yaml"
+from helpers import KNOWLEDGE_CORPORA, REPO
 
 
 @pytest.fixture(scope="module")
 def corpora():
-    return load_corpus_config(CORPORA_YAML)
+    return load_corpus_config(KNOWLEDGE_CORPORA)
 
 
 def limited(config, n):
@@ -197,7 +196,7 @@ def test_skipped_documents_are_counted_by_reason(tmp_path):
 
 
 def test_bundled_corpora_report_their_skips():
-    configs = load_corpus_config(REPO / "data" / "knowledge" / "corpora.yaml")
+    configs = load_corpus_config(KNOWLEDGE_CORPORA)
     skipped = Counter()
     docs = load_documents(configs["anatomy"], skipped)
     assert skipped == {"empty_text": 36}  # Uberon terms without a (non-citation) definition stay out

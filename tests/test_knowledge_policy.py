@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 import pytest
 
-from medtrinity_assets.knowledge import (
-    KnowledgeRequest,
-    build_index,
-    evaluate_policy,
-    load_chunks,
-    load_corpus_config,
-    load_queries,
-    load_vocabulary,
-    select_passages,
-)
-from medtrinity_assets.knowledge.policy import about_sentences
+from medtrinity_assets.knowledge import build_index, evaluate_policy, load_chunks, load_corpus_config, load_queries, load_vocabulary
+from medtrinity_assets.knowledge.policy import KnowledgeRequest, about_sentences, select_passages
 from medtrinity_assets.records import ConceptRef
 from medtrinity_assets.stages.knowledge import misfit_passages, retrieve_for_shard, unmapped_labels
 from medtrinity_resources.embedder import SentenceEmbedder
 from medtrinity_resources.knowledge_store import KnowledgeStore
 
-REPO = Path(__file__).resolve().parents[1]
-CORPORA = REPO / "data" / "knowledge" / "corpora.yaml"
+from helpers import KNOWLEDGE_CORPORA, REPO
 
 
 @pytest.fixture(scope="module")
 def vocab():
-    return load_vocabulary(CORPORA)
+    return load_vocabulary(KNOWLEDGE_CORPORA)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +33,7 @@ def embedder():
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, embedder, queries):
     """Disease Ontology terms the queries name plus 800 others, all anatomy, 400 MedQuAD documents."""
-    configs = load_corpus_config(CORPORA)
+    configs = load_corpus_config(KNOWLEDGE_CORPORA)
     wanted = {c for q in queries for c in [*q["expected"], *q.get("forbidden", [])]}
     do = load_chunks(configs["disease_ontology"])
     do = [c for i, c in enumerate(do) if c.doc_id in wanted or i < 800]

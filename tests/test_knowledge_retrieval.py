@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -115,9 +116,31 @@ def test_keyword_database_upgrade_backfills_name_lookup(tmp_path, embedder, corp
         db.execute("DELETE FROM chunk_names")
         db.execute("PRAGMA user_version = 1")
     knowledge_store._SCHEMA_READY.discard(str(path))  # as a fresh process would open it
+    knowledge_store._CONNECTIONS.by_path.pop(str(path))[2].close()
     assert kb.name_query([chunks[2].title], 5) == [chunks[2].chunk_id]
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == knowledge_store.SCHEMA_VERSION
+
+
+def test_keyword_connection_is_reused_per_thread_and_reopened_for_a_replaced_file(tmp_path, embedder, corpus_chunks):
+    from medtrinity_resources.knowledge_store import keyword_connection
+
+    chunks = corpus_chunks["disease_ontology"][:3]
+    kb = KnowledgeStore(persist_dir=str(tmp_path / "kb"))
+    build_index(kb, embedder, "disease_ontology", chunks)
+    path = kb.root() / "keyword.sqlite"
+    first = keyword_connection(path)
+    assert keyword_connection(path) is first
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append(keyword_connection(path)))
+    thread.start()
+    thread.join()
+    assert other[0] is not first  # sqlite3 connections stay in their thread
+    shutil.rmtree(kb.root() / "chroma")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    fresh = KnowledgeStore(persist_dir=kb.persist_dir)
+    assert fresh.corpora() == [] and keyword_connection(path) is not first  # a new, empty index
 
 
 def test_changing_embedder_rebuilds_the_corpus(tmp_path, embedder, corpus_chunks):

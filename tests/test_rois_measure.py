@@ -17,27 +17,18 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from medtrinity_assets.catalog import list_source, load_catalog
 from medtrinity_assets.records import ROI
 from medtrinity_assets.rois import measure_roi, rois_from_masks, slice_values
 from medtrinity_assets.rois.measure import background_mask
 
-REPO = Path(__file__).resolve().parents[1]
-SOURCES = REPO / "data" / "sources"
-pytestmark = pytest.mark.skipif(not SOURCES.is_dir(), reason="data/sources absent (bundled with the repository)")
+from helpers import SOURCES, bundled_catalog, bundled_slices, needs_bundled_sources
+
+pytestmark = needs_bundled_sources
 
 
 @pytest.fixture(scope="module")
 def catalog():
-    return load_catalog(REPO / "data" / "catalog.yaml")
-
-
-def _slices(catalog, source_name: str, item_suffix: str):
-    from medtrinity_assets.ingest import load_item
-
-    source = catalog.source(source_name)
-    item = next(i for i in list_source(catalog, source).items if i.item_id.endswith(item_suffix))
-    return load_item(item, source.ingest), source
+    return bundled_catalog()
 
 
 def _largest(rois: list[ROI], label: str) -> ROI:
@@ -49,7 +40,7 @@ def _lps(path: Path) -> np.ndarray:
 
 
 def test_ct_mean_attenuation_in_hounsfield_units(catalog):
-    slices, _ = _slices(catalog, "totalsegmentator_example", "example_ct_sm.nii.gz")
+    slices, _ = bundled_slices(catalog, "totalsegmentator_example", "example_ct_sm.nii.gz")
     sl = next(s for s in slices if any(layer.label == "liver" for layer in s.masks))
     liver = _largest(rois_from_masks(sl), "liver")
     m = measure_roi(liver.mask, slice_values(sl.pixels, sl.native, sl.native_unit), sl.frame.spacing_rc)
@@ -66,7 +57,7 @@ def test_ct_mean_attenuation_in_hounsfield_units(catalog):
 
 
 def test_mr_relative_intensity_uses_native_values(catalog):
-    slices, _ = _slices(catalog, "totalsegmentator_example", "example_mr_sm.nii.gz")
+    slices, _ = bundled_slices(catalog, "totalsegmentator_example", "example_mr_sm.nii.gz")
     sl = slices[0]
     roi = max(rois_from_masks(sl), key=lambda r: int(r.mask.sum()))
     m = measure_roi(roi.mask, slice_values(sl.pixels, sl.native, sl.native_unit), sl.frame.spacing_rc)
@@ -83,7 +74,7 @@ def _grey(path: Path) -> np.ndarray:
 
 
 def test_xray_lung_field_darker_than_its_surroundings(catalog):
-    slices, _ = _slices(catalog, "torchxrayvision_cxr", "16747_3_1.jpg")
+    slices, _ = bundled_slices(catalog, "torchxrayvision_cxr", "16747_3_1.jpg")
     sl = slices[0]
     lungs = _largest(rois_from_masks(sl, merge_per_label=True), "lungs")  # both lung fields, as in the source mask
     m = measure_roi(lungs.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
@@ -98,7 +89,7 @@ def test_xray_lung_field_darker_than_its_surroundings(catalog):
 
 
 def test_ultrasound_vessel_is_anechoic(catalog):
-    slices, _ = _slices(catalog, "usgra_nerve_ultrasound", "0020.png")
+    slices, _ = bundled_slices(catalog, "usgra_nerve_ultrasound", "0020.png")
     sl = slices[0]
     vessel = _largest(rois_from_masks(sl), "blood vessel")
     m = measure_roi(vessel.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
@@ -115,7 +106,7 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 def test_dermoscopy_lesion_darker_and_more_saturated_than_skin(catalog):
-    slices, _ = _slices(catalog, "ham10000_dermoscopy", "ISIC_0027287.jpg")
+    slices, _ = bundled_slices(catalog, "ham10000_dermoscopy", "ISIC_0027287.jpg")
     sl = slices[0]
     lesion = _largest(rois_from_masks(sl), "skin lesion")
     m = measure_roi(lesion.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
@@ -141,7 +132,7 @@ def _ring_saturation(rgb: np.ndarray, lesion: ROI, m) -> float:
 
 
 def test_fundus_vessels_darker_than_retina(catalog):
-    slices, _ = _slices(catalog, "chase_db1_fundus", "Image_04L.jpg")
+    slices, _ = bundled_slices(catalog, "chase_db1_fundus", "Image_04L.jpg")
     sl = slices[0]
     vessels = rois_from_masks(sl, merge_per_label=True)[0]
     m = measure_roi(vessels.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
@@ -152,7 +143,7 @@ def test_fundus_vessels_darker_than_retina(catalog):
 
 
 def test_fluorescence_nuclei_brighter_than_background(catalog):
-    slices, _ = _slices(catalog, "stardist_dsb2018", "img2d.tif")
+    slices, _ = bundled_slices(catalog, "stardist_dsb2018", "img2d.tif")
     sl = slices[0]
     rois = rois_from_masks(sl)
     assert len(rois) > 50
@@ -172,7 +163,7 @@ def test_fluorescence_nuclei_brighter_than_background(catalog):
 
 
 def test_histopathology_tile_nuclei_darker_and_bluer(catalog):
-    slices, _ = _slices(catalog, "stardist_dsb2018", "histo.jpg")
+    slices, _ = bundled_slices(catalog, "stardist_dsb2018", "histo.jpg")
     sl = slices[0]
     rgb = sl.pixels.astype(np.float64)
     lum = rgb @ np.array([0.299, 0.587, 0.114])

@@ -19,7 +19,6 @@ from medtrinity_assets.catalog.items import item_fingerprint, item_from_json, it
 from medtrinity_assets.catalog.listing import MANIFEST_REJECT, Listing, list_items, list_source
 from medtrinity_assets.catalog.loading import load_catalog
 from medtrinity_assets.catalog.models import (
-    ANNOTATION_CONVENTIONS,
     Catalog,
     CatalogError,
     ExplicitItem,
@@ -34,6 +33,7 @@ from medtrinity_assets.catalog.models import (
     SourceConfig,
 )
 from medtrinity_assets.catalog.names import normalise_label
+from medtrinity_assets.ingest.conventions import ANNOTATION_CONVENTIONS
 
 __all__ = [
     "ANNOTATION_CONVENTIONS",

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from medtrinity_assets.catalog.files import FileIndex
-from medtrinity_assets.catalog.models import ANNOTATION_CONVENTIONS, CatalogError, ExplicitItem, LabelRules, MaskSpec, SourceConfig
+from medtrinity_assets.catalog.models import CatalogError, ExplicitItem, LabelRules, MaskSpec, SourceConfig
 from medtrinity_assets.catalog.names import (
     REGEX_LABEL_DEFAULT,
     as_wildcards,
@@ -17,6 +17,7 @@ from medtrinity_assets.catalog.names import (
     normalise_label,
     templates_in,
 )
+from medtrinity_assets.ingest.conventions import ANNOTATION_CONVENTIONS
 from medtrinity_assets.ingest.formats import strip_extension
 from medtrinity_assets.ingest.guards import file_kind
 from medtrinity_assets.records import MaskRef

@@ -6,14 +6,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from medtrinity_assets.ingest.conventions import CONVENTIONS, known_convention
 from medtrinity_assets.ingest.modalities import ExtraModality
 from medtrinity_assets.ingest.policy import IngestPolicy
 from medtrinity_assets.phi.policy import PhiPolicy
 
-ANNOTATION_CONVENTIONS = ("boxes", "polygons")  # one file for many images
-Convention = Literal["binary", "threshold", "multilabel", "instance", "boxes", "polygons"]
+Convention = Annotated[str, AfterValidator(known_convention)]  # a name of ingest/conventions.py
 BoxFormat = Literal["xyxy", "xyxy_inclusive", "xywh"]
 NAME_RE = r"^[a-z][a-z0-9_]{1,62}$"
 
@@ -46,9 +46,10 @@ class MaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _needs_a_label(self) -> "MaskSpec":
-        if self.convention == "multilabel" and self.label_table is None:
-            raise ValueError("label_table is required for convention 'multilabel'")
-        if self.convention not in ("multilabel", *ANNOTATION_CONVENTIONS) and not (self.label or self.label_regex):
+        needs = CONVENTIONS[self.convention].needs
+        if needs == "label_table" and self.label_table is None:
+            raise ValueError(f"label_table is required for convention '{self.convention}'")
+        if needs == "label" and not (self.label or self.label_regex):
             raise ValueError(f"label or label_regex is required for convention '{self.convention}'")
         return self
 

@@ -26,7 +26,8 @@ from medtrinity_resources.experts import load_expert_config
 from medtrinity_resources.io_manager import ParquetManifestIOManager
 from medtrinity_resources.judge import CaptionJudgeResource
 from medtrinity_resources.knowledge_store import KnowledgeStore
-from medtrinity_resources.mllm import MLLMResource
+from medtrinity_resources.mllm import NO_MODEL, MLLMResource
+from medtrinity_resources.mllm_backends import MLLMBackendError, backend_class
 from medtrinity_resources.storage import MedtrinityStorage
 
 
@@ -106,6 +107,17 @@ def s3_storage() -> MedtrinityStorage:
     return MedtrinityStorage(root=EnvVar("MEDTRINITY_STORAGE"), s3=S3Resource(endpoint_url=endpoint))
 
 
+def mllm_model(backend: str, model) -> dict:
+    """MEDTRINITY_MLLM_MODEL as the field the backend reads: its class's `model_field` (default
+    ``model_path``, local weights; the served backend reads ``model_name``). No model: nothing."""
+    if backend == NO_MODEL:
+        return {}
+    try:
+        return {getattr(backend_class(backend), "model_field", "model_path"): model}
+    except MLLMBackendError:
+        return {}  # an unknown backend: the resource names the registered ones when it is used
+
+
 def model_resources(storage: MedtrinityStorage, default_device: str) -> dict:
     """Everything but the storage: embedder, knowledge store, MLLM, expert models, manifest IO."""
     device = settings.env("MEDTRINITY_DEVICE", default_device)
@@ -126,8 +138,7 @@ def model_resources(storage: MedtrinityStorage, default_device: str) -> dict:
         ),
         "mllm": MLLMResource(
             backend=backend,
-            model_path=model if backend == "transformers" else "",
-            model_name=model if backend == "openai" else "",
+            **mllm_model(backend, model),
             endpoint_url=configured("MEDTRINITY_MLLM_ENDPOINT", ""),
             device=configured("MEDTRINITY_DEVICE", device),
             **mllm_env_settings(),

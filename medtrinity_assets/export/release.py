@@ -244,21 +244,20 @@ class ReleaseResult:
     split_conflicts: list[str]
 
 
-def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Catalog) -> ReleaseResult:
-    """Build, write and verify one release (see the module docstring)."""
-    names = config.source_names(catalog)
-    benchmarks_at = config.benchmark_paths()  # fail on a missing folder before any work
-    triplets, fingerprint = load_triplets(storage, names)
-    selection = select_records(triplets, config, catalog)
-    records = drop_duplicate_images(storage, selection.records) if config.duplicates == "drop" else selection.records
+def _check_not_empty(records: pl.DataFrame, config: ReleaseConfig, names: list[str], selection: Selection) -> None:
     if records.is_empty():
         raise ReleaseError(
             "empty_release",
             f"release '{config.name}' has no eligible records: materialise `triplets` for its sources "
             f"({', '.join(names)}) first; sources: " + "; ".join(f"{s.name}: {s.status}" for s in selection.sources),
         )
-    writer = ReleaseWriter(storage, release_prefix(config.name))
 
+
+def decontaminate(
+    storage: MedtrinityStorage, writer: ReleaseWriter, records: pl.DataFrame, config: ReleaseConfig, benchmarks_at: dict
+) -> tuple[pl.DataFrame, dict, dict, pl.DataFrame]:
+    """Copy the images (with their pHash), drop the records whose image matches a benchmark image
+    and delete those images' copies. Returns (kept records, copied images by URI, report, matches)."""
     images = copy_files(storage, writer, records["image_uri"].to_list(), with_phash=True)
     benchmarks = [hash_benchmark(n, p) for n, p in benchmarks_at.items()]
     phashes = {}
@@ -276,13 +275,12 @@ def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Ca
             writer.files.pop(f.rel, None)
             writer.sizes.pop(f.rel, None)
             del images[uri]
-    overlay_uris = [u for u in records["overlay_uri"].drop_nulls().to_list() if u not in images]
-    overlays = copy_files(storage, writer, overlay_uris, with_phash=False)
+    return records, images, decon, matches
 
-    records = add_splits(records, config.splits.as_dict(), config.split_salt, config.group_patterns)
-    conflicts = groups_in_several_splits(records)
-    df = release_frame(records, images, overlays)
 
+def write_split_tables(storage: MedtrinityStorage, writer: ReleaseWriter, df: pl.DataFrame) -> dict:
+    """Per split: the full and minimal Hugging Face parquet views and the LLaVA conversations.
+    Returns the `files` section of the manifest (paths per split, Arrow bytes per parquet)."""
     files: dict = {"parquet": {}, "parquet_minimal": {}, "arrow_bytes": {}, "llava": {}}
 
     def read(rel: str) -> bytes:
@@ -299,6 +297,47 @@ def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Ca
             writer.write(parquet_path(split, view), data)
         files["llava"][split] = llava_path(split)
         writer.write_json(llava_path(split), caption_conversations(part))
+    return files
+
+
+def release_manifest(
+    config: ReleaseConfig, fingerprint: str, df: pl.DataFrame, stats: ReleaseStatistics, selection: Selection, decon: dict, rejects: int, files: dict
+) -> dict:
+    """The release manifest: name, version, schema, input fingerprint, config, counts, sources and files."""
+    return {
+        "name": config.name,
+        "version": config.version,
+        "release_schema_version": RELEASE_SCHEMA_VERSION,
+        "input_fingerprint": fingerprint,
+        "config": config.model_dump(exclude={"base_dir"}),
+        "counts": {"records": df.height, "images": stats.images, "rois": stats.rois, "per_split": {k: v["records"] for k, v in stats.splits.items()}},
+        "sources": [s.__dict__ for s in selection.sources],
+        "decontamination": decon,
+        "rejects": rejects,
+        "quarantined": selection.quarantine,
+        "files": {**files, "card": CARD_FILE, "licence": LICENSE_FILE, "gallery": GALLERY_FILE, "figure": STATISTICS_FIGURE, "webdataset_index": wds.INDEX_FILE},
+    }
+
+
+def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Catalog) -> ReleaseResult:
+    """Build, write and verify one release (see the module docstring)."""
+    names = config.source_names(catalog)
+    benchmarks_at = config.benchmark_paths()  # fail on a missing folder before any work
+    triplets, fingerprint = load_triplets(storage, names)
+    selection = select_records(triplets, config, catalog)
+    records = drop_duplicate_images(storage, selection.records) if config.duplicates == "drop" else selection.records
+    _check_not_empty(records, config, names, selection)
+    writer = ReleaseWriter(storage, release_prefix(config.name))
+
+    records, images, decon, matches = decontaminate(storage, writer, records, config, benchmarks_at)
+    overlay_uris = [u for u in records["overlay_uri"].drop_nulls().to_list() if u not in images]
+    overlays = copy_files(storage, writer, overlay_uris, with_phash=False)
+
+    records = add_splits(records, config.splits.as_dict(), config.split_salt, config.group_patterns)
+    conflicts = groups_in_several_splits(records)
+    df = release_frame(records, images, overlays)
+
+    files = write_split_tables(storage, writer, df)
     shards = write_webdataset(storage, writer, df, config)
     files["n_shards"] = len(shards)
 
@@ -318,20 +357,7 @@ def build_release(storage: MedtrinityStorage, config: ReleaseConfig, catalog: Ca
     writer.write_text(CARD_FILE, card)
     writer.write_text(LICENSE_FILE, license_markdown(config, selection.sources))
 
-    manifest = {
-        "name": config.name,
-        "version": config.version,
-        "release_schema_version": RELEASE_SCHEMA_VERSION,
-        "input_fingerprint": fingerprint,
-        "config": config.model_dump(exclude={"base_dir"}),
-        "counts": {"records": df.height, "images": stats.images, "rois": stats.rois, "per_split": {k: v["records"] for k, v in stats.splits.items()}},
-        "sources": [s.__dict__ for s in selection.sources],
-        "decontamination": decon,
-        "rejects": rejects.height,
-        "quarantined": selection.quarantine,
-        "files": {**files, "card": CARD_FILE, "licence": LICENSE_FILE, "gallery": GALLERY_FILE, "figure": STATISTICS_FIGURE, "webdataset_index": wds.INDEX_FILE},
-    }
-    writer.write_json(RELEASE_MANIFEST, manifest)
+    writer.write_json(RELEASE_MANIFEST, release_manifest(config, fingerprint, df, stats, selection, decon, rejects.height, files))
     stale = writer.finish()
     verification = verify_release(storage, config.name)
     return ReleaseResult(

@@ -1,8 +1,8 @@
 """Ground-truth masks: decode every MaskRef onto the image's grid and split planes into MaskLayers.
 
-Conventions (records.MaskRef): ``binary`` nonzero = foreground; ``threshold`` value > threshold
-(lossy JPEG masks); ``multilabel`` integer ids named by `label_table`; ``instance`` every
-nonzero id is one instance of `label`. Raster masks (PNG/JPEG/TIFF) are on the source's stored
+Conventions (`ingest/conventions.py`): ``binary`` nonzero = foreground; ``threshold`` value >
+threshold (lossy JPEG masks); ``multilabel`` integer ids named by `label_table`; ``instance`` every
+nonzero id is one instance of `label`; ``boxes`` / ``polygons`` annotation files. Raster masks (PNG/JPEG/TIFF) are on the source's stored
 pixel grid and follow the image's permutation/flips; volume masks (NIfTI/NRRD/MHA) are
 canonicalised by their own direction; DICOM-SEG frames are placed by SOP UID / position.
 """
@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from medtrinity_assets.ingest.annotations import annotation_layers
+from medtrinity_assets.ingest.conventions import mask_convention, to_convention
 from medtrinity_assets.ingest.formats import detect_format, strip_extension
 from medtrinity_assets.ingest.guards import check_exists, check_regular_file, check_within_root
 from medtrinity_assets.ingest.readers.dicom_seg import read_seg_masks
@@ -35,38 +36,6 @@ _KEPT_REASONS = {
 SPACING_TOL = 0.01
 
 
-def check_finite_mask(values: np.ndarray, path: str) -> None:
-    """RejectError('non_finite_values') for a float mask with NaN/inf (NaN != 0 would read as foreground)."""
-    if values.dtype.kind in "fc" and not np.isfinite(values).all():
-        n_bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-        raise RejectError("non_finite_values", f"mask {os.path.basename(path)} has {n_bad} NaN/infinite values")
-
-
-def _integer_ids(values: np.ndarray, path: str) -> np.ndarray:
-    if values.dtype.kind == "f":
-        rounded = np.rint(values)
-        if not np.array_equal(rounded, values):
-            raise RejectError("unsupported_mask", f"non-integer values in label map {os.path.basename(path)}")
-        values = rounded.astype(np.int64)
-    if values.dtype.kind == "b":
-        values = values.astype(np.uint8)
-    if values.size and values.min() < 0:
-        values = np.where(values < 0, 0, values)
-    return values
-
-
-def to_convention(values: np.ndarray, ref: MaskRef) -> np.ndarray:
-    """Mask values -> ids: 0/1 for binary/threshold, integer ids for multilabel/instance."""
-    check_finite_mask(values, ref.path)
-    if ref.convention == "binary":
-        return (values != 0).astype(np.uint8)
-    if ref.convention == "threshold":
-        return (values > ref.threshold).astype(np.uint8)
-    if ref.convention in ("multilabel", "instance"):
-        return _integer_ids(values, ref.path)
-    raise RejectError("unsupported_mask", f"unknown mask convention '{ref.convention}'")
-
-
 def _check_spacing(stack: Stack, spacing_zyx: tuple[float, float, float], path: str) -> None:
     if stack.kind != "volume" or any(s is None for s in stack.spacing):
         return
@@ -81,7 +50,8 @@ def _check_spacing(stack: Stack, spacing_zyx: tuple[float, float, float], path: 
 
 def read_mask_values(ref: MaskRef, stack: Stack, max_pixels: int) -> list[MaskVolume]:
     """Decode one MaskRef onto `stack`'s canonical grid (RejectError on any mismatch)."""
-    if ref.convention in ("boxes", "polygons"):
+    convention = mask_convention(ref.convention)
+    if convention.annotation_file:
         height, width = (int(v) for v in tuple(stack.stored_shape)[-2:])
         volumes = []
         for label, instance, mask in annotation_layers(ref, height, width):
@@ -91,7 +61,7 @@ def read_mask_values(ref: MaskRef, stack: Stack, max_pixels: int) -> list[MaskVo
     fmt = detect_format(ref.path)
     name = ref.label or strip_extension(ref.path)
     if fmt in ("png", "jpeg", "tiff"):
-        values = read_raster_labels(ref.path, fmt, max_pixels, ref.convention)
+        values = read_raster_labels(ref.path, fmt, max_pixels, convention.colour, ref.convention)
         if tuple(values.shape) != tuple(stack.stored_shape):
             raise _shape_mismatch(ref.path, values.shape, stack.stored_shape)
         values = stack.to_canonical(values)
@@ -113,8 +83,7 @@ def read_mask_values(ref: MaskRef, stack: Stack, max_pixels: int) -> list[MaskVo
     else:
         raise RejectError("unsupported_mask", f"mask {os.path.basename(ref.path)}: format {fmt}")
     ids = to_convention(values, ref)
-    convention = "binary" if ref.convention in ("binary", "threshold") else ref.convention
-    return [MaskVolume(ids, convention, name, ref.label_table, ref.instance)]
+    return [MaskVolume(ids, convention.layers, name, ref.label_table, ref.instance)]
 
 
 def _shape_mismatch(path: str, mask_shape, image_shape) -> RejectError:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from medtrinity_assets.records import KnowledgeChunk
+
 MetadataValue = str | int | float | bool
 
 
@@ -19,22 +21,12 @@ class Document:
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """A word window of a document, the unit that is embedded, indexed and retrieved.
+class Chunk(KnowledgeChunk):
+    """A word window of a document, the unit that is embedded, indexed and retrieved (fields: `KnowledgeChunk`).
 
     `chunk_id` is ``corpus:doc_id:chunk_no``: stable while the document and chunking settings
     stay the same; `content_hash` changes whenever what is embedded or stored changes.
     """
-
-    chunk_id: str
-    corpus: str
-    doc_id: str
-    chunk_no: int
-    title: str
-    text: str
-    content_hash: str
-    concept_ids: tuple[str, ...] = ()
-    metadata: dict[str, MetadataValue] = field(default_factory=dict)
 
     @property
     def embedding_text(self) -> str:

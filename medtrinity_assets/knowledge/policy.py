@@ -61,7 +61,7 @@ def mentions(sentence: str, names: Iterable[str]) -> bool:
 
 
 def about_sentences(chunk: Any, concept: Concept) -> str:
-    """Whole sentences of `chunk` (a StoredChunk) about `concept`, at most MAX_SENTENCES; '' if none."""
+    """Whole sentences of `chunk` (a KnowledgeChunk) about `concept`, at most MAX_SENTENCES; '' if none."""
     text = chunk.text
     if chunk.title and text.startswith(f"{chunk.title}: "):
         text = text[len(chunk.title) + 2 :]

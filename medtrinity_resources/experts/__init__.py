@@ -9,8 +9,8 @@ HU volumes in another orientation needs retraining or a matching ingest policy.
 
 from . import monai_bundle, yolo  # noqa: F401 - registers the model kinds
 from .cache import LoadedExpert, clear_model_cache, load_expert, model_load_count
-from .config import ExpertConfigError, ExpertSpec, RouteRule, file_version, load_expert_config, resolve_device
-from .resource import GPU_TAG, ExpertModels
+from .config import ExpertConfigError, ExpertSpec, RouteRule, file_version, resolve_device
+from .resource import GPU_TAG, ExpertModels, load_expert_config
 from .yolo import prepare_ultralytics_env, yolo_image
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Expert specs, routing rules and the YAML config that declares them (``MEDTRINITY_EXPERTS``)."""
+"""Expert specs and routing rules (declared in the YAML config ``MEDTRINITY_EXPERTS`` that
+`resource.load_expert_config` reads)."""
 
 from __future__ import annotations
 
@@ -76,52 +77,3 @@ def spec_labels(spec: ExpertSpec) -> dict[int, str]:
         except ValueError as exc:
             raise ExpertConfigError(f"expert {spec.name!r}: label_map keys must be class indices") from exc
     return dict(enumerate(spec.labels))
-
-
-def load_expert_config(path: str | Path | None, default_device: str | None = None):
-    """ExpertModels from a YAML file ``{experts: [...], routing: [...]}``; no path -> no experts.
-
-    Relative expert paths are resolved against the YAML file's directory; `default_device`
-    (e.g. ``MEDTRINITY_DEVICE``) applies to experts that do not set ``device``. Example::
-
-        experts:
-          - {name: spleen_ct, kind: monai_bundle, path: bundles/spleen_ct_segmentation,
-             labels: [background, spleen], spatial_dims: 3}
-          - {name: cxr_yolo, kind: yolo, path: weights/cxr_findings.pt, imgsz: 640}
-        routing:
-          - {modality: CT, organ: spleen, expert: spleen_ct}
-          - {modality: X-ray, expert: cxr_yolo}
-    """
-    from medtrinity_resources.experts.resource import ExpertModels
-    from medtrinity_resources.yaml_config import read_yaml_mapping, validate_config
-
-    if not path:
-        return ExpertModels()
-    config_path = Path(path)
-    raw = read_yaml_mapping(config_path, "expert config", ExpertConfigError)
-    if set(raw) - {"experts", "routing"}:
-        raise ExpertConfigError(f"expert config {config_path} must be a mapping with keys experts, routing")
-    experts = []
-    for entry in raw.get("experts") or []:
-        entry = dict(entry)
-        if "path" in entry and not Path(str(entry["path"])).is_absolute():
-            entry["path"] = str((config_path.parent / str(entry["path"])).resolve())
-        if default_device and "device" not in entry:
-            entry["device"] = default_device
-        experts.append(entry)
-    where = f"expert config {config_path}: "
-    specs = [
-        validate_config(ExpertSpec, e, raw, ExpertConfigError, top=f"expert '{e.get('name', f'#{i}')}'", prefix=where)
-        for i, e in enumerate(experts)
-    ]
-    rules = [
-        validate_config(RouteRule, r, raw, ExpertConfigError, top=f"routing rule #{i}", prefix=where)
-        for i, r in enumerate(raw.get("routing") or [])
-    ]
-    resource = ExpertModels(experts=specs, routing=rules)
-    names = [e.name for e in resource.experts]
-    if len(set(names)) != len(names):
-        raise ExpertConfigError(f"expert config {config_path}: duplicate expert names {names}")
-    for rule in resource.routing:
-        resource.spec(rule.expert)
-    return resource

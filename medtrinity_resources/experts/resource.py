@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
 from medtrinity_assets.records import LabelMap, Slice2D
+from medtrinity_resources.yaml_config import read_yaml_mapping, validate_config
 
 from .cache import PREDICTORS, load_expert
 from .config import ExpertConfigError, ExpertSpec, RouteRule, resolve_device
@@ -73,3 +75,49 @@ class ExpertModels(dg.ConfigurableResource):
     def gpu_tags(self) -> dict[str, str]:
         """``{"medtrinity/gpu": "true"}`` when an expert runs on cuda, else {}."""
         return {GPU_TAG: "true"} if self.uses_gpu else {}
+
+
+def load_expert_config(path: str | Path | None, default_device: str | None = None):
+    """ExpertModels from a YAML file ``{experts: [...], routing: [...]}``; no path -> no experts.
+
+    Relative expert paths are resolved against the YAML file's directory; `default_device`
+    (e.g. ``MEDTRINITY_DEVICE``) applies to experts that do not set ``device``. Example::
+
+        experts:
+          - {name: spleen_ct, kind: monai_bundle, path: bundles/spleen_ct_segmentation,
+             labels: [background, spleen], spatial_dims: 3}
+          - {name: cxr_yolo, kind: yolo, path: weights/cxr_findings.pt, imgsz: 640}
+        routing:
+          - {modality: CT, organ: spleen, expert: spleen_ct}
+          - {modality: X-ray, expert: cxr_yolo}
+    """
+    if not path:
+        return ExpertModels()
+    config_path = Path(path)
+    raw = read_yaml_mapping(config_path, "expert config", ExpertConfigError)
+    if set(raw) - {"experts", "routing"}:
+        raise ExpertConfigError(f"expert config {config_path} must be a mapping with keys experts, routing")
+    experts = []
+    for entry in raw.get("experts") or []:
+        entry = dict(entry)
+        if "path" in entry and not Path(str(entry["path"])).is_absolute():
+            entry["path"] = str((config_path.parent / str(entry["path"])).resolve())
+        if default_device and "device" not in entry:
+            entry["device"] = default_device
+        experts.append(entry)
+    where = f"expert config {config_path}: "
+    specs = [
+        validate_config(ExpertSpec, e, raw, ExpertConfigError, top=f"expert '{e.get('name', f'#{i}')}'", prefix=where)
+        for i, e in enumerate(experts)
+    ]
+    rules = [
+        validate_config(RouteRule, r, raw, ExpertConfigError, top=f"routing rule #{i}", prefix=where)
+        for i, r in enumerate(raw.get("routing") or [])
+    ]
+    resource = ExpertModels(experts=specs, routing=rules)
+    names = [e.name for e in resource.experts]
+    if len(set(names)) != len(names):
+        raise ExpertConfigError(f"expert config {config_path}: duplicate expert names {names}")
+    for rule in resource.routing:
+        resource.spec(rule.expert)
+    return resource

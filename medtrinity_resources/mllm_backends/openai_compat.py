@@ -106,6 +106,9 @@ def backoff_seconds(attempt: int, base_s: float, retry_after: str | None) -> flo
 class OpenAICompatBackend:
     """`generate(prompts, images, max_new_tokens)` against an OpenAI-compatible chat-completions endpoint."""
 
+    model_field = "model_name"  # MEDTRINITY_MLLM_MODEL is the served model id
+    concurrent = True  # requests in flight (max_concurrency), not batches
+
     @staticmethod
     def identity(cfg) -> dict:
         if not cfg.model_name:

@@ -174,14 +174,17 @@ def read_raster(path: str, fmt: str, max_pixels: int, keep_colour: bool) -> Stac
     return Stack(data=data, kind="frames", rgb=rgb, stored_shape=tuple(data.shape[:3]), meta=meta)
 
 
-def read_raster_labels(path: str, fmt: str, max_pixels: int, convention: str) -> np.ndarray:
-    """A raster mask as (frames, H, W) values; colour masks only for binary/threshold."""
+def read_raster_labels(path: str, fmt: str, max_pixels: int, colour: str, convention: str) -> np.ndarray:
+    """A raster mask as (frames, H, W) values. A colour mask is read per its convention's `colour`:
+    ``grey`` (converted), ``max`` (the largest channel), ``exact`` (must be grey: ids are not colours)."""
     data, _ = read_raster_array(path, fmt, max_pixels)
     if data.ndim == 4:
-        if rgb_is_grey(data, tolerance=0 if convention in ("multilabel", "instance") else GREY_RGB_TOLERANCE):
+        if rgb_is_grey(data, tolerance=0 if colour == "exact" else GREY_RGB_TOLERANCE):
             data = data[..., 0]
-        elif convention in ("binary", "threshold"):
-            data = rgb_to_grey(data) if convention == "threshold" else data.max(axis=-1)
+        elif colour == "grey":
+            data = rgb_to_grey(data)
+        elif colour == "max":
+            data = data.max(axis=-1)
         else:
             raise RejectError("unsupported_mask", f"colour {convention} mask {path.rsplit('/', 1)[-1]}")
     return data
