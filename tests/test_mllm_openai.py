@@ -18,7 +18,14 @@ from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSe
 from medtrinity_assets.generation.loop import ANSWER_SCHEMA
 from medtrinity_resources.mllm import MLLMResource
 from medtrinity_resources.mllm_backends.base import MLLMBackendError
-from medtrinity_resources.mllm_backends.openai_compat import backoff_seconds, chat_completions_url, retry_after_seconds
+from medtrinity_resources.mllm_backends.openai_compat import (
+    IMAGE_SLOT,
+    backoff_seconds,
+    chat_completions_url,
+    chat_payload,
+    request_body,
+    retry_after_seconds,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"overlay-bytes"
 
@@ -206,6 +213,10 @@ def test_helpers():
     assert chat_completions_url("http://h:1") == "http://h:1/v1/chat/completions"
     assert chat_completions_url("http://h:1/v1/") == "http://h:1/v1/chat/completions"
     assert chat_completions_url("http://h:1/x/chat/completions") == "http://h:1/x/chat/completions"
+    # the body with the image spliced in is exactly the JSON of the full payload
+    for png in (PNG, None):
+        full = json.dumps(chat_payload("m", 'say "hi" \u00e9', png, 10, 0.0, 1)).encode()
+        assert request_body(chat_payload("m", 'say "hi" \u00e9', png, 10, 0.0, 1, IMAGE_SLOT), png) == full
     rng = random.Random(0)
     # equal-jitter exponential backoff: between half and all of base * 2**attempt, capped at 30 s
     for attempt, nominal in ((0, 0.5), (3, 4.0), (10, 30.0)):

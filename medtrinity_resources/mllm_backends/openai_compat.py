@@ -60,12 +60,20 @@ def image_data_url(png: bytes) -> str:
 
 
 def chat_payload(
-    model: str, prompt: str, image_png: bytes | None, max_tokens: int, temperature: float, seed: int | None = None
+    model: str,
+    prompt: str,
+    image_png: bytes | None,
+    max_tokens: int,
+    temperature: float,
+    seed: int | None = None,
+    image_url: str | None = None,
 ) -> dict:
-    """Request body: one user message holding the image (if any) then the prompt text."""
+    """Request body: one user message holding the image (if any) then the prompt text.
+
+    `image_url` stands in for the image's data URL (`request_body` splices the image in later)."""
     content: list[dict[str, Any]] = []
     if image_png is not None:
-        content.append({"type": "image_url", "image_url": {"url": image_data_url(image_png)}})
+        content.append({"type": "image_url", "image_url": {"url": image_url or image_data_url(image_png)}})
     content.append({"type": "text", "text": prompt})
     return {
         "model": model,
@@ -74,6 +82,21 @@ def chat_payload(
         "max_tokens": max_tokens,
         **({"seed": seed} if seed is not None else {}),
     }
+
+
+IMAGE_SLOT = "\x01overlay-image\x01"  # stands for the data URL while the rest of the body is JSON-encoded
+_IMAGE_SLOT_JSON = json.dumps(IMAGE_SLOT).encode()
+
+
+def request_body(payload: dict, image_png: bytes | None) -> bytes:
+    """A payload built with ``image_url=IMAGE_SLOT`` as JSON bytes with the image's data URL spliced in:
+    the base64 needs no escaping, so the large string is neither scanned by the JSON encoder nor copied
+    to text and back. Byte-identical to ``json.dumps(chat_payload(...)).encode()``."""
+    encoded = json.dumps(payload).encode()
+    if image_png is None:
+        return encoded
+    head, tail = encoded.split(_IMAGE_SLOT_JSON, 1)
+    return b"".join((head, b'"data:image/png;base64,', base64.b64encode(image_png), b'"', tail))
 
 
 def response_format(json_schema: dict) -> dict:
@@ -221,9 +244,8 @@ class OpenAICompatBackend:
             self._session_pid = os.getpid()
         return self._session, self._slots  # type: ignore[return-value]
 
-    async def _post(self, session: aiohttp.ClientSession, payload: dict) -> tuple[int, bytes, str | None]:
+    async def _post(self, session: aiohttp.ClientSession, body: bytes) -> tuple[int, bytes, str | None]:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        body = json.dumps(payload).encode()
         async with session.post(self.url, data=body, timeout=timeout, headers={"Content-Type": "application/json"}) as resp:
             return resp.status, await resp.read(), resp.headers.get("Retry-After")
 
@@ -233,28 +255,30 @@ class OpenAICompatBackend:
         A server that answers 400/422 naming the schema is asked again without it (not counted as a
         retry), and no later request of this client sends it."""
         session, slots = self._open()
-        payload = chat_payload(self.model, prompt, image_png, max_tokens, self.temperature, self.seed)
+        payload = chat_payload(self.model, prompt, image_png, max_tokens, self.temperature, self.seed, IMAGE_SLOT)
         if json_schema is not None and self.structured:
             payload["response_format"] = response_format(json_schema)
+        body = request_body(payload, image_png)
         attempt = 0
         async with slots:
             while True:
                 retry_after = None
                 try:
-                    status, body, retry_after = await self._post(session, payload)
+                    status, answer, retry_after = await self._post(session, body)
                 except TimeoutError:
                     error = "timeout"
                 except aiohttp.ClientError:
                     error = "connection"
                 else:
-                    text = body.decode("utf-8", "replace")
                     if status == 200:
-                        return self._answer(body)
+                        return self._answer(answer)
+                    text = answer.decode("utf-8", "replace")
                     if status in CONFIG_ERRORS:
                         raise MLLMBackendError(f"{self.url} answered HTTP {status}: {text[:300]}")
                     if status in SCHEMA_REFUSAL_STATUS and "response_format" in payload and refuses_schema(text):
                         self.structured = False  # the server does not take the schema: plain text from now on
                         payload.pop("response_format")
+                        body = request_body(payload, image_png)
                         continue
                     if status != 429 and status < 500:
                         return RawOutput(error=f"http_{status}", detail=text[:300])
