@@ -16,7 +16,7 @@ describe/bare (goal >= 0.9), then the grounded
 composer's captions/s through describe and as a bare compose_caption loop.
 
 Served path (``--served-n``, default 1024, at ``--concurrency`` 256, ``--served-repeats`` 7): a local
-chat-completions server in its own process (raw asyncio protocol, uvloop when installed) that answers
+chat-completions server in its own process (`served_baseline.py`: raw asyncio protocol, uvloop when installed) that answers
 instantly; bare = one aiohttp session posting the same payloads (built per run, base64 image included)
 behind a semaphore of the same size, answers JSON-decoded — once as ``json.dumps`` of the payload,
 once as the very bytes our client sends (image spliced in), which isolates the client's own cost —
