@@ -328,3 +328,19 @@ def test_generate_works_inside_a_running_event_loop(server):
 
     [out] = asyncio.run(caller())
     assert out.text == "The liver." and out.tokens_in == 100
+
+
+def test_a_422_naming_guided_decoding_falls_back_but_other_400s_do_not(server):
+    """Refusals of the schema (400/422 naming it) switch to plain text; a context-length 400 does not."""
+    facts = marked(ct_liver(), "case-422")
+    server.scripts["case-422"] = [
+        {"status": 422, "message": "Unsupported guided decoding backend"},
+        {"status": 200, "content": good_answer(facts)},
+    ]
+    long = marked(xray_lungs(), "case-toolong")
+    server.scripts["case-toolong"] = [{"status": 400, "message": "maximum context length is 4096 tokens"}]
+    gens = run(resource(server, max_retries=0, max_concurrency=1), [CaptionRequest("a", facts, PNG), CaptionRequest("b", long, PNG)])
+    assert gens[0].problems == [] and server.count("case-422") == 2
+    assert gens[1].problems == ["backend_error:http_400"] and server.count("case-toolong") == 1
+    first, second = [b for b in server.bodies if "case-422" in json.dumps(b)]
+    assert "response_format" in first and "response_format" not in second
