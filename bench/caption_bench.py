@@ -15,10 +15,16 @@ Timings are the fastest of --repeats interleaved runs. Prints captions/s and the
 describe/bare (goal >= 0.9), then the grounded
 composer's captions/s through describe and as a bare compose_caption loop.
 
-Served path (``--served-n``, default 1024, at ``--concurrency`` 256): a local chat-completions server
-that answers instantly; bare = a thread pool of httpx POSTs (same payloads, JSON decoded) vs
-generation.describe over the ``openai`` backend (prompt, payload, parse, checks; no cache). Prints the
-client overhead (describe/bare - 1; goal <= 5%).
+Served path (``--served-n``, default 1024, at ``--concurrency`` 256, ``--served-repeats`` 7): a local
+chat-completions server in its own process (`served_baseline.py`: raw asyncio protocol, uvloop when installed) that answers
+instantly; bare = one aiohttp session posting the same payloads (built per run, base64 image included)
+behind a semaphore of the same size, answers JSON-decoded — once as ``json.dumps`` of the payload,
+once as the very bytes our client sends (image spliced in), which isolates the client's own cost —
+vs ``MLLMResource.generate`` over the
+``openai`` backend (our client: loop thread, retries, parsing) and generation.describe (prompt, parse,
+checks; no cache). Prints median requests/s, the median client overhead (generate/bare - 1; goal
+<= 5%) with every repeat's figure, and the server's CPU share during the bare runs (below 100%: the
+server is not the bottleneck). ``--httpx`` also times httpx.AsyncClient once.
 """
 
 from __future__ import annotations
@@ -118,76 +124,86 @@ def interleaved(fns: dict, repeats: int) -> dict[str, float]:
     return best
 
 
-def instant_server(answer: str):
-    """A chat-completions server on 127.0.0.1 that answers every POST at once with `answer`."""
+def served_overhead(n: int, concurrency: int, repeats: int, with_httpx: bool) -> None:
+    """Our client (MLLMResource.generate) and the caption loop vs a bare aiohttp baseline, same payloads."""
+    import statistics
+
+    import psutil
+
     import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    data = json.dumps(
-        {"model": "bench", "choices": [{"message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-         "usage": {"prompt_tokens": 100, "completion_tokens": 50}}
-    ).encode()
+    from served_baseline import BareAiohttp, bare_httpx_async, instant_server
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 1024  # listen backlog: 256 clients connect at once
-
-    httpd = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-
-
-def served_overhead(n: int, concurrency: int, repeats: int) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    import httpx
-
-    from medtrinity_resources.mllm_backends.openai_compat import chat_payload, parse_response
+    from medtrinity_resources.mllm_backends.openai_compat import IMAGE_SLOT, chat_payload, request_body
 
     requests = make_requests(n)
     answer = format_sections(*reversed(compose_caption(requests[0].facts, seed="bench")))
-    httpd, url = instant_server(answer)
+    server, url = instant_server(answer)
+    server_ps = psutil.Process(server.pid)
     mllm = MLLMResource(backend="openai", endpoint_url=url, model_name="bench", max_concurrency=concurrency, max_new_tokens=1024)
     prompts = [build_prompt(r.facts) for r in requests]
+    images = [r.image_png for r in requests]
+    bare = BareAiohttp(url, concurrency)
 
-    def bare() -> None:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        with httpx.Client(timeout=60, limits=limits) as client, ThreadPoolExecutor(concurrency) as pool:
-            post = lambda i: parse_response(  # noqa: E731
-                client.post(url + "/chat/completions", json=chat_payload("bench", prompts[i], requests[i].image_png, 1024, 0.0, 0)).json()
-            )
-            list(pool.map(post, range(n)))
+    def payloads():  # built per run, as the client does (base64 of the overlay included)
+        return [chat_payload("bench", p, img, 1024, 0.0, 0) for p, img in zip(prompts, images, strict=True)]
+
+    def json_body(prompt: str, img: bytes) -> bytes:  # the plain way: json.dumps of the whole payload
+        return json.dumps(chat_payload("bench", prompt, img, 1024, 0.0, 0)).encode()
+
+    def same_body(prompt: str, img: bytes) -> bytes:  # the bytes our client sends, built as it builds them
+        return request_body(chat_payload("bench", prompt, img, 1024, 0.0, 0, IMAGE_SLOT), img)
+
+    items = list(zip(prompts, images, strict=True))
 
     one_pass = GenerationSettings(max_retries=0)
-    images = [r.image_png for r in requests]
     fns = {
-        "bare": bare,
+        "bare": lambda: bare.run(json_body, items),
+        "bare_same_body": lambda: bare.run(same_body, items),
         "generate": lambda: mllm.generate(prompts, images, 1024),
         "describe": lambda: describe(mllm, requests, settings=one_pass),
     }
-    best = interleaved(fns, repeats)
-    httpd.shutdown()
-    print(f"served, instant local server, n={n}, concurrency={concurrency}:")
-    print(f"  bare httpx thread pool           : {n / best['bare']:8.0f} requests/s")
-    print(f"  MLLMResource.generate (client)   : {n / best['generate']:8.0f} requests/s")
-    print(f"  generation.describe (+prompt, parse, checks, waves): {n / best['describe']:8.0f} captions/s")
-    print(f"  client overhead   generate/bare - 1 = {best['generate'] / best['bare'] - 1:+.1%}  (goal <= 5%)")
-    print(f"  loop overhead     describe/bare - 1 = {best['describe'] / best['bare'] - 1:+.1%}")
+    for fn in fns.values():  # warm-up: connections open, imports done
+        fn()
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    server_busy: list[float] = []
+    for k in range(repeats):
+        names = list(fns)[k % len(fns) :] + list(fns)[: k % len(fns)]  # rotate the order so load drift hits all alike
+        for name in names:
+            cpu0, t0 = sum(server_ps.cpu_times()[:2]), time.perf_counter()
+            fns[name]()
+            wall = time.perf_counter() - t0
+            seconds[name].append(wall)
+            if name == "bare":
+                server_busy.append((sum(server_ps.cpu_times()[:2]) - cpu0) / wall)
+    httpx_s = None
+    if with_httpx:
+        t0 = time.perf_counter()
+        bare_httpx_async(url, concurrency, payloads)
+        httpx_s = time.perf_counter() - t0
+    bare.close()
+    server.kill()
+    server.wait()
+
+    ratio = [g / b for g, b in zip(seconds["generate"], seconds["bare"], strict=True)]
+    same_ratio = [g / b for g, b in zip(seconds["generate"], seconds["bare_same_body"], strict=True)]
+    loop_ratio = [d / b for d, b in zip(seconds["describe"], seconds["bare"], strict=True)]
+    med = {name: statistics.median(v) for name, v in seconds.items()}
+    print(f"served, instant local server (own process), n={n}, concurrency={concurrency}, {repeats} repeats (median):")
+    print(f"  server CPU busy during the bare runs: median {statistics.median(server_busy):.0%} of wall time (<100%: not the bottleneck)")
+    print(f"  bare aiohttp, json.dumps(payload)    : {n / med['bare']:8.0f} requests/s")
+    print(f"  bare aiohttp, our request bytes      : {n / med['bare_same_body']:8.0f} requests/s")
+    print(f"  MLLMResource.generate (our client)   : {n / med['generate']:8.0f} requests/s")
+    print(f"  generation.describe (+prompt, parse, checks, waves): {n / med['describe']:8.0f} captions/s")
+    if httpx_s is not None:
+        print(f"  bare httpx.AsyncClient (one run)     : {n / httpx_s:8.0f} requests/s")
+    for label, r, base in (("generate/bare", ratio, "bare"), ("generate/bare same bytes", same_ratio, "bare_same_body")):
+        print(
+            f"  client overhead {label} - 1 = {statistics.median(r) - 1:+.1%} median, "
+            f"{min(seconds['generate']) / min(seconds[base]) - 1:+.1%} fastest vs fastest "
+            f"(per repeat {', '.join(f'{x - 1:+.1%}' for x in r)}; goal <= 5%)"
+        )
+    print(f"  loop overhead     describe/bare - 1 = {statistics.median(loop_ratio) - 1:+.1%} median")
 
 
 def main() -> None:
@@ -203,10 +219,12 @@ def main() -> None:
     ap.add_argument("--composer-n", type=int, default=2000)
     ap.add_argument("--served-n", type=int, default=1024, help="requests of the served-path run (0: skip)")
     ap.add_argument("--concurrency", type=int, default=256)
+    ap.add_argument("--served-repeats", type=int, default=7, help="repeats of the served-path comparison")
+    ap.add_argument("--httpx", action="store_true", help="also time a bare httpx.AsyncClient baseline once")
     ap.add_argument("--served-only", action="store_true", help="only the served-path comparison")
     args = ap.parse_args()
     if args.served_n:
-        served_overhead(args.served_n, args.concurrency, args.repeats)
+        served_overhead(args.served_n, args.concurrency, args.served_repeats, args.httpx)
     if args.served_only:
         return
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import polars as pl
 import pytest
+from chat_servers import ChatServer
 
 from medtrinity_assets.export.config import VqaSettings
 from medtrinity_assets.export.llava import vqa_conversations
@@ -134,43 +133,6 @@ def test_model_pairs_are_validated_against_the_record():
     assert parse_vqa_answer("no json here") == []
 
 
-class _QAServer:
-    """A local OpenAI-compatible chat-completions endpoint answering with scripted JSON pairs."""
-
-    def __init__(self, answer_for):
-        self.prompts: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt = body["messages"][0]["content"][-1]["text"]
-                server.prompts.append(prompt)
-                payload = {
-                    "id": "x",
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer_for(prompt)}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 10},
-                }
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def qa_server():
     def answer_for(prompt: str) -> str:
@@ -184,7 +146,7 @@ def qa_server():
             ]
         )
 
-    server = _QAServer(answer_for)
+    server = ChatServer(answer_for)
     yield server
     server.close()
 

@@ -3,19 +3,17 @@ is configuration only (environment read by the code location), as a user runs it
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import polars as pl
 import pytest
+from chat_servers import ChatServer
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "torchxrayvision_cxr"
@@ -42,33 +40,9 @@ def run_demo(tmp_path: Path, extra_env: dict[str, str], home: Path | None = None
 
 @pytest.fixture
 def chat_server():
-    bodies: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            bodies.append(body)
-            payload = {
-                "id": "cmpl-test",
-                "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 321, "completion_tokens": 64, "total_tokens": 385},
-            }
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", bodies
-    server.shutdown()
+    server = ChatServer(ANSWER, usage=(321, 64))
+    yield server.url, server.bodies
+    server.close()
 
 
 def test_openai_compatible_backend_through_the_asset(tmp_path, chat_server):
@@ -101,48 +75,6 @@ def test_transformers_backend_through_the_asset(tmp_path):
     assert captions["problems"].list.contains("truncated").all() and (captions["tokens_out"] <= 24).all()
 
 
-class CountingChatServer:
-    """A chat-completions server that counts requests and answers after `delay` seconds."""
-
-    def __init__(self, delay: float):
-        self.delay = delay
-        self.received = 0
-        self.bodies: list[str] = []  # each request's body digest: same digest = same call (prompt, image, settings)
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                body = json.loads(raw)
-                with server.lock:
-                    server.received += 1
-                    server.bodies.append(hashlib.sha256(raw).hexdigest())
-                time.sleep(server.delay)
-                payload = {
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 321, "completion_tokens": 64},
-                }
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-
 def kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL the demo and everything it started (webserver, code server, run workers)."""
     import psutil
@@ -162,7 +94,7 @@ def cached_calls(storage_root: Path) -> int:
 
 def test_killed_run_pays_only_for_the_lost_batch_and_a_rerun_makes_no_calls(tmp_path):
     concurrency = 2
-    server = CountingChatServer(delay=0.25)
+    server = ChatServer(ANSWER, delay=0.25, usage=(321, 64))
     storage = tmp_path / "storage"
     env = {
         **os.environ,
@@ -191,7 +123,7 @@ def test_killed_run_pays_only_for_the_lost_batch_and_a_rerun_makes_no_calls(tmp_
     captions = run_demo(tmp_path, {**env, "MEDTRINITY_HOME": str(tmp_path / "home")}, home=tmp_path / "home", storage=storage)
     paid_second = server.received - paid_first
     assert captions.height >= 6 and paid_second > 0
-    first, second = set(server.bodies[:paid_first]), set(server.bodies[paid_first:])
+    first, second = set(server.raw_digests[:paid_first]), set(server.raw_digests[paid_first:])
     shards = len(list((storage / "manifests" / "caption_batches" / SOURCE).glob("*.parquet")))
     # asked again: exactly the calls of run 1 that were not checkpointed, at most one wave per shard run in flight
     assert len(first & second) == len(first) - cached <= concurrency * shards
@@ -205,4 +137,4 @@ def test_killed_run_pays_only_for_the_lost_batch_and_a_rerun_makes_no_calls(tmp_
     assert again["cache_hit"].all() and (again["model_calls"] == 0).all()
     key = ["roi_id", "caption", "prompt_hash", "tokens_out"]
     assert again.select(key).sort("roi_id").equals(captions.select(key).sort("roi_id"))
-    server.httpd.shutdown()
+    server.close()

@@ -5,11 +5,9 @@ real local storage resource."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chat_servers import ChatServer
 
 from medtrinity_assets.captions import compose_caption, format_sections
 from medtrinity_assets.captions.examples import ct_liver, xray_lungs
@@ -19,48 +17,6 @@ from medtrinity_resources.storage import MedtrinityStorage
 
 PNG_A = b"\x89PNG\r\n\x1a\n" + b"image-a"
 PNG_B = b"\x89PNG\r\n\x1a\n" + b"image-b"
-
-
-class CountingServer:
-    """Chat completions answering a good caption for whatever facts marker the prompt carries."""
-
-    def __init__(self, answers: dict[str, str]):
-        self.answers = answers
-        self.bodies: list[dict] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.bodies.append(body)
-                prompt = next(p["text"] for p in body["messages"][0]["content"] if p["type"] == "text")
-                content = next((a for m, a in server.answers.items() if m in prompt), "no answer")
-                data = json.dumps(
-                    {
-                        "model": body["model"],
-                        "choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 50, "completion_tokens": 30},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    @property
-    def calls(self) -> int:
-        return len(self.bodies)
 
 
 def marked(facts, marker):
@@ -75,10 +31,11 @@ def answer(facts) -> str:
 @pytest.fixture
 def setup(tmp_path):
     facts = {m: marked(f(), m) for m, f in (("case-1", ct_liver), ("case-2", xray_lungs), ("case-3", ct_liver))}
-    server = CountingServer({m: answer(f) for m, f in facts.items()})
+    answers = {m: answer(f) for m, f in facts.items()}
+    server = ChatServer(lambda prompt: next((a for m, a in answers.items() if m in prompt), "no answer"), usage=(50, 30))
     storage = MedtrinityStorage(root=str(tmp_path / "store"))
     yield server, storage, facts
-    server.httpd.shutdown()
+    server.close()
 
 
 def mllm(server, **kw) -> MLLMResource:

@@ -1,110 +1,38 @@
-"""MLLMResource with the openai backend against a local chat-completions server started here."""
+"""MLLMResource with the openai backend (async client) against a real local chat-completions server."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import email.utils
 import json
-import threading
+import random
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chat_servers import ChatServer
 
 from medtrinity_assets.captions import build_prompt, compose_caption, format_sections, prompt_hash
 from medtrinity_assets.captions.examples import ct_liver, xray_lungs
 from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSettings, describe
+from medtrinity_assets.generation.loop import ANSWER_SCHEMA
 from medtrinity_resources.mllm import MLLMResource
 from medtrinity_resources.mllm_backends.base import MLLMBackendError
-from medtrinity_resources.mllm_backends.openai_compat import backoff_seconds, chat_completions_url
+from medtrinity_resources.mllm_backends.openai_compat import (
+    IMAGE_SLOT,
+    backoff_seconds,
+    chat_completions_url,
+    chat_payload,
+    request_body,
+    retry_after_seconds,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"overlay-bytes"
 
 
-class FakeServer:
-    """A chat-completions server whose answers are scripted per marker found in the prompt."""
-
-    def __init__(self):
-        self.scripts: dict[str, list[dict]] = {}
-        self.default: dict = {"status": 200, "content": "no script"}
-        self.bodies: list[dict] = []
-        self.headers: list[dict] = []
-        self.inflight = 0
-        self.max_inflight = 0
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.bodies.append(body)
-                    server.headers.append(dict(self.headers))
-                    server.inflight += 1
-                    server.max_inflight = max(server.max_inflight, server.inflight)
-                    step = server.next_step(body, self.path)
-                try:
-                    time.sleep(step.get("sleep", 0.0))
-                    status = step.get("status", 200)
-                    if status == 200:
-                        payload = {
-                            "id": "cmpl-1",
-                            "model": body["model"],
-                            "system_fingerprint": "fp_test",
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "message": {"role": "assistant", "content": step["content"]},
-                                    "finish_reason": step.get("finish_reason", "stop"),
-                                }
-                            ],
-                            "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
-                        }
-                    else:
-                        payload = {"error": {"message": step.get("message", f"scripted {status}")}}
-                    data = json.dumps(payload).encode()
-                    try:
-                        self.send_response(status)
-                        if "retry_after" in step:
-                            self.send_header("Retry-After", str(step["retry_after"]))
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", str(len(data)))
-                        self.end_headers()
-                        self.wfile.write(data)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass  # the client timed out and left
-                finally:
-                    with server.lock:
-                        server.inflight -= 1
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def next_step(self, body: dict, path: str) -> dict:
-        assert path == "/v1/chat/completions"
-        prompt = next(p["text"] for p in body["messages"][0]["content"] if p["type"] == "text")
-        for marker, steps in self.scripts.items():
-            if marker in prompt:
-                return steps.pop(0) if len(steps) > 1 else steps[0]
-        return self.default
-
-    def count(self, marker: str) -> int:
-        return sum(marker in json.dumps(b) for b in self.bodies)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
-    s = FakeServer()
+    s = ChatServer("no script", usage=(100, 40))
     yield s
     s.close()
 
@@ -162,6 +90,7 @@ def test_request_shape_tokens_and_good_answer(server, monkeypatch):
     assert gen.prompt_hash == prompt_hash(build_prompt(facts))
     assert gen.settings["temperature"] == 0.0 and gen.settings["max_new_tokens"] == 200 and body["seed"] == 0
     assert gen.cache_hit is False and gen.model_calls == 1 and gen.seconds > 0
+    assert server.paths == {"/v1/chat/completions"}
 
 
 def test_no_key_no_image(server, monkeypatch):
@@ -263,7 +192,7 @@ def test_configuration_errors(server):
         run(resource(server), [CaptionRequest("x", facts, PNG)])
     with pytest.raises(MLLMBackendError, match="model_name"):
         run(resource(server, model_name=""), [CaptionRequest("x", facts, PNG)])
-    closed = FakeServer()
+    closed = ChatServer()
     url = closed.url
     closed.close()
     with pytest.raises(MLLMBackendError, match="unreachable"):
@@ -271,7 +200,7 @@ def test_configuration_errors(server):
 
 
 def test_describe_text(server):
-    server.default = {"status": 200, "content": "The liver."}
+    server.answer = lambda _prompt: "The liver."
     server.scripts["[down]"] = [{"status": 503}]
     mllm = resource(server, max_retries=1)
     assert mllm.describe_text(["Which organ?", "Which organ again?"]) == ["The liver.", "The liver."]
@@ -284,8 +213,22 @@ def test_helpers():
     assert chat_completions_url("http://h:1") == "http://h:1/v1/chat/completions"
     assert chat_completions_url("http://h:1/v1/") == "http://h:1/v1/chat/completions"
     assert chat_completions_url("http://h:1/x/chat/completions") == "http://h:1/x/chat/completions"
-    assert backoff_seconds(0, 0.5, None) == 0.5 and backoff_seconds(3, 0.5, None) == 4.0
-    assert backoff_seconds(10, 0.5, None) == 30.0 and backoff_seconds(0, 0.5, "7") == 7.0
+    # the body with the image spliced in is exactly the JSON of the full payload
+    for png in (PNG, None):
+        full = json.dumps(chat_payload("m", 'say "hi" \u00e9', png, 10, 0.0, 1)).encode()
+        assert request_body(chat_payload("m", 'say "hi" \u00e9', png, 10, 0.0, 1, IMAGE_SLOT), png) == full
+    rng = random.Random(0)
+    # equal-jitter exponential backoff: between half and all of base * 2**attempt, capped at 30 s
+    for attempt, nominal in ((0, 0.5), (3, 4.0), (10, 30.0)):
+        waits = [backoff_seconds(attempt, 0.5, None, rng) for _ in range(200)]
+        assert nominal / 2 <= min(waits) < max(waits) <= nominal
+    # Retry-After: never earlier than asked, at most 10% (and at most the base) later, capped at 60 s
+    waits = [backoff_seconds(0, 0.5, "7", rng) for _ in range(200)]
+    assert 7.0 <= min(waits) < max(waits) <= 7.5
+    assert 60.0 <= backoff_seconds(0, 0.5, "3600", rng) <= 60.5
+    assert retry_after_seconds("2.5") == 2.5 and retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: now
+    assert 3000 < retry_after_seconds(email.utils.formatdate(time.time() + 3600, usegmt=True)) <= 3600
 
 
 def test_structured_output_json_answer_and_fallback_to_text(server):
@@ -294,6 +237,8 @@ def test_structured_output_json_answer_and_fallback_to_text(server):
     server.scripts["case-json"] = [{"status": 200, "content": json.dumps({**sections, "description": text})}]
     [gen] = run(resource(server), [CaptionRequest("j", facts, PNG)])
     fmt = server.bodies[0]["response_format"]
+    assert fmt["json_schema"]["schema"] == ANSWER_SCHEMA and fmt["json_schema"]["strict"] is True
+    assert server.bodies[0]["seed"] == 0 and server.bodies[0]["temperature"] == 0.0
     assert fmt["type"] == "json_schema" and set(fmt["json_schema"]["schema"]["required"]) == {*sections, "description"}
     assert gen.problems == [] and gen.text == text and gen.sections["roi"] == sections["roi"]
 
@@ -308,7 +253,94 @@ def test_structured_output_json_answer_and_fallback_to_text(server):
     asked = [b for b in server.bodies if "case-noschema" in json.dumps(b)]
     assert "response_format" in asked[0] and "response_format" not in asked[1]
     assert gen.problems == [] and gen.attempts == 1
+    later = marked(ct_liver(), "case-later")
+    server.scripts["case-later"] = [{"status": 200, "content": good_answer(later)}]
+    run(mllm, [CaptionRequest("l", later, PNG)])
+    assert "response_format" not in server.bodies[-1]  # this client no longer sends the schema
     # structured output off: plain text requests
     n = len(server.bodies)
     run(resource(server, structured_output=False), [CaptionRequest("q", facts, PNG)])
     assert "response_format" not in server.bodies[n]
+
+
+def test_retry_after_is_honoured(server):
+    """The server refuses the marker with 429 and Retry-After 1 s, then rejects (and counts) any request
+    for it that comes before the second is up: only a client that waited gets through in 2 requests."""
+    facts = marked(ct_liver(), "case-ratelimited")
+    server.scripts["case-ratelimited"] = [
+        {"status": 429, "retry_after": 1},
+        {"status": 200, "content": good_answer(facts)},
+    ]
+    [gen] = run(resource(server, retry_backoff_s=0.01, max_retries=3), [CaptionRequest("w", facts, PNG)])
+    assert server.count("case-ratelimited") == 2 and server.early == 0
+    assert gen.problems == [] and gen.attempts == 1
+
+    # 503 with Retry-After as well; retries are bounded: a server that keeps refusing ends flagged
+    busy = marked(xray_lungs(), "case-busy")
+    server.scripts["case-busy"] = [{"status": 503, "retry_after": 0.2}]
+    [gen] = run(resource(server, max_retries=2), [CaptionRequest("b", busy, PNG)])
+    assert gen.problems == ["backend_error:http_503"]
+    assert server.count("case-busy") == 3 and server.early == 0
+
+
+def test_a_client_that_ignores_retry_after_is_caught(server):
+    """The rate limiter above can fail: requests sent before the time is up are refused and counted."""
+    import httpx
+
+    facts = marked(ct_liver(), "case-eager")
+    server.scripts["case-eager"] = [{"status": 429, "retry_after": 30}, {"status": 200, "content": "never"}]
+    prompt = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "[case-eager]"}]}]}
+    statuses = [httpx.post(server.url + "/chat/completions", json=prompt).status_code for _ in range(2)]
+    assert statuses == [429, 429] and server.early == 1
+
+
+def test_concurrency_bound_at_scale(server):
+    """64 requests at max_concurrency 8: the server never sees more than 8 at once, and does see 8."""
+    server.answer = lambda _prompt: "The liver."
+    server.delay = 0.2
+    mllm = resource(server, max_concurrency=8)
+    outs = mllm.generate([f"Which organ? {i}" for i in range(64)], [None] * 64)
+    assert len(outs) == 64 and all(o.text == "The liver." for o in outs)
+    assert server.received == 64 and server.max_inflight == 8
+
+
+def test_one_400_among_many_is_isolated(server):
+    facts = [marked(ct_liver(), f"case-n{i}") for i in range(12)]
+    for i, f in enumerate(facts):
+        server.scripts[f"case-n{i}"] = [{"status": 200, "content": good_answer(f)}]
+    server.scripts["case-n7"] = [{"status": 400, "message": "This model's maximum context length is 4096 tokens"}]
+    gens = run(resource(server, max_concurrency=4), [CaptionRequest(f"r{i}", f, PNG) for i, f in enumerate(facts)])
+    flagged = [g.request_id for g in gens if g.problems]
+    assert flagged == ["r7"] and gens[7].problems == ["backend_error:http_400"]
+    assert "maximum context length" in gens[7].settings["error_detail"]
+    assert all(g.text for g in gens if g.request_id != "r7") and server.received == 12
+
+
+def test_generate_works_inside_a_running_event_loop(server):
+    """Called from code that runs its own event loop (a notebook, an async sensor), generate still works."""
+    import asyncio
+
+    server.answer = lambda _prompt: "The liver."
+    mllm = resource(server)
+
+    async def caller():
+        return mllm.generate(["Which organ?"], [None])
+
+    [out] = asyncio.run(caller())
+    assert out.text == "The liver." and out.tokens_in == 100
+
+
+def test_a_422_naming_guided_decoding_falls_back_but_other_400s_do_not(server):
+    """Refusals of the schema (400/422 naming it) switch to plain text; a context-length 400 does not."""
+    facts = marked(ct_liver(), "case-422")
+    server.scripts["case-422"] = [
+        {"status": 422, "message": "Unsupported guided decoding backend"},
+        {"status": 200, "content": good_answer(facts)},
+    ]
+    long = marked(xray_lungs(), "case-toolong")
+    server.scripts["case-toolong"] = [{"status": 400, "message": "maximum context length is 4096 tokens"}]
+    gens = run(resource(server, max_retries=0, max_concurrency=1), [CaptionRequest("a", facts, PNG), CaptionRequest("b", long, PNG)])
+    assert gens[0].problems == [] and server.count("case-422") == 2
+    assert gens[1].problems == ["backend_error:http_400"] and server.count("case-toolong") == 1
+    first, second = [b for b in server.bodies if "case-422" in json.dumps(b)]
+    assert "response_format" in first and "response_format" not in second
