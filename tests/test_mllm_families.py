@@ -13,28 +13,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from PIL import Image  # noqa: E402
-from tiny_llava import build_tiny_llava  # noqa: E402
-from tiny_vlms import (  # noqa: E402
-    build_tiny_gemma3,
-    build_tiny_idefics3,
-    build_tiny_internvl,
-    build_tiny_qwen2_5_vl,
-    build_tiny_qwen3_vl,
-)
+from tiny_vlms import FAMILIES  # noqa: E402
 
 from medtrinity_assets.captions.examples import ct_liver, xray_lungs  # noqa: E402
 from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSettings, describe  # noqa: E402
 from medtrinity_resources.mllm import MLLMResource  # noqa: E402
 from medtrinity_resources.storage import MedtrinityStorage  # noqa: E402
-
-BUILDERS = {
-    "llava": (build_tiny_llava, "LlavaForConditionalGeneration"),
-    "gemma3": (build_tiny_gemma3, "Gemma3ForConditionalGeneration"),
-    "qwen2_5_vl": (build_tiny_qwen2_5_vl, "Qwen2_5_VLForConditionalGeneration"),
-    "qwen3_vl": (build_tiny_qwen3_vl, "Qwen3VLForConditionalGeneration"),
-    "idefics3": (build_tiny_idefics3, "Idefics3ForConditionalGeneration"),
-    "internvl": (build_tiny_internvl, "InternVLForConditionalGeneration"),
-}
 
 
 def png(seed: int) -> bytes:
@@ -43,10 +27,10 @@ def png(seed: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("family", sorted(BUILDERS))
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_at_batch_four(family, tmp_path):
-    build, architecture = BUILDERS[family]
-    model_dir = str(build(tmp_path / family))
+    model_dir = str(FAMILIES[family].build(tmp_path / family))
+    architecture = FAMILIES[family].architecture
     reqs = [CaptionRequest(f"roi-{i}", (ct_liver if i % 2 else xray_lungs)(), png(i)) for i in range(5)]
     reqs.append(CaptionRequest("text-only", xray_lungs(), None))
     mllm = MLLMResource(backend="transformers", model_path=model_dir, batch_size=4, max_new_tokens=4)

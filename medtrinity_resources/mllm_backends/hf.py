@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class LoadedModel:
     model_version: str
     eos_ids: frozenset[int]
     pad_id: int | None
+    batch_sizes: list[int] = field(default_factory=list)  # prompts per generate call, in order (benches, tests)
 
 
 def resolve_device(device: str) -> str:
@@ -204,6 +205,7 @@ def generate_batch(
         gen_kwargs["pad_token_id"] = loaded.pad_id
     with torch.inference_mode():
         out = loaded.model.generate(**inputs, **gen_kwargs)
+    loaded.batch_sizes.append(len(prompts))
     width = inputs["input_ids"].shape[1]
     new = out[:, width:]
     decoded = loaded.processor.batch_decode(new, skip_special_tokens=True)
