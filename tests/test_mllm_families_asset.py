@@ -89,6 +89,9 @@ def test_family_captions_a_partition_through_the_asset(family, shard, monkeypatc
 
     # a random model's text: every record kept and flagged with reasons; the asset check reports them
     assert (captions["problems"].list.len() > 0).all()
+    reasons = set(captions["problems"].explode().to_list())
+    print(f"{family}: {captions.height} records, generate batches {loaded.batch_sizes}, reasons {sorted(reasons)}")
+    assert reasons - {"truncated"}  # the checks judged the text itself, not only its length
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "captions_pass_checks")
     assert not check.passed and check.metadata["flagged"].value == captions.height
     assert sum(check.metadata["problems"].value.values()) >= captions.height

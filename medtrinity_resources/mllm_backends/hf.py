@@ -25,8 +25,8 @@ CONVERT_HINT = (
     "LLaVA-Med or the MedTrinity captioner); transformers reads the llava-hf format. Convert it once with "
     "transformers' script src/transformers/models/llava/convert_llava_weights_to_hf.py "
     "(python convert_llava_weights_to_hf.py --text_model_id <base LLM> --vision_model_id "
-    "openai/clip-vit-large-patch14-336 --old_state_dict_id {path} --output_hub_path <out dir>) "
-    "and point model_path at the output; see README 'Model backends'."
+    "openai/clip-vit-large-patch14-336 --old_state_dict_id <the checkpoint's Hub id> --output_hub_path <your Hub repo>; "
+    "it pushes the llava-hf model there), download the converted repo and point model_path at it; see README 'Model backends'."
 )
 _LOCK = threading.Lock()
 
