@@ -4,21 +4,16 @@ random model built here from the family's own config, model and processor classe
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
+from PIL import Image
+from tiny_vlms import FAMILIES
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from PIL import Image  # noqa: E402
-from tiny_vlms import FAMILIES  # noqa: E402
-
-from medtrinity_assets.captions.examples import ct_liver, xray_lungs  # noqa: E402
-from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSettings, describe  # noqa: E402
-from medtrinity_resources.mllm import MLLMResource  # noqa: E402
-from medtrinity_resources.storage import MedtrinityStorage  # noqa: E402
+from medtrinity_assets.captions.examples import ct_liver, xray_lungs
+from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSettings, describe
+from medtrinity_resources.mllm import MLLMResource
+from medtrinity_resources.storage import MedtrinityStorage
 
 
 def png(seed: int) -> bytes:

@@ -12,9 +12,8 @@ import time
 import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance
-from tiny_vlms import FAMILIES
-
 from helpers import QUIET_CONSOLE
+from tiny_vlms import FAMILIES
 
 SOURCE = "torchxrayvision_cxr"
 UPSTREAM = ["source_manifest", "images", "roi_masks", "coarse_captions", "retrieved_knowledge"]
