@@ -43,3 +43,17 @@ def test_family_at_batch_four(family, tmp_path):
     # a rerun answers every call from the cache with the same text
     again = describe(mllm, reqs, cache, GenerationSettings(max_retries=0))
     assert all(g.cache_hit for g in again) and [g.text for g in again] == [g.text for g in gens]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_batched_answers_equal_one_at_a_time(family, tmp_path):
+    """Left padding and the attention mask keep a padded batch's greedy answers those of single prompts."""
+    model_dir = str(FAMILIES[family].build(tmp_path / family))
+    prompts = ["Describe the image.", "Modality, organs, region of interest, texture and relations, then a description. " * 3,
+               "What organ is shown?", "Describe the region of interest in the upper left part of the image."]
+    images = [png(i) for i in range(len(prompts))]
+    batched = MLLMResource(backend="transformers", model_path=model_dir, batch_size=4, max_new_tokens=6)
+    single = MLLMResource(backend="transformers", model_path=model_dir, batch_size=1, max_new_tokens=6)
+    together, alone = batched.generate(prompts, images), single.generate(prompts, images)
+    assert [(o.text, o.tokens_in, o.tokens_out) for o in together] == [(o.text, o.tokens_in, o.tokens_out) for o in alone]
+    assert len({o.tokens_in for o in together}) > 1  # prompts of different lengths: the batch was padded
