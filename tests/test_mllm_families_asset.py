@@ -1,5 +1,5 @@
 """Every VLM family through the production caption_batches asset: a tiny random model of each family
-is configured as a user would (MEDTRINITY_MLLM_BACKEND/MODEL/BATCH_SIZE read into the resource as
+is configured as a user would (MEDTRINITY_MLLM_BACKEND/MODEL/BATCH_SIZE/DTYPE read into the resource as
 `EnvVar`s by the code location's resource set), and the project's dataset_shard_job materialises
 caption_batches for one partition on a real Dagster instance. The upstream assets of the partition
 are materialised once for the module, so each family pays only for its captions."""
@@ -60,7 +60,7 @@ def test_family_captions_a_partition_through_the_asset(family, shard, monkeypatc
     model_dir = spec.build(root / "models" / family)
     job = shard_job(
         {**env, "MEDTRINITY_MLLM_BACKEND": "transformers", "MEDTRINITY_MLLM_MODEL": str(model_dir),
-         "MEDTRINITY_MLLM_BATCH_SIZE": "4", "MEDTRINITY_MLLM_MAX_NEW_TOKENS": "8"},
+         "MEDTRINITY_MLLM_BATCH_SIZE": "4", "MEDTRINITY_MLLM_MAX_NEW_TOKENS": "8", "MEDTRINITY_MLLM_DTYPE": "bfloat16"},
         monkeypatch,
     )
     start = time.perf_counter()
@@ -79,11 +79,11 @@ def test_family_captions_a_partition_through_the_asset(family, shard, monkeypatc
     assert (captions["model_calls"] >= 1).all() and (captions["tokens_out"] > 0).all() and (captions["tokens_in"] > 0).all()
     assert not captions["problems"].list.eval(pl.element().str.starts_with("backend_error")).list.any().any()
     settings = json.loads(captions["generation_settings"][0])
-    assert settings["revision"] == captions["model_version"][0] and settings["dtype"] == "float32"
+    assert settings["revision"] == captions["model_version"][0] and settings["dtype"] == "bfloat16"
 
-    # the batch size from the environment reached the model: generate ran on 4 prompts at once
-    loaded = load_model(str(model_dir))
-    assert type(loaded.model).__name__ == spec.architecture
+    # batch size and dtype from the environment reached the model: generate ran on 4 prompts at once, in bfloat16
+    loaded = load_model(str(model_dir), "cpu", "bfloat16")
+    assert type(loaded.model).__name__ == spec.architecture and str(loaded.model.dtype) == "torch.bfloat16"
     assert max(loaded.batch_sizes) == 4
 
     # a random model's text: every record kept and flagged with reasons; the asset check reports them
