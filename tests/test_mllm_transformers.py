@@ -109,12 +109,16 @@ def test_configuration_errors(tmp_path):
         MLLMResource().describe_text(["hello"])
 
 
-def test_original_format_llava_gets_a_conversion_hint(tmp_path):
+@pytest.mark.parametrize(
+    "architecture, model_type", [("LlavaLlamaForCausalLM", "llava"), ("LlavaMistralForCausalLM", "llava_mistral")]  # LLaVA-Med v1.5
+)
+def test_original_format_llava_gets_a_conversion_hint(tmp_path, architecture, model_type):
     import json
 
     (tmp_path / "config.json").write_text(
-        json.dumps({"architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava", "mm_vision_tower": "openai/clip-vit-large-patch14-336"})
+        json.dumps({"architectures": [architecture], "model_type": model_type, "mm_vision_tower": "openai/clip-vit-large-patch14-336"})
     )
+    (tmp_path / "pytorch_model-00001-of-00002.bin").write_bytes(b"")  # the original repository's weight shards
     with pytest.raises(MLLMBackendError, match="convert_llava_weights_to_hf.py"):
         describe(MLLMResource(backend="transformers", model_path=str(tmp_path)), requests()[:1])
 
