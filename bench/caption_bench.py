@@ -2,8 +2,9 @@
 
     python bench/caption_bench.py [--device cpu|cuda] [--n 16] [--batch-size 4] [--max-new-tokens 32]
 
-A tiny random LLaVA is built on the fly (no download). Both paths get the same prompts, the
-same overlay images, the same batch size and max_new_tokens, greedy decoding:
+A tiny random model of ``--family`` (default llava; see tests/tiny_vlms.py) is built on the fly (no
+download). Both paths get the same prompts, the same overlay images, the same batch size and
+max_new_tokens, greedy decoding:
 
 - bare:     chat template + processor + model.generate + batch_decode, batches in request order
             (and, to isolate describe's overhead, in the same length-sorted batches describe forms);
@@ -58,7 +59,7 @@ from medtrinity_assets.generation import CaptionRequest, GenerationSettings, des
 from medtrinity_resources.mllm import MLLMResource  # noqa: E402
 from medtrinity_resources.mllm_backends.hf import chat_text, decode_image, load_model  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from tiny_llava import build_tiny_llava  # noqa: E402
+from tiny_vlms import FAMILIES  # noqa: E402
 
 
 def overlay_png(rng: np.random.Generator, size: int = 256) -> bytes:
@@ -84,7 +85,7 @@ def bare_generate(loaded, requests: list[CaptionRequest], batch_size: int, max_n
     for k in range(0, len(requests), batch_size):
         batch = requests[k : k + batch_size]
         texts = [chat_text(loaded.processor, build_prompt(r.facts), with_image=True) for r in batch]
-        images = [decode_image(r.image_png) for r in batch]
+        images = [[decode_image(r.image_png)] for r in batch]  # one image per sample, as the backend sends them
         inputs = loaded.processor(text=texts, images=images, return_tensors="pt", padding=True)
         inputs = {key: v.to(loaded.device) for key, v in inputs.items()}
         inputs["pixel_values"] = inputs["pixel_values"].to(loaded.model.dtype)
@@ -213,7 +214,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16, help="caption requests per run")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--hidden", type=int, default=64, help="tiny LLaVA hidden size")
+    ap.add_argument("--family", default="llava", choices=sorted(FAMILIES), help="tiny model family (tests/tiny_vlms.py)")
+    ap.add_argument("--hidden", type=int, default=64, help="tiny model hidden size")
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--composer-n", type=int, default=2000)
@@ -233,14 +235,15 @@ def main() -> None:
 
 
 def transformers_vs_bare(args) -> None:
-    """The caption loop on a tiny LLaVA vs bare batched generate (same prompts, images, batches)."""
+    """The caption loop on a tiny model of --family vs bare batched generate (same prompts, images, batches)."""
     import torch
 
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        model_dir = str(build_tiny_llava(Path(tmp) / "tiny-llava", hidden_size=args.hidden, num_layers=args.layers))
-        print(f"built tiny LLaVA (hidden={args.hidden}, layers={args.layers}) in {time.perf_counter() - t0:.1f}s")
+        heads = 2 if args.family == "llava" else max(2, args.hidden // 16)  # Qwen's M-RoPE sections fit head_dim 16
+        model_dir = str(FAMILIES[args.family].build(Path(tmp) / args.family, hidden=args.hidden, layers=args.layers, heads=heads))
+        print(f"built tiny {args.family} (hidden={args.hidden}, layers={args.layers}) in {time.perf_counter() - t0:.1f}s")
         requests = make_requests(args.n)
         mllm = MLLMResource(
             backend="transformers",

@@ -4,37 +4,29 @@ random model built here from the family's own config, model and processor classe
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
+from PIL import Image
+from tiny_vlms import FAMILIES
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from medtrinity_assets.captions.examples import ct_liver, xray_lungs
+from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSettings, describe
+from medtrinity_resources.mllm import MLLMResource
+from medtrinity_resources.storage import MedtrinityStorage
 
-from PIL import Image  # noqa: E402
-from tiny_llava import build_tiny_llava  # noqa: E402
-from tiny_vlms import (  # noqa: E402
-    build_tiny_gemma3,
-    build_tiny_idefics3,
-    build_tiny_internvl,
-    build_tiny_qwen2_5_vl,
-    build_tiny_qwen3_vl,
-)
 
-from medtrinity_assets.captions.examples import ct_liver, xray_lungs  # noqa: E402
-from medtrinity_assets.generation import CallCache, CaptionRequest, GenerationSettings, describe  # noqa: E402
-from medtrinity_resources.mllm import MLLMResource  # noqa: E402
-from medtrinity_resources.storage import MedtrinityStorage  # noqa: E402
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """Each family's tiny model, built once for the module."""
+    built: dict[str, str] = {}
 
-BUILDERS = {
-    "llava": (build_tiny_llava, "LlavaForConditionalGeneration"),
-    "gemma3": (build_tiny_gemma3, "Gemma3ForConditionalGeneration"),
-    "qwen2_5_vl": (build_tiny_qwen2_5_vl, "Qwen2_5_VLForConditionalGeneration"),
-    "qwen3_vl": (build_tiny_qwen3_vl, "Qwen3VLForConditionalGeneration"),
-    "idefics3": (build_tiny_idefics3, "Idefics3ForConditionalGeneration"),
-    "internvl": (build_tiny_internvl, "InternVLForConditionalGeneration"),
-}
+    def get(family: str) -> str:
+        if family not in built:
+            built[family] = str(FAMILIES[family].build(tmp_path_factory.mktemp(family)))
+        return built[family]
+
+    return get
 
 
 def png(seed: int) -> bytes:
@@ -43,13 +35,13 @@ def png(seed: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("family", sorted(BUILDERS))
-def test_family_at_batch_four(family, tmp_path):
-    build, architecture = BUILDERS[family]
-    model_dir = str(build(tmp_path / family))
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_at_batch_four(family, model_dir, tmp_path):
+    path = model_dir(family)
+    architecture = FAMILIES[family].architecture
     reqs = [CaptionRequest(f"roi-{i}", (ct_liver if i % 2 else xray_lungs)(), png(i)) for i in range(5)]
     reqs.append(CaptionRequest("text-only", xray_lungs(), None))
-    mllm = MLLMResource(backend="transformers", model_path=model_dir, batch_size=4, max_new_tokens=4)
+    mllm = MLLMResource(backend="transformers", model_path=path, batch_size=4, max_new_tokens=4)
     cache = CallCache(MedtrinityStorage(root=str(tmp_path / "store")))
     gens = describe(mllm, reqs, cache, GenerationSettings(max_retries=0))
     assert [g.request_id for g in gens] == [r.request_id for r in reqs]
@@ -64,3 +56,17 @@ def test_family_at_batch_four(family, tmp_path):
     # a rerun answers every call from the cache with the same text
     again = describe(mllm, reqs, cache, GenerationSettings(max_retries=0))
     assert all(g.cache_hit for g in again) and [g.text for g in again] == [g.text for g in gens]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_batched_answers_equal_one_at_a_time(family, model_dir):
+    """Left padding and the attention mask keep a padded batch's greedy answers those of single prompts."""
+    path = model_dir(family)
+    prompts = ["Describe the image.", "Modality, organs, region of interest, texture and relations, then a description. " * 3,
+               "What organ is shown?", "Describe the region of interest in the upper left part of the image."]
+    images = [png(i) for i in range(len(prompts))]
+    batched = MLLMResource(backend="transformers", model_path=path, batch_size=4, max_new_tokens=6)
+    single = MLLMResource(backend="transformers", model_path=path, batch_size=1, max_new_tokens=6)
+    together, alone = batched.generate(prompts, images), single.generate(prompts, images)
+    assert [(o.text, o.tokens_in, o.tokens_out) for o in together] == [(o.text, o.tokens_in, o.tokens_out) for o in alone]
+    assert len({o.tokens_in for o in together}) > 1  # prompts of different lengths: the batch was padded

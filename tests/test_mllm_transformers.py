@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
+from PIL import Image
+from tiny_llava import build_tiny_llava
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from PIL import Image  # noqa: E402
-
-from medtrinity_assets.captions import build_prompt, prompt_hash  # noqa: E402
-from medtrinity_assets.captions.examples import ct_liver, microscopy_nucleus, xray_lungs  # noqa: E402
-from medtrinity_assets.captions.sections import parse_output  # noqa: E402
-from medtrinity_assets.generation import CaptionRequest, GenerationSettings, describe  # noqa: E402
-from medtrinity_resources.mllm import MLLMResource  # noqa: E402
-from medtrinity_resources.mllm_backends.base import MLLMBackendError  # noqa: E402
-from medtrinity_resources.mllm_backends.hf import (  # noqa: E402
+from medtrinity_assets.captions import build_prompt, prompt_hash
+from medtrinity_assets.captions.examples import ct_liver, microscopy_nucleus, xray_lungs
+from medtrinity_assets.captions.sections import parse_output
+from medtrinity_assets.generation import CaptionRequest, GenerationSettings, describe
+from medtrinity_resources.mllm import MLLMResource
+from medtrinity_resources.mllm_backends.base import MLLMBackendError
+from medtrinity_resources.mllm_backends.hf import (
     chat_text,
     decode_image,
     load_model,
     model_version_of,
     plan_batches,
 )
-from tiny_llava import build_tiny_llava  # noqa: E402
 
 MAX_NEW = 6
 
@@ -114,12 +109,16 @@ def test_configuration_errors(tmp_path):
         MLLMResource().describe_text(["hello"])
 
 
-def test_original_format_llava_gets_a_conversion_hint(tmp_path):
+@pytest.mark.parametrize(
+    "architecture, model_type", [("LlavaLlamaForCausalLM", "llava"), ("LlavaMistralForCausalLM", "llava_mistral")]  # LLaVA-Med v1.5
+)
+def test_original_format_llava_gets_a_conversion_hint(tmp_path, architecture, model_type):
     import json
 
     (tmp_path / "config.json").write_text(
-        json.dumps({"architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava", "mm_vision_tower": "openai/clip-vit-large-patch14-336"})
+        json.dumps({"architectures": [architecture], "model_type": model_type, "mm_vision_tower": "openai/clip-vit-large-patch14-336"})
     )
+    (tmp_path / "pytorch_model-00001-of-00002.bin").write_bytes(b"")  # the original repository's weight shards
     with pytest.raises(MLLMBackendError, match="convert_llava_weights_to_hf.py"):
         describe(MLLMResource(backend="transformers", model_path=str(tmp_path)), requests()[:1])
 

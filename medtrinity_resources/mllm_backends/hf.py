@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,8 @@ CONVERT_HINT = (
     "LLaVA-Med or the MedTrinity captioner); transformers reads the llava-hf format. Convert it once with "
     "transformers' script src/transformers/models/llava/convert_llava_weights_to_hf.py "
     "(python convert_llava_weights_to_hf.py --text_model_id <base LLM> --vision_model_id "
-    "openai/clip-vit-large-patch14-336 --old_state_dict_id {path} --output_hub_path <out dir>) "
-    "and point model_path at the output; see README 'Model backends'."
+    "openai/clip-vit-large-patch14-336 --old_state_dict_id <the checkpoint's Hub id> --output_hub_path <your Hub repo>; "
+    "it pushes the llava-hf model there), download the converted repo and point model_path at it; see README 'Model backends'."
 )
 _LOCK = threading.Lock()
 
@@ -40,6 +40,7 @@ class LoadedModel:
     model_version: str
     eos_ids: frozenset[int]
     pad_id: int | None
+    batch_sizes: list[int] = field(default_factory=list)  # prompts per generate call, in order (benches, tests)
 
 
 def resolve_device(device: str) -> str:
@@ -204,6 +205,7 @@ def generate_batch(
         gen_kwargs["pad_token_id"] = loaded.pad_id
     with torch.inference_mode():
         out = loaded.model.generate(**inputs, **gen_kwargs)
+    loaded.batch_sizes.append(len(prompts))
     width = inputs["input_ids"].shape[1]
     new = out[:, width:]
     decoded = loaded.processor.batch_decode(new, skip_special_tokens=True)
