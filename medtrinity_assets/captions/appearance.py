@@ -123,7 +123,8 @@ def assess(m: Measurements | None) -> Look:
     contrast, degree = contrast_of(m)
     hu, band = hu_of(m)
     colour, hue = colour_of(m)
-    diameter = m.equivalent_diameter_mm
+    group = bool(m.instance_count and m.instance_count > 1)  # a union of instances: no one outline or size
+    diameter = None if group else m.equivalent_diameter_mm
     if diameter is not None and diameter < appearance().size["min_diameter_mm"]:
         diameter = None
     return Look(
@@ -132,9 +133,9 @@ def assess(m: Measurements | None) -> Look:
         mean_hu=hu,
         hu_band=band,
         texture=texture_of(m),
-        shape=shape_of(m),
+        shape=None if group else shape_of(m),
         margin=margin_of(m),
-        parts=m.n_components if (m.n_components or 0) > 1 else None,
+        parts=m.n_components if (m.n_components or 0) > 1 and not group else None,
         colour=colour,
         hue_differs=hue,
         diameter_mm=diameter,

@@ -37,11 +37,12 @@ from .labels import (
     roi_name,
     structure_name,
 )
+from .groups_text import group_sentences, is_group
 from .look_text import capitalise, fill, look_sentences, no_look_sentence, size_sentence
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, unique
 
-COMPOSER_VERSION = "mt-composer-v2"
+COMPOSER_VERSION = "mt-composer-v3"
 
 MAX_LISTED_STRUCTURES = 4
 
@@ -114,6 +115,25 @@ def location_sentence(name: Name, facts: CaptionFacts, rng: random.Random) -> st
     return text or f"{capitalise(name.text)} {conjugations(name.plural)['is']} the structure described here."
 
 
+def frame_sentence(facts: CaptionFacts, rng: random.Random) -> str:
+    """A whole-image record's display frame: plane, display convention, pixel size (where recorded)."""
+    f, w = facts.frame, wording().frame
+    plane = (f.plane if f else None) or ""
+    convention = ""
+    if f is not None:
+        parts = [w.lateral.get(f.lateral or "", ""), w.anterior_side.get(f.anterior_side or "", "") if f.plane == "sagittal" else ""]
+        parts = [p for p in parts if p]
+        up = w.up.get(f.up or "", "")
+        convention = (" and ".join(parts) + (f", {up}" if up else "")) if parts else ""
+    spacing = facts.spacing_mm or (f.spacing_rc if f else None)
+    size = ""
+    if spacing:
+        mean = (float(spacing[0]) + float(spacing[1])) / 2.0
+        size = f"{mean:.2f}" if mean < 1 else f"{mean:.1f}"
+    values = {"plane": plane, "a_plane": _a(plane) if plane else "", "kind": w.kind.get(plane, ""), "convention": convention, "spacing": size}
+    return fill("frame", values, rng)
+
+
 def findings_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     labels = unique(facts.image_labels)
     if not labels:
@@ -142,7 +162,7 @@ def relations_sentence(name: Name | None, facts: CaptionFacts, rng: random.Rando
     if name is None:
         if others:
             return fill("whole_relations", {"others": join_words(others)}, rng)
-        return fill("whole_alone", {"x": "x"}, rng)
+        return fill("whole_alone", {"x": "x"}, rng)  # the section's text; not in the description
     clauses = relation_clauses(name, facts)
     values = {**conjugations(name.plural), "name": name.text, "Name": capitalise(name.text)}
     if clauses:
@@ -167,26 +187,36 @@ def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple
     rng = random.Random(seed_of(seed, facts))
     _, modality_section, family = modality_display(facts.modality)
     roi = roi_label_of(facts)
-    name = roi_name(roi, facts.measurements) if roi else None
-    look = assess(facts.measurements) if roi else assess(None)
+    m = facts.measurements
+    name = roi_name(roi, m) if roi else None
+    if name is not None and is_group(m):  # many instances as one record: always plural
+        many = structure_name(roi).many
+        name = Name(many, structure_name(roi).one, many, True)
+    look = assess(m) if roi else assess(None)
     overview = overview_sentence(facts, rng)
-    if name is not None:
-        where = [location_sentence(name, facts, rng), size_sentence(name, look, facts, rng)]
+    if name is None:
+        whole = fill("whole_image", {"x": "x"}, rng)
+        where = [s for s in (frame_sentence(facts, rng), whole) if s]
+    elif is_group(m):
+        where = group_sentences(name, facts, _share(facts.roi_area_frac), rng)
     else:
-        where = [fill("whole_image", {"x": "x"}, rng)]
+        where = [location_sentence(name, facts, rng), size_sentence(name, look, facts, rng)]
     findings, background = findings_sentence(facts, rng), background_sentence(facts, rng)
     looks = look_sentences(name, look, facts, family, rng) if name is not None else []
-    texture = " ".join(looks) or no_look_sentence(name, facts, rng)
+    texture = " ".join(looks)
     relations = relations_sentence(name, facts, rng)
     roi_part = [s for s in (*where, findings, background) if s]
     sections = {
         "modality": modality_section,
         "organs": organs_section(facts),
         "roi": " ".join(roi_part),
-        "texture": texture,
+        "texture": texture or no_look_sentence(name, facts, rng),
         "relations": relations,
     }
-    body = [overview, *(roi_part[:-1] if background else roi_part), texture, relations]
+    # the description states facts only: what could not be measured or compared stays in the
+    # sections (which must answer every heading) and out of the description
+    said_relation = name is not None and (facts.relations or facts.other_rois)
+    body = [overview, *(roi_part[:-1] if background else roi_part), texture, relations if said_relation else ""]
     if background:
         body.append(background)  # background last: what is seen comes first
     return " ".join(s for s in body if s), sections

@@ -137,9 +137,16 @@ class RelationWords(_Strict):
     directions: dict[str, str]
 
 
+class Spread(_Strict):
+    min_share: float = Field(ge=0, le=1)
+    words: str
+
+
 class Counts(_Strict):
     one_of: str
     field: tuple[str, ...] = Field(min_length=1)
+    # grouped instances: share of the 25 grid cells holding an instance centre -> words (first match)
+    spread: tuple[Spread, ...] = Field(min_length=1)
 
 
 class Surround(_Strict):
@@ -149,12 +156,20 @@ class Surround(_Strict):
     microscopy: str
 
 
+class FrameWords(_Strict):
+    kind: dict[str, str]
+    lateral: dict[str, str]
+    up: dict[str, str]
+    anterior_side: dict[str, str]
+
+
 class Wording(_Strict):
     positions: Positions
     relations: RelationWords
     counts: Counts
     sentences: dict[str, list[str] | dict[str, list[str]]]
     passage_relation_words: dict[str, str]
+    frame: FrameWords
     surround: Surround
 
     @field_validator("sentences")
