@@ -53,7 +53,9 @@ def contrast_of(m: Measurements) -> tuple[str | None, str | None]:
         return None, None
     c, diff = float(m.contrast), float(m.mean) - float(m.ring_mean)
     if abs(c) < cfg.contrast["similar"]:
-        return "similar", None
+        if abs(diff) < cfg.reliability.similar_max_difference.get(unit, 0.0):
+            return "similar", None
+        return None, None  # a raw difference within a widely varying surround: no claim either way
     if abs(diff) < cfg.reliability.min_difference[unit] or (diff > 0) != (c > 0):
         return None, None  # standardised difference from a tiny spread: not a visible difference
     degree = "slight" if abs(c) < cfg.contrast["clear"] else "clear" if abs(c) < cfg.marked_contrast else "marked"

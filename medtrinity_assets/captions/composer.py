@@ -44,7 +44,7 @@ from .vocab import join_words, unique
 
 COMPOSER_VERSION = "mt-composer-v3"
 
-MAX_LISTED_STRUCTURES = 4
+MAX_LISTED_STRUCTURES = 2
 
 
 def seed_of(value: str | int | None, facts: CaptionFacts) -> int:

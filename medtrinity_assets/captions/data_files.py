@@ -194,6 +194,7 @@ class Reliability(_Strict):
     min_area_px: int = Field(ge=1)
     contrast_cap: float = Field(gt=0)
     min_difference: dict[str, float]
+    similar_max_difference: dict[str, float]
 
 
 class Band(_Strict):

@@ -142,14 +142,20 @@ _VERBS = {
     "borders": "border",
     "overlaps": "overlap",
     "contains": "contain",
+    "covers": "cover",
     "its": "their",
+    "Subj": "They",
+    "subj": "they",
     "Its": "Their",
 }
 
 
+_SINGULAR = {"Subj": "It", "subj": "it"}
+
+
 def conjugations(plural: bool) -> dict[str, str]:
-    """Placeholder values agreeing with a singular or plural subject (``{is}``, ``{Its}``...)."""
-    return {k: (v if plural else k) for k, v in _VERBS.items()}
+    """Placeholder values agreeing with a singular or plural subject (``{is}``, ``{Its}``, ``{Subj}``...)."""
+    return {k: (v if plural else _SINGULAR.get(k, k)) for k, v in _VERBS.items()}
 
 
 def count_phrase(name: Name, count: int | None, rng_index: int = 0) -> str:

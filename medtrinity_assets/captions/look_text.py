@@ -109,14 +109,17 @@ def look_sentences(name: Name, look: Look, facts: CaptionFacts, family: str | No
     if look.hue_differs:
         out.append(fill("hue", v, rng))
     tail: list[str] = []
-    if look.texture:
-        tail.append(fill("texture", v, rng))
-    if look.shape and look.margin:
-        tail.append(fill("shape_margin", v, rng))
-    elif look.shape:
-        tail.append(fill("shape", v, rng))
-    elif look.margin:
-        tail.append(fill("margin", v, rng))
+    if look.texture and look.shape and look.margin and rng.random() < 0.5:  # one sentence for all three
+        tail.append(fill("texture_shape_margin", v, rng))
+    else:
+        if look.texture:
+            tail.append(fill("texture", v, rng))
+        if look.shape and look.margin:
+            tail.append(fill("shape_margin", v, rng))
+        elif look.shape:
+            tail.append(fill("shape", v, rng))
+        elif look.margin:
+            tail.append(fill("margin", v, rng))
     if look.parts:
         tail.append(fill("parts", v, rng))
     if rng.random() < 0.5:
