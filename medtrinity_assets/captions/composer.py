@@ -31,6 +31,7 @@ from .labels import (
     conjugations,
     count_phrase,
     image_place,
+    is_plural,
     number_words,
     patient_place,
     roi_label_of,
@@ -66,28 +67,31 @@ def _is_negative(label: str) -> bool:
 
 def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     noun, _, _ = modality_display(facts.modality)
-    region = join_words([structure_name(o).text for o in unique(facts.organs)])
     roi = roi_label_of(facts)
+    plane = facts.frame.plane if facts.frame else None
+    if roi and plane in ("axial", "coronal", "sagittal"):  # the recorded slice plane (whole images: frame sentence)
+        noun = f"{plane} {noun}"
+    region = join_words([structure_name(o).text for o in unique(facts.organs)])
     names = [structure_name(x).text for x in related_first(facts)]
     count = facts.measurements.label_count if facts.measurements else None
     if roi and names and count and count > 1:  # the ROI's label first, with how many there are
         names[0] = f"{number_words(count)} {structure_name(roi).many}"
-    listed = names[:MAX_LISTED_STRUCTURES]
+    listed = names[: MAX_LISTED_STRUCTURES + 1] if len(names) == MAX_LISTED_STRUCTURES + 1 else names[:MAX_LISTED_STRUCTURES]
     if len(names) > len(listed):
         listed.append(f"{len(names) - len(listed)} further structures")
     items = join_words(listed)
     if roi and region and items and len(unique(facts.organs)) == 1 and items == region:
         items = ""
-    values = {"is_region": "is" if len(unique(facts.organs)) < 2 else "are", "modality": noun, "a_modality": _a(noun), "A_modality": capitalise(_a(noun)), "region": region, "items": items}
+    values = {"is_region": "is" if len(unique(facts.organs)) < 2 and not is_plural(region) else "are", "modality": noun, "a_modality": _a(noun), "A_modality": capitalise(_a(noun)), "region": region, "items": items}
     return fill("overview", values, rng)
 
 
-def place_of(facts: CaptionFacts) -> str:
+def place_of(facts: CaptionFacts, pick: int = 0) -> str:
     cell = (facts.position.row, facts.position.col) if facts.position else None
     if cell is None:
         return ""
     patient = patient_place(facts.position)
-    return image_place(*cell) + (f", {patient}" if patient else "")
+    return image_place(*cell, pick) + (f", {patient}" if patient else "")
 
 
 def _share(frac: float | None) -> str:
@@ -105,8 +109,10 @@ def location_sentence(name: Name, facts: CaptionFacts, rng: random.Random) -> st
         **conjugations(name.plural),
         "name": name.text,
         "Name": capitalise(name.text),
-        "place": place_of(facts),
+        "name_one": name.one,
+        "place": place_of(facts, rng.randrange(3)),
         "share": _share(facts.roi_area_frac),
+        "Share_cap": capitalise(_share(facts.roi_area_frac)),
         "count_phrase": count_phrase(name, m.label_count if m else None, rng.randrange(3)),
     }
     if m and m.label_count and m.label_count > 1:
@@ -216,7 +222,10 @@ def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple
     # the description states facts only: what could not be measured or compared stays in the
     # sections (which must answer every heading) and out of the description
     said_relation = name is not None and (facts.relations or facts.other_rois)
-    body = [overview, *(roi_part[:-1] if background else roi_part), texture, relations if said_relation else ""]
+    seen = [texture, relations if said_relation else ""]
+    if rng.random() < 0.35:  # clause order varies per record: neighbours before appearance
+        seen.reverse()
+    body = [overview, *(roi_part[:-1] if background else roi_part), *seen]
     if background:
         body.append(background)  # background last: what is seen comes first
     return " ".join(s for s in body if s), sections

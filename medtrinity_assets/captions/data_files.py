@@ -114,12 +114,13 @@ class Positions(_Strict):
     vertical: tuple[str, str, str, str, str]
     horizontal: tuple[str, str, str, str, str]
     horizontal_refined: tuple[bool, bool, bool, bool, bool]
-    corner: str
-    vertical_only: str
-    horizontal_only: str
-    refined: str
-    refined_middle: str
-    centre: str
+    # equivalent phrasings of one grid cell (the first is the reference form; the composer varies)
+    corner: tuple[str, ...] = Field(min_length=1)
+    vertical_only: tuple[str, ...] = Field(min_length=1)
+    horizontal_only: tuple[str, ...] = Field(min_length=1)
+    refined: tuple[str, ...] = Field(min_length=1)
+    refined_middle: tuple[str, ...] = Field(min_length=1)
+    centre: tuple[str, ...] = Field(min_length=1)
     patient_side: dict[str, str]
     patient_level: dict[str, str]
     patient_depth: dict[str, str]

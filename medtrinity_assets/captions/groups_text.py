@@ -45,6 +45,6 @@ def group_sentences(name: Name, facts: CaptionFacts, share: str, rng: random.Ran
     if low is not None and high is not None and mid is not None:
         size = {"dmin": _size(low), "dmed": _size(mid), "dmax": _size(high), "unit": "mm" if mm else "pixels"}
         if m.largest_row is not None and m.largest_col is not None:
-            size["largest"] = image_place(m.largest_row, m.largest_col)
+            size["largest"] = image_place(m.largest_row, m.largest_col, rng.randrange(3))
         out.append(fill("group_size", size, rng))
     return [s for s in out if s]

@@ -16,7 +16,8 @@ from .data_files import appearance, template_fields, wording
 from .labels import Name, conjugations, number_words, structure_name
 
 
-_GRAMMAR = frozenset({*conjugations(False), "name", "Name", "a_modality", "A_modality", "a_shape", "surround", "is_region"})
+_GRAMMAR = frozenset({*conjugations(False), "name", "Name", "name_one", "a_modality", "A_modality", "a_shape", "surround", "is_region"})
+_SAME_FACT = {"Share_cap": "share", "Count": "count", "a_plane": "plane"}  # capitalised / article forms of one fact
 
 
 def fill(key: str, values: dict[str, str], rng: random.Random, sub: str | None = None) -> str:
@@ -29,7 +30,7 @@ def fill(key: str, values: dict[str, str], rng: random.Random, sub: str | None =
     for v in wording().variants(key, sub):
         fields = template_fields(v)
         if all(values.get(f) for f in fields):
-            usable.append((len(fields - _GRAMMAR), v))
+            usable.append((len({_SAME_FACT.get(f, f) for f in fields} - _GRAMMAR), v))
     if not usable:
         return ""
     most = max(n for n, _ in usable)
@@ -124,7 +125,8 @@ def look_sentences(name: Name, look: Look, facts: CaptionFacts, family: str | No
         tail.append(fill("parts", v, rng))
     if rng.random() < 0.5:
         tail.reverse()
-    return [s for s in out + tail if s]
+    ordered = tail + out if tail and rng.random() < 0.3 else out + tail  # outline/texture first, sometimes
+    return [s for s in ordered if s]
 
 
 def no_look_sentence(name: Name | None, facts: CaptionFacts, rng: random.Random) -> str:
