@@ -169,7 +169,7 @@ def relations_sentence(name: Name | None, facts: CaptionFacts, rng: random.Rando
         if others:
             return fill("whole_relations", {"others": join_words(others)}, rng)
         return fill("whole_alone", {"x": "x"}, rng)  # the section's text; not in the description
-    clauses = relation_clauses(name, facts)
+    clauses = relation_clauses(name, facts, pick=rng.randrange(3))
     values = {**conjugations(name.plural), "name": name.text, "Name": capitalise(name.text)}
     if clauses:
         joined = join_words(clauses)

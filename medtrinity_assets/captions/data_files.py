@@ -127,14 +127,16 @@ class Positions(_Strict):
 
 
 class RelationWords(_Strict):
-    within: str
-    overlaps: str
-    borders: str
-    borders_same: str
-    contains: str
-    contains_many: str
+    # equivalent phrasings (the first is the reference form); one pick per record for all clauses
+    within: tuple[str, ...] = Field(min_length=1)
+    overlaps: tuple[str, ...] = Field(min_length=1)
+    borders: tuple[str, ...] = Field(min_length=1)
+    borders_same: tuple[str, ...] = Field(min_length=1)
+    contains: tuple[str, ...] = Field(min_length=1)
+    contains_many: tuple[str, ...] = Field(min_length=1)
     direction: str
     direction_same: str
+    direction_verb: tuple[str, ...] = Field(min_length=1)
     directions: dict[str, str]
 
 

@@ -86,8 +86,22 @@ def values_for(name: Name, look: Look, facts: CaptionFacts, family: str | None) 
         "parts": number_words(look.parts) if look.parts else "",
         "colour": cfg.colour_words.get(look.colour or "", ""),
         "diameter": diameter_words(look.diameter_mm) if look.diameter_mm is not None else "",
+        "axes": axes_words(look, facts.measurements),
     }
     return values
+
+
+def axes_words(look: Look, m) -> str:
+    """``60 × 35 mm``: the in-plane axes of the ellipse with the ROI's area and elongation (major =
+    equivalent diameter / sqrt(elongation), minor = x sqrt(elongation)); only for a clearly
+    non-round ROI in one piece with a size in mm."""
+    if look.diameter_mm is None or look.shape is None or m is None or not m.elongation or m.elongation >= 0.85:
+        return ""
+    e = float(m.elongation) ** 0.5
+    major, minor = look.diameter_mm / e, look.diameter_mm * e
+    if major >= 100:
+        return f"{major / 10:.1f} × {minor / 10:.1f} cm".replace(".0 ", " ").replace(".0 cm", " cm")
+    return f"{major:.0f} × {minor:.0f} mm" if minor >= 2 else f"{major:.1f} × {minor:.1f} mm"
 
 
 def size_sentence(name: Name, look: Look, facts: CaptionFacts, rng: random.Random) -> str:
