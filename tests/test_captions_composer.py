@@ -68,12 +68,10 @@ def test_composer_quotes_whole_sentences_of_passages_about_the_concept():
     text, _ = compose_caption(xray_lungs(), seed="x")
     assert "Tuberculosis (TB) is a disease caused by bacteria called Mycobacterium tuberculosis." in text
     assert "kidney" not in text and "brain" not in text  # later passage sentences are not used
-    # the DO definition is a noun phrase ("A liver carcinoma that ... and located in the liver"): it
-    # becomes a sentence about its own concept only (the recorded finding), first conjunct kept
+    # the DO definition is a noun phrase whose genus ("A liver carcinoma that ...") is itself a
+    # disease the image is not recorded with: it is never written, glued or not
     text, _ = compose_caption(ct_liver(), seed="x")
-    assert "Hepatocellular carcinoma is a liver carcinoma that arises from undifferentiated hepatocytes." in text
-    assert "liver is a liver carcinoma" not in text.lower() and "A liver carcinoma that" not in text
-    assert "and located in" not in text
+    assert "liver carcinoma" not in text.lower() and "and located in" not in text
 
 
 def test_definitions_are_glued_only_to_their_own_concept():
@@ -82,8 +80,10 @@ def test_definitions_are_glued_only_to_their_own_concept():
     from medtrinity_assets.records import ConceptRef
 
     facts = ct_liver()
-    assert definition_sentence(HCC_DO, facts) is not None
-    other = dataclasses.replace(facts, finding_concepts=[ConceptRef("DOID:3070", "finding", "malignant glioma")])
+    assert definition_sentence(HCC_DO, facts) is None  # its genus "liver carcinoma" is an unrecorded disease
+    recorded = dataclasses.replace(facts, image_labels=["hepatocellular carcinoma", "liver carcinoma"])
+    assert definition_sentence(HCC_DO, recorded) == "Hepatocellular carcinoma is a liver carcinoma that arises from undifferentiated hepatocytes."
+    other = dataclasses.replace(recorded, finding_concepts=[ConceptRef("DOID:3070", "finding", "malignant glioma")])
     assert definition_sentence(HCC_DO, other) is None  # the finding is not the passage's concept
     spleen = Passage("anatomy:UBERON:0002106:0", "anatomy", "spleen", "The organ that functions to filter blood and to store red corpuscles and platelets.", 0.9, ("UBERON:0002106",))
     lobe = dataclasses.replace(facts, roi_label="spleen", roi_concept=ConceptRef("UBERON:0002106", "anatomy", "spleen", "spleen", "exact"), organs=["abdomen"])

@@ -82,7 +82,18 @@ def sentence_is_usable(sentence: str, facts: CaptionFacts) -> bool:
     if any(p.search(sentence) for p in compile_patterns(FORBIDDEN_PATTERNS + REFUSAL_PATTERNS)):
         return False
     known = word_stems(" ".join([*facts.organs, facts.roi_label or "", *facts.other_rois, *facts.image_labels]))
-    return all(o in known for o in organs_named(word_stems(sentence)))
+    if not all(o in known for o in organs_named(word_stems(sentence))):
+        return False
+    return not _names_unrecorded_disease(sentence, facts)
+
+
+def _names_unrecorded_disease(sentence: str, facts: CaptionFacts) -> bool:
+    """A disease the image is not recorded with (a definition's parent class, "a coronavirus
+    infectious disease"), by the same Disease Ontology names the caption checks use."""
+    from medtrinity_assets.knowledge.mentions import unrecorded_diseases
+    from medtrinity_assets.knowledge.vocabulary import load_vocabulary
+
+    return bool(unrecorded_diseases(sentence, list(facts.image_labels), load_vocabulary()))
 
 
 def passages_about(facts: CaptionFacts) -> list[Passage]:
@@ -93,7 +104,8 @@ def passages_about(facts: CaptionFacts) -> list[Passage]:
 
 
 DEFINITION_CORPORA = ("disease_ontology", "anatomy")
-_CONJUNCT = re.compile(r",? and (?:that |which |located |has |is |arises |results |derives |is located )")
+# "and" that starts a further clause of a definition (not one joining list items: "fever, cough and shortness of breath")
+_CONJUNCT = re.compile(r",? and (?=(?:that|which|to|has|have|is|are|located|arises|results|derives|forms|attach\w*)\b)")
 
 
 def _plain(text: str) -> str:
@@ -127,7 +139,7 @@ def definition_subject(passage: Passage, facts: CaptionFacts) -> str | None:
 
 def definition_sentence(passage: Passage, facts: CaptionFacts) -> str | None:
     """An ontology definition made a sentence about its own concept (see the module docs), or None."""
-    if passage.corpus not in DEFINITION_CORPORA:
+    if passage.corpus not in DEFINITION_CORPORA or any(c in wording().definition_skip for c in passage.concept_ids):
         return None
     parts = sentences(clean_passage(passage.text, passage.title))
     subject = definition_subject(passage, facts) if parts else None
@@ -140,7 +152,7 @@ def definition_sentence(passage: Passage, facts: CaptionFacts) -> str | None:
     relative = re.search(r"\b(?:that|which)\b", first)
     if relative:  # keep the first conjunct of the relative clause ("that filters blood and ..." -> "that filters blood")
         clause = first[relative.end() :]
-        cut = re.search(r",? and ", clause)
+        cut = _CONJUNCT.search(clause)
         if cut and len(clause[: cut.start()].split()) >= 3:
             body = first[: relative.end()] + clause[: cut.start()]
     body = body.strip().rstrip(",")

@@ -172,6 +172,7 @@ class Wording(_Strict):
     counts: Counts
     sentences: dict[str, list[str] | dict[str, list[str]]]
     passage_relation_words: dict[str, str]
+    definition_skip: dict[str, str] = {}
     frame: FrameWords
     surround: Surround
 
