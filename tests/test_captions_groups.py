@@ -74,3 +74,18 @@ def test_stardist_catalog_groups_nuclei_into_one_record_with_true_caption():
     assert "count_contradiction" in check_caption(text.replace(f"{len(kept)} nuclei", "40 nuclei"), sections, facts)
     wrong = text.replace(f"{diameters[-1]:.0f} ", f"{3 * diameters[-1]:.0f} ", 1)
     assert wrong != text and "size_contradiction" in check_caption(wrong, sections, facts)
+
+
+def test_prompt_describes_a_group_as_a_group():
+    from medtrinity_assets.captions.facts_text import measurement_lines, position_text
+
+    with tempfile.TemporaryDirectory() as tmp:
+        images, rois, coarse, _, _ = shard_frames("stardist_dsb2018", tmp)
+    row = rois.filter(rois["label"] == "nucleus").row(0, named=True)
+    image = next(r for r in images.iter_rows(named=True) if r["image_id"] == row["image_id"])
+    cap = next(r for r in coarse.iter_rows(named=True) if r["roi_id"] == row["roi_id"])
+    facts = facts_for(image, row, cap, None, ["nucleus"])
+    text = position_text(facts)
+    assert f"groups all {row['m_instance_count']} instances" in text and "one of" not in text
+    assert f"{row['m_instance_diameter_max_px']:.1f} pixels" in text
+    assert not any("separate parts" in line for line in measurement_lines(facts.measurements))
