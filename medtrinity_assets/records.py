@@ -290,7 +290,14 @@ class Measurements:
     margin_sharpness:  mean gradient magnitude on the border band / mean gradient magnitude inside
                      the ROI and in the ring (> 1: the border is sharper than the texture around it)
     n_components:    connected components of this ROI's mask
-    label_count:     ROIs with this label on the image (e.g. 125 nuclei)
+    label_count:     instances of this label on the image (e.g. 125 nuclei): its ROIs, or the
+                     instances one grouped ROI holds
+    instance_count:  a grouped ROI (catalog `rois.instances: group`): how many instances of its
+                     label its mask unites (None: the ROI is one instance or one mask)
+    instance_diameter_{min,median,max}_px / _mm:  equivalent diameters of the grouped instances
+                     (mm where pixel spacing is known)
+    instance_cells:  grid cells (of the 5 x 5 position grid) holding at least one instance centre
+    largest_row / largest_col:  grid cell of the largest grouped instance
     """
 
     intensity_unit: str | None = None
@@ -314,6 +321,16 @@ class Measurements:
     margin_sharpness: float | None = None
     n_components: int | None = None
     label_count: int | None = None
+    instance_count: int | None = None
+    instance_diameter_min_px: float | None = None
+    instance_diameter_median_px: float | None = None
+    instance_diameter_max_px: float | None = None
+    instance_diameter_min_mm: float | None = None
+    instance_diameter_median_mm: float | None = None
+    instance_diameter_max_mm: float | None = None
+    instance_cells: int | None = None
+    largest_row: int | None = None
+    largest_col: int | None = None
     unmeasured: dict[str, str] = field(default_factory=dict)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = "7"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts); 7: caption accounting (caption_batches.seconds, model_calls, cache_hit)
+SCHEMA_VERSION = "8"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts); 7: caption accounting (caption_batches.seconds, model_calls, cache_hit); 8: grouped instances (m_instance_count, m_instance_diameter_*, m_instance_cells, m_largest_row/col)
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -58,7 +58,17 @@ MEASUREMENT_COLUMNS = {
     "m_elongation": pl.Float64,
     "m_solidity": pl.Float64,
     "m_margin_sharpness": pl.Float64,
-    "m_label_count": pl.Int32,
+    "m_label_count": pl.Int32,  # instances of the label on the image
+    "m_instance_count": pl.Int32,  # grouped ROI: instances its mask unites (null: one instance)
+    "m_instance_diameter_min_px": pl.Float64,
+    "m_instance_diameter_median_px": pl.Float64,
+    "m_instance_diameter_max_px": pl.Float64,
+    "m_instance_diameter_min_mm": pl.Float64,
+    "m_instance_diameter_median_mm": pl.Float64,
+    "m_instance_diameter_max_mm": pl.Float64,
+    "m_instance_cells": pl.Int8,  # 5 x 5 grid cells holding an instance centre
+    "m_largest_row": pl.Int8,  # grid cell of the largest instance
+    "m_largest_col": pl.Int8,
     "m_unmeasured": Str,  # JSON {field: reason}
 }
 

@@ -66,8 +66,8 @@ def _agrees(sections, m) -> None:
 def _says(texture: str, word: str, surround: str) -> bool:
     """`word` stated relative to `surround`: ``darker than the surrounding skin`` or ``Against the
     surrounding skin, the lesion appears darker`` / ``Compared with ..., ... is darker``."""
-    direct = f"{word} than {surround}" in texture or f"{word} relative to {surround}" in texture
-    fronted = re.search(rf"(?:Against|Compared with) {re.escape(surround)}, [^.]*\b{re.escape(word)}\b", texture)
+    direct = any(f"{word} {link} {surround}" in texture for link in ("than", "relative to", "against"))
+    fronted = re.search(rf"(?:Against|Compared with|Relative to) {re.escape(surround)}, [^.]*\b{re.escape(word)}\b", texture)
     return direct or bool(fronted)
 
 
@@ -192,9 +192,15 @@ def test_fundus_vessel_tree_in_parts(catalog):
     vessels = rois_from_masks(sl, merge_per_label=True)[0]
     m = measure_roi(vessels.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
     text, sections, facts = _caption(m, "Fundus photography", "retinal vessels", ["retina"])
-    expected = {"darker": "darker than the surrounding retina", "brighter": "brighter than the surrounding retina",
-                "similar": "similar in brightness to the surrounding retina"}[_direction(m.contrast)]
-    assert expected in sections["texture"]
+    # the vessel tree is only 1-3% darker than a retina whose illumination varies across the field:
+    # a small standardised contrast but a raw difference above similar_max_difference, so neither
+    # "similar" nor "darker" is claimed (the wording follows the measurement, not the other way round)
+    diff = m.mean - m.ring_mean
+    assert diff < 0 and abs(m.contrast) < appearance().contrast["similar"]
+    if abs(diff) >= appearance().reliability.similar_max_difference["rgb"]:
+        assert not re.search(r"similar|darker|brighter", sections["texture"]), sections["texture"]
+    else:
+        assert "similar in brightness to the surrounding retina" in sections["texture"]
     if m.n_components > 1:
         assert "separate parts" in sections["texture"] and "outline" not in sections["texture"]
     _agrees(sections, m)

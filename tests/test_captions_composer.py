@@ -17,6 +17,7 @@ from medtrinity_assets.captions.examples import (
     mri_brain_whole,
     xray_lungs,
 )
+from medtrinity_assets.captions.labels import image_place
 from medtrinity_assets.records import Passage
 from medtrinity_assets.rois.position import POSITION_VOCABULARY
 
@@ -37,12 +38,13 @@ def test_composer_captions_pass_checks(name, seed):
 def test_composer_states_the_facts():
     text, sections = compose_caption(ct_liver(), seed="x")
     assert "CT" in text and "abdomen" in text and "liver" in text
-    assert "upper left part of the image" in text
+    assert any(image_place(0, 0, k) in text for k in range(3))  # one of the cell's equivalent phrasings
+    assert image_place(0, 0) == "the upper left part of the image"
     assert "on the patient's right, anteriorly" in sections["roi"]
     assert "about 18%" in text
     assert "99 mm" in text  # equivalent diameter from mask and pixel spacing
     assert "hepatocellular carcinoma" in text.lower()
-    assert "borders the spleen" in sections["relations"]
+    assert re.search(r"\b(?:borders|abuts|is in contact with) the spleen\b", sections["relations"])  # equivalent phrasings
     assert "anterior to and to the patient's right of the aorta" in sections["relations"]
     assert "hyperdense" in sections["texture"] and "58 HU" in sections["texture"]
     assert "soft-tissue range" in sections["texture"] and "homogeneous" in sections["texture"]
@@ -66,10 +68,28 @@ def test_composer_quotes_whole_sentences_of_passages_about_the_concept():
     text, _ = compose_caption(xray_lungs(), seed="x")
     assert "Tuberculosis (TB) is a disease caused by bacteria called Mycobacterium tuberculosis." in text
     assert "kidney" not in text and "brain" not in text  # later passage sentences are not used
-    # the DO definition is a fragment ("A liver carcinoma that ..."): never glued to a label
+    # the DO definition is a noun phrase whose genus ("A liver carcinoma that ...") is itself a
+    # disease the image is not recorded with: it is never written, glued or not
     text, _ = compose_caption(ct_liver(), seed="x")
-    assert "is a liver carcinoma" not in text and "A liver carcinoma that" not in text
-    assert "malignant (cancer) cells form in the tissues of the liver" in text
+    assert "liver carcinoma" not in text.lower() and "and located in" not in text
+
+
+def test_definitions_are_glued_only_to_their_own_concept():
+    from medtrinity_assets.captions.background import definition_sentence
+    from medtrinity_assets.captions.examples import HCC_DO
+    from medtrinity_assets.records import ConceptRef
+
+    facts = ct_liver()
+    assert definition_sentence(HCC_DO, facts) is None  # its genus "liver carcinoma" is an unrecorded disease
+    recorded = dataclasses.replace(facts, image_labels=["hepatocellular carcinoma", "liver carcinoma"])
+    assert definition_sentence(HCC_DO, recorded) == "Hepatocellular carcinoma is a liver carcinoma that arises from undifferentiated hepatocytes."
+    other = dataclasses.replace(recorded, finding_concepts=[ConceptRef("DOID:3070", "finding", "malignant glioma")])
+    assert definition_sentence(HCC_DO, other) is None  # the finding is not the passage's concept
+    spleen = Passage("anatomy:UBERON:0002106:0", "anatomy", "spleen", "The organ that functions to filter blood and to store red corpuscles and platelets.", 0.9, ("UBERON:0002106",))
+    lobe = dataclasses.replace(facts, roi_label="spleen", roi_concept=ConceptRef("UBERON:0002106", "anatomy", "spleen", "spleen", "exact"), organs=["abdomen"])
+    assert definition_sentence(spleen, lobe) == "The spleen is the organ that functions to filter blood."
+    broader = dataclasses.replace(lobe, roi_label="spleen lower pole", roi_concept=ConceptRef("UBERON:0002106", "anatomy", "spleen", "spleen lower pole", "normalised"))
+    assert definition_sentence(spleen, broader) is None  # a part mapped to its organ gets no definition of the organ
 
 
 def test_composer_ignores_knowledge_without_a_matching_concept():

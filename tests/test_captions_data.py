@@ -27,7 +27,7 @@ def test_broken_files_fail_with_the_file_and_field(tmp_path):
     with pytest.raises(WordingDataError, match=r"appearance.yaml: field 'max_std_hu'"):
         load_data("appearance", Appearance, tmp_path)
     text = (tmp_path / "wording.yaml").read_text()
-    (tmp_path / "wording.yaml").write_text(text.replace('"It {measures} about {diameter} across."', '"It {measures about"'))
+    (tmp_path / "wording.yaml").write_text(text.replace('"{Subj} {measures} about {diameter} across."', '"{Subj} {measures about"'))
     with pytest.raises(WordingDataError, match="bad template"):
         load_data("wording", Wording, tmp_path)
     (tmp_path / "wording.yaml").write_text("sentences: [unclosed")

@@ -100,13 +100,18 @@ def test_sam_med2d_rois_match_ground_truth_boxes(demo):
 
 
 def test_stardist_instance_rois_match_manifest(demo):
+    """The catalog groups the image's nuclei (`rois.instances: group`): one ROI whose count, area and
+    box are those of the manifest's instances of at least min_area_px."""
     _, _, storage = demo
-    rois = _rois(storage, "stardist_dsb2018")
+    rois = _rois(storage, "stardist_dsb2018").filter(pl.col("label") == "nucleus")
     expected = [json.loads(l) for l in (SOURCES / "stardist_dsb2018" / "manifest.jsonl").read_text().splitlines()]
-    boxes = {(r["bbox_x0"], r["bbox_y0"], r["bbox_x1"], r["bbox_y1"]) for r in rois.iter_rows(named=True)}
     big = [e for e in expected if e["area_px"] >= 16]
-    hits = sum(tuple(e["bbox_xyxy"]) in boxes for e in big)
-    assert hits == len(big), (hits, len(big))
+    assert rois.height == 1
+    row = rois.row(0, named=True)
+    assert row["m_instance_count"] == row["m_label_count"] == len(big)
+    assert row["area_px"] == sum(e["area_px"] for e in big)
+    box = [min(e["bbox_xyxy"][0] for e in big), min(e["bbox_xyxy"][1] for e in big), max(e["bbox_xyxy"][2] for e in big), max(e["bbox_xyxy"][3] for e in big)]
+    assert [row["bbox_x0"], row["bbox_y0"], row["bbox_x1"], row["bbox_y1"]] == box
 
 
 def test_roi_masks_equal_stored_ground_truth_layers(demo):

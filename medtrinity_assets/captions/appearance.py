@@ -53,7 +53,9 @@ def contrast_of(m: Measurements) -> tuple[str | None, str | None]:
         return None, None
     c, diff = float(m.contrast), float(m.mean) - float(m.ring_mean)
     if abs(c) < cfg.contrast["similar"]:
-        return "similar", None
+        if abs(diff) < cfg.reliability.similar_max_difference.get(unit, 0.0):
+            return "similar", None
+        return None, None  # a raw difference within a widely varying surround: no claim either way
     if abs(diff) < cfg.reliability.min_difference[unit] or (diff > 0) != (c > 0):
         return None, None  # standardised difference from a tiny spread: not a visible difference
     degree = "slight" if abs(c) < cfg.contrast["clear"] else "clear" if abs(c) < cfg.marked_contrast else "marked"
@@ -123,7 +125,8 @@ def assess(m: Measurements | None) -> Look:
     contrast, degree = contrast_of(m)
     hu, band = hu_of(m)
     colour, hue = colour_of(m)
-    diameter = m.equivalent_diameter_mm
+    group = bool(m.instance_count and m.instance_count > 1)  # a union of instances: no one outline or size
+    diameter = None if group else m.equivalent_diameter_mm
     if diameter is not None and diameter < appearance().size["min_diameter_mm"]:
         diameter = None
     return Look(
@@ -132,9 +135,9 @@ def assess(m: Measurements | None) -> Look:
         mean_hu=hu,
         hu_band=band,
         texture=texture_of(m),
-        shape=shape_of(m),
+        shape=None if group else shape_of(m),
         margin=margin_of(m),
-        parts=m.n_components if (m.n_components or 0) > 1 else None,
+        parts=m.n_components if (m.n_components or 0) > 1 and not group else None,
         colour=colour,
         hue_differs=hue,
         diameter_mm=diameter,

@@ -4,9 +4,17 @@ A passage is used only when its `concept_ids` contain the concept of the ROI lab
 (`facts.roi_concept`) or of a recorded finding (`facts.finding_concepts`); otherwise no
 knowledge sentence is written. A sentence is quoted whole, as written in the passage (title
 prefix, list markers and reference marks removed), and only when it is a declarative sentence
-with a finite verb: definition fragments (``A liver carcinoma that ...``), ontology fields
-(``Is a: ...``, ``Also called: ...``), questions, advice, image sides, modality names and organs
-not on the image are never quoted, and nothing is glued to a label.
+with a finite verb: ontology fields (``Is a: ...``, ``Also called: ...``), questions, advice,
+image sides, modality names and organs not on the image are never quoted.
+
+An ontology definition (Disease Ontology, UBERON) is a noun phrase (``A liver carcinoma that has
+material basis in undifferentiated hepatocytes and located in the liver.``). It becomes a sentence
+only about its own concept, whose name is the passage's title: ``Hepatocellular carcinoma is a
+liver carcinoma that arises from undifferentiated hepatocytes.`` (a finding: its name; an
+anatomical structure: ``The spleen is the organ that ...``), keeping the first relative clause and
+dropping later ``and ...`` conjuncts (which keeps it true); the result passes the same filters as
+a quoted sentence. A definition whose title is not the ROI's or a recorded finding's concept name
+is never glued to anything.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from .vocab import modality_mentions, organs_named, word_stems
 SENTENCE_CHARS = (30, 280)
 
 _FINITE = re.compile(
-    r"\b(?:is|are|was|were|has|have|had|can|may|might|will|causes?|affects?|occurs?|develops?|forms?|"
+    r"\b(?:is|are|was|were|has|have|had|can|may|might|will|causes?|affects?|occurs?|develops?|forms|"
     r"results?|arises?|contains?|consists?|appears?|involves?|leads?|spreads?|grows?|begins?|starts?)\b",
     re.I,
 )
@@ -39,6 +47,7 @@ def clean_passage(text: str, title: str = "") -> str:
         text = text[len(title.strip()) + 1 :]
     for relation, words in wording().passage_relation_words.items():
         text = re.sub(r"\b" + relation.replace("_", "[ _]") + r"\b", words, text)
+    text = re.sub(r"\b(is|are) \1\b", r"\1", text)  # "that is located in" + located_in -> "is is"
     text = re.sub(r"\bKey Points\b", " ", text)
     text = re.sub(r"(?m)^\s*[-*\u2022]\s*", " ", text)
     text = re.sub(r"\s-\s", " ", text)
@@ -73,7 +82,18 @@ def sentence_is_usable(sentence: str, facts: CaptionFacts) -> bool:
     if any(p.search(sentence) for p in compile_patterns(FORBIDDEN_PATTERNS + REFUSAL_PATTERNS)):
         return False
     known = word_stems(" ".join([*facts.organs, facts.roi_label or "", *facts.other_rois, *facts.image_labels]))
-    return all(o in known for o in organs_named(word_stems(sentence)))
+    if not all(o in known for o in organs_named(word_stems(sentence))):
+        return False
+    return not _names_unrecorded_disease(sentence, facts)
+
+
+def _names_unrecorded_disease(sentence: str, facts: CaptionFacts) -> bool:
+    """A disease the image is not recorded with (a definition's parent class, "a coronavirus
+    infectious disease"), by the same Disease Ontology names the caption checks use."""
+    from medtrinity_assets.knowledge.mentions import unrecorded_diseases
+    from medtrinity_assets.knowledge.vocabulary import load_vocabulary
+
+    return bool(unrecorded_diseases(sentence, list(facts.image_labels), load_vocabulary()))
 
 
 def passages_about(facts: CaptionFacts) -> list[Passage]:
@@ -83,10 +103,75 @@ def passages_about(facts: CaptionFacts) -> list[Passage]:
     return sorted(fitting, key=lambda p: -p.score)
 
 
+DEFINITION_CORPORA = ("disease_ontology", "anatomy")
+# "and" that starts a further clause of a definition (not one joining list items: "fever, cough and shortness of breath")
+_CONJUNCT = re.compile(r",? and (?=(?:that|which|to|has|have|is|are|located|arises|results|derives|forms|attach\w*)\b)")
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", (text or "").lower())
+
+
+def _label_core(label: str) -> str:
+    """A label without side words and numbered levels (``rib left 9`` -> ``rib``)."""
+    from .data_files import labels
+
+    words = re.split(r"[\s_+]+", (label or "").lower())
+    return " ".join(w for w in words if w and w not in labels().side_words and not any(c.isdigit() for c in w))
+
+
+def definition_subject(passage: Passage, facts: CaptionFacts) -> str | None:
+    """What a definition passage defines, as a sentence subject, when that is the ROI's own or a
+    recorded finding's concept (``Hepatocellular carcinoma``, ``The spleen``); else None. A label
+    mapped to a broader concept (``lung lower lobe left`` -> lung) gets no definition."""
+    from .labels import structure_name
+
+    title = _plain(passage.title)
+    for ref in facts.finding_concepts:
+        if ref.kind == "finding" and ref.concept_id in passage.concept_ids and _plain(ref.name) == title:
+            return ref.name[:1].upper() + ref.name[1:]
+    ref = facts.roi_concept
+    if ref is None or ref.concept_id not in passage.concept_ids or _plain(ref.name) != title:
+        return None
+    same = ref.match_type in ("exact", "synonym", "alias") or _plain(structure_name(_label_core(facts.roi_label or "")).one) == title
+    return "The " + structure_name(passage.title).one if same else None
+
+
+def definition_sentence(passage: Passage, facts: CaptionFacts) -> str | None:
+    """An ontology definition made a sentence about its own concept (see the module docs), or None."""
+    if passage.corpus not in DEFINITION_CORPORA or any(c in wording().definition_skip for c in passage.concept_ids):
+        return None
+    parts = sentences(clean_passage(passage.text, passage.title))
+    subject = definition_subject(passage, facts) if parts else None
+    if subject is None:
+        return None
+    first = parts[0].rstrip(".")
+    if _FRAGMENT.search(first) or _FINITE.search(_main_clause(first)):
+        return None  # a field, or already a sentence (quoted as such if usable)
+    body = first
+    relative = re.search(r"\b(?:that|which)\b", first)
+    if relative:  # keep the first conjunct of the relative clause ("that filters blood and ..." -> "that filters blood")
+        clause = first[relative.end() :]
+        cut = _CONJUNCT.search(clause)
+        if cut and len(clause[: cut.start()].split()) >= 3:
+            body = first[: relative.end()] + clause[: cut.start()]
+    body = body.strip().rstrip(",")
+    if not re.match(r"(?i)(?:a|an|the)\b", body):
+        body = body[:1].lower() + body[1:] if body[1:2].islower() else body
+        body = ("an " if body[:1].lower() in "aeiou" else "a ") + body
+    body = body[:1].lower() + body[1:]
+    sentence = f"{subject} is {body}."
+    return sentence if sentence_is_usable(sentence, facts) else None
+
+
 def knowledge_sentence(facts: CaptionFacts, max_sentences: int = 3) -> str | None:
-    """The first usable whole sentence of the best passage about the facts' concepts, or None."""
+    """The best passage's definition of the facts' concept made a sentence, or its first usable
+    whole sentence; None when no passage about the facts' concepts gives one."""
     for passage in passages_about(facts):
+        definition = definition_sentence(passage, facts)
+        if definition:
+            return definition
         for sentence in sentences(clean_passage(passage.text, passage.title))[:max_sentences]:
-            if sentence_is_usable(sentence, facts):
+            if sentence_is_usable(sentence, facts) and not sentence.startswith(("It ", "They ")):
                 return sentence
     return None

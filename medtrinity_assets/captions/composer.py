@@ -31,19 +31,21 @@ from .labels import (
     conjugations,
     count_phrase,
     image_place,
+    is_plural,
     number_words,
     patient_place,
     roi_label_of,
     roi_name,
     structure_name,
 )
+from .groups_text import group_sentences, is_group
 from .look_text import capitalise, fill, look_sentences, no_look_sentence, size_sentence
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, unique
 
-COMPOSER_VERSION = "mt-composer-v2"
+COMPOSER_VERSION = "mt-composer-v3"
 
-MAX_LISTED_STRUCTURES = 4
+MAX_LISTED_STRUCTURES = 2
 
 
 def seed_of(value: str | int | None, facts: CaptionFacts) -> int:
@@ -65,28 +67,31 @@ def _is_negative(label: str) -> bool:
 
 def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     noun, _, _ = modality_display(facts.modality)
-    region = join_words([structure_name(o).text for o in unique(facts.organs)])
     roi = roi_label_of(facts)
+    plane = facts.frame.plane if facts.frame else None
+    if roi and plane in ("axial", "coronal", "sagittal"):  # the recorded slice plane (whole images: frame sentence)
+        noun = f"{plane} {noun}"
+    region = join_words([structure_name(o).text for o in unique(facts.organs)])
     names = [structure_name(x).text for x in related_first(facts)]
     count = facts.measurements.label_count if facts.measurements else None
     if roi and names and count and count > 1:  # the ROI's label first, with how many there are
         names[0] = f"{number_words(count)} {structure_name(roi).many}"
-    listed = names[:MAX_LISTED_STRUCTURES]
+    listed = names[: MAX_LISTED_STRUCTURES + 1] if len(names) == MAX_LISTED_STRUCTURES + 1 else names[:MAX_LISTED_STRUCTURES]
     if len(names) > len(listed):
         listed.append(f"{len(names) - len(listed)} further structures")
     items = join_words(listed)
     if roi and region and items and len(unique(facts.organs)) == 1 and items == region:
         items = ""
-    values = {"is_region": "is" if len(unique(facts.organs)) < 2 else "are", "modality": noun, "a_modality": _a(noun), "A_modality": capitalise(_a(noun)), "region": region, "items": items}
+    values = {"is_region": "is" if len(unique(facts.organs)) < 2 and not is_plural(region) else "are", "modality": noun, "a_modality": _a(noun), "A_modality": capitalise(_a(noun)), "region": region, "items": items}
     return fill("overview", values, rng)
 
 
-def place_of(facts: CaptionFacts) -> str:
+def place_of(facts: CaptionFacts, pick: int = 0) -> str:
     cell = (facts.position.row, facts.position.col) if facts.position else None
     if cell is None:
         return ""
     patient = patient_place(facts.position)
-    return image_place(*cell) + (f", {patient}" if patient else "")
+    return image_place(*cell, pick) + (f", {patient}" if patient else "")
 
 
 def _share(frac: float | None) -> str:
@@ -104,14 +109,35 @@ def location_sentence(name: Name, facts: CaptionFacts, rng: random.Random) -> st
         **conjugations(name.plural),
         "name": name.text,
         "Name": capitalise(name.text),
-        "place": place_of(facts),
+        "name_one": name.one,
+        "place": place_of(facts, rng.randrange(3)),
         "share": _share(facts.roi_area_frac),
+        "Share_cap": capitalise(_share(facts.roi_area_frac)),
         "count_phrase": count_phrase(name, m.label_count if m else None, rng.randrange(3)),
     }
     if m and m.label_count and m.label_count > 1:
         values["many_count"] = f"the {number_words(m.label_count)} {name.many} in the image"
     text = fill("location", values, rng)
     return text or f"{capitalise(name.text)} {conjugations(name.plural)['is']} the structure described here."
+
+
+def frame_sentence(facts: CaptionFacts, rng: random.Random) -> str:
+    """A whole-image record's display frame: plane, display convention, pixel size (where recorded)."""
+    f, w = facts.frame, wording().frame
+    plane = (f.plane if f else None) or ""
+    convention = ""
+    if f is not None:
+        parts = [w.lateral.get(f.lateral or "", ""), w.anterior_side.get(f.anterior_side or "", "") if f.plane == "sagittal" else ""]
+        parts = [p for p in parts if p]
+        up = w.up.get(f.up or "", "")
+        convention = (" and ".join(parts) + (f", {up}" if up else "")) if parts else ""
+    spacing = facts.spacing_mm or (f.spacing_rc if f else None)
+    size = ""
+    if spacing:
+        mean = (float(spacing[0]) + float(spacing[1])) / 2.0
+        size = f"{mean:.2f}" if mean < 1 else f"{mean:.1f}"
+    values = {"plane": plane, "a_plane": _a(plane) if plane else "", "kind": w.kind.get(plane, ""), "convention": convention, "spacing": size}
+    return fill("frame", values, rng)
 
 
 def findings_sentence(facts: CaptionFacts, rng: random.Random) -> str:
@@ -142,8 +168,8 @@ def relations_sentence(name: Name | None, facts: CaptionFacts, rng: random.Rando
     if name is None:
         if others:
             return fill("whole_relations", {"others": join_words(others)}, rng)
-        return fill("whole_alone", {"x": "x"}, rng)
-    clauses = relation_clauses(name, facts)
+        return fill("whole_alone", {"x": "x"}, rng)  # the section's text; not in the description
+    clauses = relation_clauses(name, facts, pick=rng.randrange(3))
     values = {**conjugations(name.plural), "name": name.text, "Name": capitalise(name.text)}
     if clauses:
         joined = join_words(clauses)
@@ -167,26 +193,39 @@ def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple
     rng = random.Random(seed_of(seed, facts))
     _, modality_section, family = modality_display(facts.modality)
     roi = roi_label_of(facts)
-    name = roi_name(roi, facts.measurements) if roi else None
-    look = assess(facts.measurements) if roi else assess(None)
+    m = facts.measurements
+    name = roi_name(roi, m) if roi else None
+    if name is not None and is_group(m):  # many instances as one record: always plural
+        many = structure_name(roi).many
+        name = Name(many, structure_name(roi).one, many, True)
+    look = assess(m) if roi else assess(None)
     overview = overview_sentence(facts, rng)
-    if name is not None:
-        where = [location_sentence(name, facts, rng), size_sentence(name, look, facts, rng)]
+    if name is None:
+        whole = fill("whole_image", {"x": "x"}, rng)
+        where = [s for s in (frame_sentence(facts, rng), whole) if s]
+    elif is_group(m):
+        where = group_sentences(name, facts, _share(facts.roi_area_frac), rng)
     else:
-        where = [fill("whole_image", {"x": "x"}, rng)]
+        where = [location_sentence(name, facts, rng), size_sentence(name, look, facts, rng)]
     findings, background = findings_sentence(facts, rng), background_sentence(facts, rng)
     looks = look_sentences(name, look, facts, family, rng) if name is not None else []
-    texture = " ".join(looks) or no_look_sentence(name, facts, rng)
+    texture = " ".join(looks)
     relations = relations_sentence(name, facts, rng)
     roi_part = [s for s in (*where, findings, background) if s]
     sections = {
         "modality": modality_section,
         "organs": organs_section(facts),
         "roi": " ".join(roi_part),
-        "texture": texture,
+        "texture": texture or no_look_sentence(name, facts, rng),
         "relations": relations,
     }
-    body = [overview, *(roi_part[:-1] if background else roi_part), texture, relations]
+    # the description states facts only: what could not be measured or compared stays in the
+    # sections (which must answer every heading) and out of the description
+    said_relation = name is not None and (facts.relations or facts.other_rois)
+    seen = [texture, relations if said_relation else ""]
+    if rng.random() < 0.35:  # clause order varies per record: neighbours before appearance
+        seen.reverse()
+    body = [overview, *(roi_part[:-1] if background else roi_part), *seen]
     if background:
         body.append(background)  # background last: what is seen comes first
     return " ".join(s for s in body if s), sections

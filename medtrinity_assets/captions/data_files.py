@@ -114,32 +114,42 @@ class Positions(_Strict):
     vertical: tuple[str, str, str, str, str]
     horizontal: tuple[str, str, str, str, str]
     horizontal_refined: tuple[bool, bool, bool, bool, bool]
-    corner: str
-    vertical_only: str
-    horizontal_only: str
-    refined: str
-    refined_middle: str
-    centre: str
+    # equivalent phrasings of one grid cell (the first is the reference form; the composer varies)
+    corner: tuple[str, ...] = Field(min_length=1)
+    vertical_only: tuple[str, ...] = Field(min_length=1)
+    horizontal_only: tuple[str, ...] = Field(min_length=1)
+    refined: tuple[str, ...] = Field(min_length=1)
+    refined_middle: tuple[str, ...] = Field(min_length=1)
+    centre: tuple[str, ...] = Field(min_length=1)
     patient_side: dict[str, str]
     patient_level: dict[str, str]
     patient_depth: dict[str, str]
 
 
 class RelationWords(_Strict):
-    within: str
-    overlaps: str
-    borders: str
-    borders_same: str
-    contains: str
-    contains_many: str
+    # equivalent phrasings (the first is the reference form); one pick per record for all clauses
+    within: tuple[str, ...] = Field(min_length=1)
+    overlaps: tuple[str, ...] = Field(min_length=1)
+    borders: tuple[str, ...] = Field(min_length=1)
+    borders_same: tuple[str, ...] = Field(min_length=1)
+    contains: tuple[str, ...] = Field(min_length=1)
+    contains_many: tuple[str, ...] = Field(min_length=1)
     direction: str
     direction_same: str
+    direction_verb: tuple[str, ...] = Field(min_length=1)
     directions: dict[str, str]
+
+
+class Spread(_Strict):
+    min_share: float = Field(ge=0, le=1)
+    words: str
 
 
 class Counts(_Strict):
     one_of: str
     field: tuple[str, ...] = Field(min_length=1)
+    # grouped instances: share of the 25 grid cells holding an instance centre -> words (first match)
+    spread: tuple[Spread, ...] = Field(min_length=1)
 
 
 class Surround(_Strict):
@@ -149,12 +159,21 @@ class Surround(_Strict):
     microscopy: str
 
 
+class FrameWords(_Strict):
+    kind: dict[str, str]
+    lateral: dict[str, str]
+    up: dict[str, str]
+    anterior_side: dict[str, str]
+
+
 class Wording(_Strict):
     positions: Positions
     relations: RelationWords
     counts: Counts
     sentences: dict[str, list[str] | dict[str, list[str]]]
     passage_relation_words: dict[str, str]
+    definition_skip: dict[str, str] = {}
+    frame: FrameWords
     surround: Surround
 
     @field_validator("sentences")
@@ -179,6 +198,7 @@ class Reliability(_Strict):
     min_area_px: int = Field(ge=1)
     contrast_cap: float = Field(gt=0)
     min_difference: dict[str, float]
+    similar_max_difference: dict[str, float]
 
 
 class Band(_Strict):

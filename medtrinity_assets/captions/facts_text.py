@@ -13,6 +13,7 @@ from medtrinity_assets.records import CaptionFacts, Measurements
 
 from .appearance import Look, assess, diameter_words
 from .data_files import appearance
+from .groups_text import is_group, spread_words
 from .labels import image_place, number_words, patient_place, roi_label_of, roi_name
 from .relations_text import relation_clauses
 
@@ -32,7 +33,19 @@ def position_text(facts: CaptionFacts) -> str:
     if facts.roi_area_frac is not None:
         parts.append(f"it covers about {100.0 * float(facts.roi_area_frac):.1f}% of the image area")
     m = facts.measurements
-    if m is not None and m.label_count and m.label_count > 1:
+    if is_group(m):  # one record for many instances: their count, sizes and where the largest lies
+        unit, low, mid, high = (
+            ("mm", m.instance_diameter_min_mm, m.instance_diameter_median_mm, m.instance_diameter_max_mm)
+            if m.instance_diameter_min_mm is not None
+            else ("pixels", m.instance_diameter_min_px, m.instance_diameter_median_px, m.instance_diameter_max_px)
+        )
+        text = f"it groups all {number_words(m.instance_count)} instances of this label on the image ({spread_words(m)})"
+        if low is not None and high is not None and mid is not None:
+            text += f"; their equivalent diameters range from {low:.1f} to {high:.1f} {unit} (median {mid:.1f})"
+        if m.largest_row is not None and m.largest_col is not None:
+            text += f"; the largest lies in {image_place(m.largest_row, m.largest_col)}"
+        parts.append(text + "; describe them as a group, not as one structure")
+    elif m is not None and m.label_count and m.label_count > 1:
         parts.append(f"it is one of {number_words(m.label_count)} regions with this label on the image")
     clauses = relation_clauses(roi_name(roi, m), facts, limit=8)
     if clauses:
@@ -81,7 +94,7 @@ def measurement_lines(m: Measurements | None) -> list[str]:
         size += f", about {diameter_words(look.diameter_mm)} across (equivalent diameter)"
     else:
         size += " (pixel spacing unknown: give no size in mm)"
-    if m.n_components and m.n_components > 1:
+    if m.n_components and m.n_components > 1 and not is_group(m):
         size += f"; in {number_words(m.n_components)} separate parts"
     lines.append(size)
     return lines

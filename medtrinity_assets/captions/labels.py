@@ -142,14 +142,26 @@ _VERBS = {
     "borders": "border",
     "overlaps": "overlap",
     "contains": "contain",
+    "covers": "cover",
+    "accounts": "account",
+    "spans": "span",
+    "abuts": "abut",
+    "touches": "touch",
+    "encloses": "enclose",
+    "sits": "sit",
     "its": "their",
+    "Subj": "They",
+    "subj": "they",
     "Its": "Their",
 }
 
 
+_SINGULAR = {"Subj": "It", "subj": "it"}
+
+
 def conjugations(plural: bool) -> dict[str, str]:
-    """Placeholder values agreeing with a singular or plural subject (``{is}``, ``{Its}``...)."""
-    return {k: (v if plural else k) for k, v in _VERBS.items()}
+    """Placeholder values agreeing with a singular or plural subject (``{is}``, ``{Its}``, ``{Subj}``...)."""
+    return {k: (v if plural else _SINGULAR.get(k, k)) for k, v in _VERBS.items()}
 
 
 def count_phrase(name: Name, count: int | None, rng_index: int = 0) -> str:
@@ -171,19 +183,24 @@ def number_words(n: int) -> str:
 # ----------------------------------------------------------------------------- places
 
 
-def image_place(row: int, col: int) -> str:
-    """The image-frame wording of a grid cell: ``the upper left part of the image``."""
+def image_place(row: int, col: int, pick: int = 0) -> str:
+    """The image-frame wording of a grid cell: ``the upper left part of the image`` (`pick` chooses
+    among equivalent phrasings; 0 is the reference form)."""
     p = wording().positions
+
+    def one(forms: tuple[str, ...], **kw: str) -> str:
+        return forms[pick % len(forms)].format(**kw)
+
     v, h = p.vertical[row], p.horizontal[col]
     if p.horizontal_refined[col]:
-        return p.refined.format(v=v, h=h) if v else p.refined_middle.format(h=h)
+        return one(p.refined, v=v, h=h) if v else one(p.refined_middle, h=h)
     if v and h:
-        return p.corner.format(v=v, h=h)
+        return one(p.corner, v=v, h=h)
     if v:
-        return p.vertical_only.format(v=v)
+        return one(p.vertical_only, v=v)
     if h:
-        return p.horizontal_only.format(h=h)
-    return p.centre
+        return one(p.horizontal_only, h=h)
+    return one(p.centre)
 
 
 def patient_place(position: GridPosition | None) -> str:

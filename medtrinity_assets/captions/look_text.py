@@ -16,7 +16,8 @@ from .data_files import appearance, template_fields, wording
 from .labels import Name, conjugations, number_words, structure_name
 
 
-_GRAMMAR = frozenset({*conjugations(False), "name", "Name", "a_modality", "A_modality", "a_shape", "surround", "is_region"})
+_GRAMMAR = frozenset({*conjugations(False), "name", "Name", "name_one", "a_modality", "A_modality", "a_shape", "surround", "is_region"})
+_SAME_FACT = {"Share_cap": "share", "Count": "count", "a_plane": "plane"}  # capitalised / article forms of one fact
 
 
 def fill(key: str, values: dict[str, str], rng: random.Random, sub: str | None = None) -> str:
@@ -29,7 +30,7 @@ def fill(key: str, values: dict[str, str], rng: random.Random, sub: str | None =
     for v in wording().variants(key, sub):
         fields = template_fields(v)
         if all(values.get(f) for f in fields):
-            usable.append((len(fields - _GRAMMAR), v))
+            usable.append((len({_SAME_FACT.get(f, f) for f in fields} - _GRAMMAR), v))
     if not usable:
         return ""
     most = max(n for n, _ in usable)
@@ -85,8 +86,22 @@ def values_for(name: Name, look: Look, facts: CaptionFacts, family: str | None) 
         "parts": number_words(look.parts) if look.parts else "",
         "colour": cfg.colour_words.get(look.colour or "", ""),
         "diameter": diameter_words(look.diameter_mm) if look.diameter_mm is not None else "",
+        "axes": axes_words(look, facts.measurements),
     }
     return values
+
+
+def axes_words(look: Look, m) -> str:
+    """``60 × 35 mm``: the in-plane axes of the ellipse with the ROI's area and elongation (major =
+    equivalent diameter / sqrt(elongation), minor = x sqrt(elongation)); only for a clearly
+    non-round ROI in one piece with a size in mm."""
+    if look.diameter_mm is None or look.shape is None or m is None or not m.elongation or m.elongation >= 0.85:
+        return ""
+    e = float(m.elongation) ** 0.5
+    major, minor = look.diameter_mm / e, look.diameter_mm * e
+    if major >= 100:
+        return f"{major / 10:.1f} × {minor / 10:.1f} cm".replace(".0 ", " ").replace(".0 cm", " cm")
+    return f"{major:.0f} × {minor:.0f} mm" if minor >= 2 else f"{major:.1f} × {minor:.1f} mm"
 
 
 def size_sentence(name: Name, look: Look, facts: CaptionFacts, rng: random.Random) -> str:
@@ -109,19 +124,23 @@ def look_sentences(name: Name, look: Look, facts: CaptionFacts, family: str | No
     if look.hue_differs:
         out.append(fill("hue", v, rng))
     tail: list[str] = []
-    if look.texture:
-        tail.append(fill("texture", v, rng))
-    if look.shape and look.margin:
-        tail.append(fill("shape_margin", v, rng))
-    elif look.shape:
-        tail.append(fill("shape", v, rng))
-    elif look.margin:
-        tail.append(fill("margin", v, rng))
+    if look.texture and look.shape and look.margin and rng.random() < 0.5:  # one sentence for all three
+        tail.append(fill("texture_shape_margin", v, rng))
+    else:
+        if look.texture:
+            tail.append(fill("texture", v, rng))
+        if look.shape and look.margin:
+            tail.append(fill("shape_margin", v, rng))
+        elif look.shape:
+            tail.append(fill("shape", v, rng))
+        elif look.margin:
+            tail.append(fill("margin", v, rng))
     if look.parts:
         tail.append(fill("parts", v, rng))
     if rng.random() < 0.5:
         tail.reverse()
-    return [s for s in out + tail if s]
+    ordered = tail + out if tail and rng.random() < 0.3 else out + tail  # outline/texture first, sometimes
+    return [s for s in ordered if s]
 
 
 def no_look_sentence(name: Name | None, facts: CaptionFacts, rng: random.Random) -> str:

@@ -44,8 +44,12 @@ def related_first(facts: CaptionFacts) -> list[str]:
     return unique([roi or "", *related, *facts.other_rois])
 
 
-def _clause(kind: str, rels: list[Relation], roi_label: str, plural: bool) -> str:
+def _clause(kind: str, rels: list[Relation], roi_label: str, plural: bool, pick: int = 0) -> str:
     w = wording().relations
+
+    def one(forms: tuple[str, ...]) -> str:
+        return forms[pick % len(forms)]
+
     other = rels[0].other
     same = other == roi_label
     name = structure_name(other)
@@ -54,25 +58,28 @@ def _clause(kind: str, rels: list[Relation], roi_label: str, plural: bool) -> st
         if not words:
             return ""
         template = w.direction_same if same else w.direction
-        return conjugations(plural)["lies"] + " " + template.format(words=words, other=name.text, other_one=name.one)
+        verb = one(w.direction_verb)
+        return conjugations(plural).get(verb, verb) + " " + template.format(words=words, other=name.text, other_one=name.one)
     if kind == "contains":
         count = max(r.count for r in rels)
         if count > 1 or same:
-            text = w.contains_many.format(count=number_words(count), other_many=name.many if count > 1 else name.one)
+            text = one(w.contains_many).format(count=number_words(count), other_many=name.many if count > 1 else name.one)
         else:
-            text = w.contains.format(other=name.text)
+            text = one(w.contains).format(other=name.text)
     elif kind == "borders" and same:
-        text = w.borders_same.format(other_one=name.one) if len(rels) == 1 else (
-            f"borders {number_words(len(rels))} neighbouring {name.many}"
+        verb = one(w.borders_same).split(" ", 1)[0]
+        text = one(w.borders_same).format(other_one=name.one) if len(rels) == 1 else (
+            f"{verb} {number_words(len(rels))} neighbouring {name.many}"
         )
     else:
-        text = getattr(w, kind).format(other=name.text)
+        text = one(getattr(w, kind)).format(other=name.text)
     verb, _, rest = text.partition(" ")
     return f"{conjugations(plural).get(verb, verb)} {rest}"
 
 
-def relation_clauses(name: Name, facts: CaptionFacts, limit: int = 4) -> list[str]:
-    """Clauses for the ROI's typed relations, grouped per (kind, other structure), at most `limit`."""
+def relation_clauses(name: Name, facts: CaptionFacts, limit: int = 4, pick: int = 0) -> list[str]:
+    """Clauses for the ROI's typed relations, grouped per (kind, other structure), at most `limit`;
+    `pick` chooses among equivalent phrasings (data/wording.yaml, 0 = the reference form)."""
     roi = roi_label_of(facts) or ""
     groups: dict[tuple[str, str], list[Relation]] = {}
     for r in facts.relations:
@@ -82,7 +89,7 @@ def relation_clauses(name: Name, facts: CaptionFacts, limit: int = 4) -> list[st
     clauses: list[str] = []
     merged: dict[str, int] = {}  # clause head ("borders", "lies anterior to") -> index of its clause
     for (kind, other), rels in ordered:
-        clause = _clause(kind, rels, roi, name.plural)
+        clause = _clause(kind, rels, roi, name.plural, pick)
         tail = " the " + structure_name(other).text
         if other == roi or kind == "contains" or not clause.endswith(tail):
             clauses.append(clause)

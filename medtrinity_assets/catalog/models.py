@@ -133,6 +133,11 @@ class RoiSettings(_Strict):
     min_area_px: int = Field(16, ge=1)
     merge_per_label: bool = False
     max_rois_per_image: int = Field(64, ge=1)
+    # many small instances of one label on an image (nuclei, cells): one ROI each (each), or, above
+    # group_above instances, one group ROI per label whose mask is their union, with the count and
+    # size distribution as typed measurements (group)
+    instances: Literal["each", "group"] = "each"
+    group_above: int = Field(20, ge=1)
     # an image that repeats an earlier one of its shard (same pixels or a confirmed near copy) is
     # described once (drop) or again (keep); it is recorded in images.duplicate_of either way
     duplicates: Literal["drop", "keep"] = "drop"

@@ -21,6 +21,7 @@ from medtrinity_assets.rois import (
     rois_from_masks,
     slice_values,
 )
+from medtrinity_assets.rois.groups import InstanceGroup, group_instances, with_group
 from medtrinity_assets.schema import ROIS_SCHEMA, conform
 from medtrinity_assets.stages.common import Rejects, decode_native, decode_png, load_mask_layers
 from medtrinity_assets.stages.facts import frame_from_row, measurement_columns, position_columns, relation_structs
@@ -128,19 +129,29 @@ def ground_shard(images: pl.DataFrame, settings: dict[str, RoiSettings], storage
     rows: list[dict] = []
     n_capped = 0
     for image, sl in loaded:
-        rois, capped = cap_rois(by_image.get(image["image_id"], []), settings[image["dataset"]])
-        n_capped += capped
+        s = settings[image["dataset"]]
+        rois, groups = by_image.get(image["image_id"], []), {}
+        if s.instances == "group" and rois:
+            spacing = sl.frame.spacing_rc if sl.frame else None
+            rois, groups = group_instances(rois, sl.width, sl.height, spacing, s.group_above)
+        if len(rois) > s.max_rois_per_image:  # the cap keeps the largest; group indices follow them
+            kept, capped = cap_rois(rois, s)
+            n_capped += capped
+            position = {id(r): j for j, r in enumerate(kept)}
+            groups = {position[id(rois[i])]: g for i, g in groups.items() if id(rois[i]) in position}
+            rois = kept
         if not rois:
             rows.append(whole_image_row(image))
             continue
-        rows.extend(roi_rows(image, sl, rois, storage))
+        rows.extend(roi_rows(image, sl, rois, storage, groups))
     df = conform(rows, ROIS_SCHEMA)
     by_origin = dict(df.group_by("origin").len().iter_rows()) if not df.is_empty() else {}
     return RoisResult(df, rejects.frame(), time.perf_counter() - t0, n_capped, by_origin)
 
 
-def roi_rows(image: dict, sl: Slice2D, rois: list[ROI], storage) -> list[dict]:
-    """Manifest rows (geometry, typed position and relations, measurements, overlay) of one image's ROIs."""
+def roi_rows(image: dict, sl: Slice2D, rois: list[ROI], storage, groups: dict[int, InstanceGroup] | None = None) -> list[dict]:
+    """Manifest rows (geometry, typed position and relations, measurements, overlay) of one image's
+    ROIs; `groups` (ROI index -> `InstanceGroup`) adds the instance summary of grouped ROIs."""
     organ_labels = {layer.label for layer in sl.masks if layer.label_id is not None}  # label maps hold organs
     relations = roi_relations(rois, sl.width, sl.height, sl.frame, organ_labels=organ_labels or None)
     values = slice_values(sl.pixels, sl.native, sl.native_unit)
@@ -159,6 +170,8 @@ def roi_rows(image: dict, sl: Slice2D, rois: list[ROI], storage) -> list[dict]:
         union = label_union.get(roi.label)
         siblings = None if union is None else union & ~roi.mask
         measured = measure_roi(roi.mask, values, spacing, same_label=siblings, label_count=len(by_label[roi.label]))
+        if groups and idx in groups:
+            measured = with_group(measured, groups[idx])
         rows.append(
             {
                 "roi_id": f"{image['image_id']}#{idx:03d}",

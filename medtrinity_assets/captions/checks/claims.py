@@ -163,6 +163,7 @@ def wrong_subject(view: CaptionView) -> bool:
 _NUM = r"(?P<n1>\d+(?:\.\d+)?)(?:\s*(?:x|×|by|-|to)\s*(?P<n2>\d+(?:\.\d+)?))?"
 _LENGTH = re.compile(_NUM + r"\s*(?P<unit>mm|cm|millimet(?:re|er)s?|centimet(?:re|er)s?)(?![\w²])(?!\s*(?:2|squared))", re.I)
 _AREA = re.compile(_NUM + r"\s*(?P<unit>mm²|mm2|cm²|cm2|square (?:millimet|centimet)(?:re|er)s?|(?:mm|cm) squared)", re.I)
+_PIXELS = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?:\s*(?:to|-|–)\s*(?P<n2>\d+(?:\.\d+)?))?\s*(?:pixels?|px)\b(?!\s*(?:2|squared|²))", re.I)
 _PERCENT = re.compile(r"(?P<cmp>less than|under|below|more than|over|above|at least|at most|nearly|almost|about|around|roughly|approximately|~)?\s*(?P<n>\d+(?:\.\d+)?)\s*(?:%|percent|per cent)", re.I)
 
 
@@ -199,6 +200,13 @@ def size_problems(view: CaptionView) -> list[str]:
         areas = [float(x.group("n1")) * (100.0 if x.group("unit").lower().startswith("c") else 1.0) for x in _AREA.finditer(s)]
         if (lengths or areas) and not known:
             problems.add("unsupported_size")
+            continue
+        group = bool(m and m.instance_count and m.instance_count > 1)
+        if group and not (view.names_other(s) and not view.names_roi(s)):  # each length is one instance's (+-10%, rounding)
+            px = [float(v) for x in _PIXELS.finditer(s) for v in (x.group("n"), x.group("n2")) if v]
+            for said, low, high in ((lengths, m.instance_diameter_min_mm, m.instance_diameter_max_mm), (px, m.instance_diameter_min_px, m.instance_diameter_max_px)):
+                if said and (low is None or high is None or any(not 0.9 * low - 1 <= v <= 1.1 * high + 1 for v in said)):
+                    problems.add("size_contradiction")
             continue
         if not view.about_roi(s) or view.names_other(s) and not view.names_roi(s):
             continue
