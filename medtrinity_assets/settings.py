@@ -64,6 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDTRINITY_MLLM_CONCURRENCY", "`64`", "served requests in flight"),
     Setting("MEDTRINITY_MLLM_TRANSPORT_RETRIES", "`3`", "served: retries of 429/5xx/timeouts (Retry-After honoured)"),
     Setting("MEDTRINITY_MLLM_TIMEOUT_S", "`300`", "seconds per request"),
+    Setting("MEDTRINITY_MLLM_STRUCTURED_OUTPUT", "on", "served: send the answer's JSON schema as `response_format` (vLLM guided decoding); `off` for servers without it"),
     Setting("MEDTRINITY_MLLM_SEED", "`0`", "sampling seed (sent to served models)"),
     Setting("MEDTRINITY_MLLM_TEMPERATURE", "`0`", "0 = greedy"),
     Setting("MEDTRINITY_MLLM_RETRY_BACKOFF_S", "`1`", "first transport backoff, doubled per retry"),
@@ -87,6 +88,23 @@ def env(name: str, default: str = "") -> str:
 
 def is_set(name: str) -> bool:
     return bool(env(name))
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def switch(name: str, default: bool = False) -> bool:
+    """An on/off variable: 1/true/yes/on or 0/false/no/off (any case); anything else is an error
+    naming the variable, so a typo never silently turns a feature off."""
+    value = env(name).lower()
+    if not value:
+        return default
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{name}={value!r}: use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
 
 
 def deployment() -> str:

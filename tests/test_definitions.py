@@ -250,3 +250,17 @@ def test_gpu_deployment_puts_model_steps_in_the_gpu_pool_and_tags_dataset_runs()
     assert out["gpu"]["pools"] == {"roi_masks": ["gpu"], "caption_batches": ["gpu"], "images": [], "knowledge_index": ["knowledge_store"]}
     assert out["local"]["pools"] == {"roi_masks": [], "caption_batches": [], "images": [], "knowledge_index": ["knowledge_store"]}
     assert out["gpu"]["tags"]["medtrinity/gpu"] == "true" and "medtrinity/gpu" not in out["local"]["tags"]
+
+
+def test_mllm_switches_from_the_environment(monkeypatch):
+    from medtrinity_assets import settings
+    from medtrinity_assets.defs.resources import build_resources
+
+    _with_env(monkeypatch)
+    assert build_resources()["mllm"].structured_output is True  # on by default
+    _with_env(monkeypatch, MEDTRINITY_MLLM_STRUCTURED_OUTPUT="off", MEDTRINITY_MLLM_TRUST_REMOTE_CODE="Yes")
+    mllm = build_resources()["mllm"]
+    assert mllm.structured_output is False and mllm.trust_remote_code is True
+    _with_env(monkeypatch, MEDTRINITY_MLLM_STRUCTURED_OUTPUT="of")  # a typo is an error naming the variable
+    with pytest.raises(settings.SettingsError, match="MEDTRINITY_MLLM_STRUCTURED_OUTPUT='of'"):
+        build_resources()

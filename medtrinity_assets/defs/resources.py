@@ -52,6 +52,7 @@ MLLM_ENV: dict[str, tuple[str, str]] = {
     "temperature": ("MEDTRINITY_MLLM_TEMPERATURE", "float"),
     "retry_backoff_s": ("MEDTRINITY_MLLM_RETRY_BACKOFF_S", "float"),
     "trust_remote_code": ("MEDTRINITY_MLLM_TRUST_REMOTE_CODE", "bool"),
+    "structured_output": ("MEDTRINITY_MLLM_STRUCTURED_OUTPUT", "bool"),
 }
 
 
@@ -69,7 +70,7 @@ def mllm_env_settings() -> dict:
         elif kind == "float":
             out[field] = float(settings.env(name))
         else:
-            out[field] = settings.env(name).strip().lower() in ("1", "true", "yes", "on")
+            out[field] = settings.switch(name)
     return out
 
 
