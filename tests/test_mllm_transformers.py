@@ -13,6 +13,7 @@ from medtrinity_assets.captions import build_prompt, prompt_hash
 from medtrinity_assets.captions.examples import ct_liver, microscopy_nucleus, xray_lungs
 from medtrinity_assets.captions.sections import parse_output
 from medtrinity_assets.generation import CaptionRequest, GenerationSettings, describe
+from medtrinity_assets.generation.loop import batch_order
 from medtrinity_resources.mllm import MLLMResource
 from medtrinity_resources.mllm_backends.base import MLLMBackendError
 from medtrinity_resources.mllm_backends.hf import (
@@ -93,6 +94,26 @@ def test_describe_text(tiny_llava):
     mllm = MLLMResource(backend="transformers", model_path=tiny_llava, max_new_tokens=4)
     answers = mllm.describe_text(["What organ is shown?", "Name the modality."])
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+
+
+def test_a_shard_is_sent_in_full_batches_longest_prompt_first(tiny_llava):
+    """Chunks are cut after ordering: a text-only request first in the shard does not split two batches."""
+    facts = [microscopy_nucleus(), ct_liver(), xray_lungs(), ct_liver(), xray_lungs()]
+    images = [None, overlay_png(3), overlay_png(4), overlay_png(5), overlay_png(6)]
+    reqs = [CaptionRequest(f"roi-{i}", f, img) for i, (f, img) in enumerate(zip(facts, images, strict=True))]
+    mllm = MLLMResource(
+        backend="transformers", model_path=tiny_llava, max_new_tokens=MAX_NEW, truncation_max_new_tokens=MAX_NEW, batch_size=2
+    )
+    loaded = mllm._client().loaded
+    before = len(loaded.batch_sizes)
+    gens = describe(mllm, reqs, settings=GenerationSettings(max_retries=0))
+    assert loaded.batch_sizes[before:] == [2, 2, 1]  # request order would give [1, 1, 2, 1]
+    assert [g.request_id for g in gens] == [r.request_id for r in reqs]
+    assert [g.prompt_hash for g in gens] == [prompt_hash(build_prompt(f)) for f in facts]
+
+
+def test_batch_order_puts_images_first_then_longest_prompts():
+    assert batch_order(["a", "bbb", "cc", "dd", "e"], [b"x", None, b"y", b"z", b"w"]) == [2, 3, 0, 4, 1]
 
 
 def test_plan_batches_separates_image_and_text_requests():

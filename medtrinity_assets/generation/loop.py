@@ -1,6 +1,9 @@
 """`describe`: one checked, accounted `Generation` per caption request.
 
-For each chunk of requests (one resource batch / one concurrency wave):
+The shard's requests are sent in `batch_order`: requests with an image before text-only ones, longest
+prompt first (ties by position), so each chunk is one full batch of similar lengths (little padding)
+and only the shard's last chunk is short; results come back in request order. For each chunk (one
+resource batch / one concurrency wave):
 
 1. build the versioned prompt from the facts (version and hash recorded);
 2. look every call up in the `CallCache`; send only the misses to `MLLMResource.generate`, and
@@ -185,11 +188,21 @@ def describe(
         return [_compose(r, settings.check_config()) for r in requests]
     identity = mllm.identity()
     caller = _Caller(mllm, cache, identity)
-    out: list[Generation] = []
+    prompts = [build_prompt(r.facts) for r in requests]
+    order = batch_order(prompts, [r.image_png for r in requests])
+    out: list[Generation | None] = [None] * len(requests)
     step = max(1, mllm.checkpoint_size)
-    for start in range(0, len(requests), step):
-        out += _describe_chunk(caller, mllm, requests[start : start + step], settings, identity)
-    return out
+    for start in range(0, len(order), step):
+        chunk = order[start : start + step]
+        gens = _describe_chunk(caller, mllm, [requests[i] for i in chunk], [prompts[i] for i in chunk], settings, identity)
+        for i, gen in zip(chunk, gens, strict=True):
+            out[i] = gen
+    return out  # type: ignore[return-value]
+
+
+def batch_order(prompts: list[str], images: list[bytes | None]) -> list[int]:
+    """Request indices in sending order: with an image first, then longest prompt first, then position."""
+    return sorted(range(len(prompts)), key=lambda i: (images[i] is None, -len(prompts[i]), i))
 
 
 def _next_step(state: _State, problems: list[str], settings: GenerationSettings, widen_to: int) -> bool:
@@ -208,13 +221,15 @@ def _next_step(state: _State, problems: list[str], settings: GenerationSettings,
     return False
 
 
-def _describe_chunk(caller: _Caller, mllm, requests, settings: GenerationSettings, identity: dict) -> list[Generation]:
+def _describe_chunk(
+    caller: _Caller, mllm, requests, prompts: list[str], settings: GenerationSettings, identity: dict
+) -> list[Generation]:
     config = settings.check_config()
     widen_to = mllm.truncation_max_new_tokens or 2 * mllm.max_new_tokens
-    states = []
-    for r in requests:
-        prompt = build_prompt(r.facts)
-        states.append(_State(prompt, prompt, mllm.max_new_tokens, content_hash(r.image_png)))
+    states = [
+        _State(prompt, prompt, mllm.max_new_tokens, content_hash(r.image_png))
+        for r, prompt in zip(requests, prompts, strict=True)
+    ]
     pending = list(range(len(requests)))
     while pending:
         answers = caller.call(
