@@ -60,7 +60,7 @@ def _check_axis(bands: tuple[_Band, ...], axis: str) -> tuple[_Band, ...]:
         raise ValueError(f"{axis} names must be unique, got {names}")
     order = [_ORDER[b.side] for b in bands]  # type: ignore[attr-defined]
     if order != sorted(order):
-        raise ValueError(f"{axis} sides must run {'upper, middle, lower' if axis == 'rows' else 'left, center, right'} in order")
+        raise ValueError(f"{axis} sides must run {'upper, middle, lower' if axis == 'row' else 'left, center, right'} in order")
     return bands
 
 
@@ -75,12 +75,12 @@ class Grid(BaseModel):
     @field_validator("rows")
     @classmethod
     def _rows(cls, v: tuple[Row, ...]) -> tuple[Row, ...]:
-        return _check_axis(v, "rows")  # type: ignore[return-value]
+        return _check_axis(v, "row")  # type: ignore[return-value]
 
     @field_validator("columns")
     @classmethod
     def _columns(cls, v: tuple[Column, ...]) -> tuple[Column, ...]:
-        return _check_axis(v, "columns")  # type: ignore[return-value]
+        return _check_axis(v, "column")  # type: ignore[return-value]
 
     @model_validator(mode="after")
     def _near_centre_has_side(self) -> Grid:
@@ -152,7 +152,7 @@ def load_grid(path: str | Path | None = None) -> Grid:
     """The grid of `path` (default ``grid/grid.yaml``), validated (GridDataError on any problem)."""
     p = Path(path) if path is not None else GRID_FILE
     raw = read_yaml_mapping(p, "position grid", GridDataError)
-    return validate_config(Grid, raw, raw, GridDataError, {"rows": "row", "columns": "column"}, top=p.name)  # type: ignore[return-value]
+    return validate_config(Grid, raw, raw, GridDataError, {"rows": "row", "columns": "column"}, top="file", prefix=f"{p}: ")  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=None)
