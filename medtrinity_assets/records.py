@@ -236,7 +236,8 @@ class DisplayFrame:
 class GridPosition:
     """Where an ROI lies. Image frame always; patient frame only when the display frame allows.
 
-    row, col:       5 x 5 grid cell of the box centre, 0 = top / image left.
+    row, col:       position-grid cell of the box centre (grid/grid.yaml: 5 x 5 by default),
+                    0 = top / image left.
     patient_side:   right | left | midline | None (decided from world coordinates when the frame
                     has them; None = no side may be claimed)
     patient_level:  anterior | posterior | superior | inferior | central | None (by the grid row
@@ -296,7 +297,7 @@ class Measurements:
                      label its mask unites (None: the ROI is one instance or one mask)
     instance_diameter_{min,median,max}_px / _mm:  equivalent diameters of the grouped instances
                      (mm where pixel spacing is known)
-    instance_cells:  grid cells (of the 5 x 5 position grid) holding at least one instance centre
+    instance_cells:  cells of the position grid (grid/grid.yaml) holding at least one instance centre
     largest_row / largest_col:  grid cell of the largest grouped instance
     """
 

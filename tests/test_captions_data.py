@@ -12,7 +12,7 @@ from medtrinity_assets.captions.data_files import Appearance, Wording, WordingDa
 
 def test_bundled_files_load_and_every_template_is_fillable():
     w = data_files.wording()
-    assert w.positions.vertical[0] == "upper" and data_files.appearance().ct_bands[-1].below > 1000
+    assert template_fields(w.positions.corner[0]) == {"v", "h"} and data_files.appearance().ct_bands[-1].below > 1000
     for key, variants in w.sentences.items():
         for template in variants if isinstance(variants, list) else [t for v in variants.values() for t in v]:
             template_fields(template)  # raises on a malformed template

@@ -111,10 +111,8 @@ class Labels(_Strict):
 
 
 class Positions(_Strict):
-    vertical: tuple[str, str, str, str, str]
-    horizontal: tuple[str, str, str, str, str]
-    horizontal_refined: tuple[bool, bool, bool, bool, bool]
-    # equivalent phrasings of one grid cell (the first is the reference form; the composer varies)
+    # equivalent phrasings of one grid cell by the sides it names (the first is the reference form;
+    # the composer varies); the cells and their sides are grid/grid.yaml (medtrinity_assets.grid)
     corner: tuple[str, ...] = Field(min_length=1)
     vertical_only: tuple[str, ...] = Field(min_length=1)
     horizontal_only: tuple[str, ...] = Field(min_length=1)

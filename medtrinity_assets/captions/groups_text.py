@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from medtrinity_assets.grid import position_grid
 from medtrinity_assets.records import CaptionFacts, Measurements
 
 from .data_files import wording
@@ -21,7 +22,7 @@ def is_group(m: Measurements | None) -> bool:
 
 
 def spread_words(m: Measurements) -> str:
-    share = (m.instance_cells or 0) / 25.0
+    share = (m.instance_cells or 0) / position_grid().cells
     return next(s.words for s in wording().counts.spread if share >= s.min_share)
 
 

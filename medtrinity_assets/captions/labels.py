@@ -7,8 +7,9 @@ data/wording.yaml).
 - `roi_name(label, measurements)`  the name of one ROI: a single connected mask of a plural label
   is named in the singular where the data says so (one "lungs" mask is a ``lung field``)
 - `is_plural`, `conjugations`  verb agreement
-- `place_words(position)`  a typed `GridPosition` as image-frame words (and patient-frame words
-  where the display frame allowed them)
+- `image_place(row, col)`, `patient_place(position)`  a typed `GridPosition` as image-frame words
+  (the cell's sides from the position grid, `medtrinity_assets.grid`) and patient-frame words
+  where the display frame allowed them
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from medtrinity_assets.grid import position_grid
 from medtrinity_assets.records import GridPosition, Measurements
 
 from .data_files import labels, wording
@@ -185,14 +187,17 @@ def number_words(n: int) -> str:
 
 def image_place(row: int, col: int, pick: int = 0) -> str:
     """The image-frame wording of a grid cell: ``the upper left part of the image`` (`pick` chooses
-    among equivalent phrasings; 0 is the reference form)."""
+    among equivalent phrasings; 0 is the reference form). The cell's sides come from the position
+    grid (`medtrinity_assets.grid`), the phrasings from ``wording.yaml`` positions."""
     p = wording().positions
 
     def one(forms: tuple[str, ...], **kw: str) -> str:
         return forms[pick % len(forms)].format(**kw)
 
-    v, h = p.vertical[row], p.horizontal[col]
-    if p.horizontal_refined[col]:
+    g = position_grid()
+    named_v, named_h = g.named_sides(row, col)
+    v, h = named_v or "", named_h or ""
+    if g.near_centre(col):
         return one(p.refined, v=v, h=h) if v else one(p.refined_middle, h=h)
     if v and h:
         return one(p.corner, v=v, h=h)

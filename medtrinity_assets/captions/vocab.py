@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from medtrinity_assets.grid import position_grid
+
 from .data_files import vocabulary
 
 _VOCAB = vocabulary()
@@ -171,16 +173,16 @@ def modality_names(modality: str) -> tuple[str, str]:
 
 # ----------------------------------------------------------------------------- positions
 #
-# Position phrase vocabulary read by `parse_position_words` (tolerant; any mix of spaces,
-# hyphens, underscores and commas between words):
+# A phrase of the position grid (the ``position`` column: a row name and a column name of
+# grid/grid.yaml) reads as the sides the grid gives that cell. Any other phrase is read with the
+# position phrase vocabulary (tolerant; any mix of spaces, hyphens, underscores and commas
+# between words):
 #   vertical words   upper | top -> "upper";  lower | bottom -> "lower"
 #   horizontal words left -> "left";  right -> "right"
 #   centre words     middle | mid | center | centre | central: fill whichever axis has no
 #                    side word ("middle left" -> middle/left, "upper center" -> upper/center)
-# The ROI stage writes "<vertical> <horizontal>" with vertical in {upper, upper-middle, middle,
-# lower-middle, lower} and horizontal in {left, left-center, center, right-center, right}; the
-# refinements ("-middle", "-center") only pull towards the centre and do not change the side,
-# so "upper-middle left-center" reads as upper/left.
+# With the default grid both readings agree: the refinements ("-middle", "-center") only pull
+# towards the centre and do not change the side, so "upper-middle left-center" reads as upper/left.
 
 _VERTICAL_WORDS: dict[str, str] = dict(_VOCAB.position_words.vertical)
 _HORIZONTAL_WORDS: dict[str, str] = dict(_VOCAB.position_words.horizontal)
@@ -197,6 +199,9 @@ class PositionWords:
 
 def parse_position_words(phrase: str | None) -> PositionWords:
     """Read a position phrase (see the vocabulary above) into its vertical and horizontal sides."""
+    cell = position_grid().cell_of_phrase(phrase)
+    if cell is not None:
+        return PositionWords(*position_grid().sides(*cell))
     words = [w for w in re.split(r"[\s\-_,/]+", normalise_dashes(phrase or "").lower()) if w]
     vertical = next((_VERTICAL_WORDS[w] for w in words if w in _VERTICAL_WORDS), None)
     horizontal = next((_HORIZONTAL_WORDS[w] for w in words if w in _HORIZONTAL_WORDS), None)

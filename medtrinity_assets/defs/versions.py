@@ -3,6 +3,10 @@
 An asset's code version is a digest of
 - the source of the stage modules that do its work (``STAGE_MODULES``), of the resource classes it
   uses, and of every project module those import (followed statically, transitively);
+- the data files that sit with that code (`data_files`): every non-Python file in the folder of a
+  module in that closure and in its sub-folders that are not packages (``captions/data/*.yaml``,
+  ``captions/checks/*.yaml``, ``grid/grid.yaml``, ``ingest/modalities.yaml``, the card template...),
+  so editing caption wording or the position grid makes the assets that read them stale;
 - the configuration it reads (``asset_config``): the corpora file for the knowledge assets, the
   MLLM backend and model for caption batches, the expert-model file for ROIs, the catalog and the
   releases file for releases.
@@ -134,6 +138,33 @@ def source_digest(modules: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def _folder_data(folder: Path) -> list[Path]:
+    """Non-Python files of `folder` and of its sub-folders that are not packages (data folders)."""
+    found = []
+    for p in sorted(folder.iterdir()):
+        if p.is_dir() and p.name != "__pycache__" and not (p / "__init__.py").is_file():
+            found += _folder_data(p)
+        elif p.is_file() and p.suffix not in (".py", ".pyc") and not p.name.startswith("."):
+            found.append(p)
+    return found
+
+
+@lru_cache(maxsize=None)
+def data_files(closure: tuple[str, ...]) -> tuple[Path, ...]:
+    """The data files of the folders of the modules in `closure` (see the module docstring)."""
+    folders = {module_path(name).parent for name in closure}  # type: ignore[union-attr]
+    return tuple(sorted({p for folder in folders for p in _folder_data(folder)}))
+
+
+def data_digest(closure: tuple[str, ...]) -> str:
+    """Digest of the data files of `closure` (line endings normalised, named relative to the packages)."""
+    h = hashlib.sha256()
+    for path in data_files(closure):
+        content = hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+        h.update(f"{path.relative_to(PACKAGE_PARENT).as_posix()}:{content}\n".encode())
+    return h.hexdigest()
+
+
 def file_text(path: str) -> str:
     p = Path(path)
     return p.read_text(encoding="utf-8") if p.is_file() else f"<missing {path}>"
@@ -151,12 +182,6 @@ def seed_caption_config() -> str:
     return f"seed_mllm={settings.env('MEDTRINITY_SEED_MLLM_BACKEND', 'openai')}:{settings.env('MEDTRINITY_SEED_MLLM_MODEL')}"
 
 
-def checks_data_text() -> str:
-    """The caption checks' YAML data files (lexicon, thresholds), which are not Python modules."""
-    folder = PACKAGE_PARENT / "medtrinity_assets" / "captions" / "checks"
-    return "\n".join(f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in sorted(folder.glob("*.yaml")))
-
-
 def asset_config(name: str, caption: str | None = None) -> str:
     """The configuration an asset reads, as text (part of its code version)."""
     embedder = f"embedder={settings.env('MEDTRINITY_EMBEDDER', 'static')}:{settings.env('MEDTRINITY_EMBEDDER_MODEL')}"
@@ -170,32 +195,28 @@ def asset_config(name: str, caption: str | None = None) -> str:
         return f"{embedder}\n{file_text(settings.corpora_path())}\n{concepts}\n{evaluation}"
     if name == "retrieved_knowledge":
         return f"{embedder}\n{concepts}"
-    if name == "caption_batches":  # the caption checks' word lists and tolerance bands decide `problems`
-        return (caption if caption is not None else caption_config()) + "\n" + checks_data_text()
+    if name == "caption_batches":
+        return caption if caption is not None else caption_config()
     if name == "seed_captions":
-        return seed_caption_config() + "\n" + checks_data_text()
+        return seed_caption_config()
     if name == "triplets":
         judge = settings.env("MEDTRINITY_JUDGE_MODEL")
         return f"judge={judge}:{settings.env('MEDTRINITY_JUDGE_SAMPLE_PERCENT', '0')}" if judge else ""
     if name == "roi_masks":
         experts = settings.env("MEDTRINITY_EXPERTS")
         return file_text(experts) if experts else "experts=none"
-    if name in ("dataset_release", "vqa_pairs"):
-        release = f"{file_text(settings.releases_path())}\n{file_text(settings.catalog_path())}"
-        if name == "dataset_release":  # the card's metadata and template are data files of the export package
-            from medtrinity_assets.export.card import CARD_META, CARD_TEMPLATE
-
-            release += f"\n{file_text(str(CARD_META))}\n{file_text(str(CARD_TEMPLATE))}"
-        return release
+    if name in ("dataset_release", "vqa_pairs"):  # the card's files are data files of the export package
+        return f"{file_text(settings.releases_path())}\n{file_text(settings.catalog_path())}"
     return ""
 
 
 def code_version(name: str, resource_modules: Iterable[str] = (), caption: str | None = None) -> str:
-    """12 hex digits over the asset's code closure and its configuration."""
+    """12 hex digits over the asset's code closure, the data files beside it and its configuration."""
     if name not in STAGE_MODULES:
         raise KeyError(f"no stage modules declared for asset {name!r} in defs/versions.py")
     closure = module_closure(tuple(sorted({*STAGE_MODULES[name], *resource_modules})))
     h = hashlib.sha256(source_digest(closure).encode())
+    h.update(data_digest(closure).encode())
     h.update(asset_config(name, caption).encode())
     return h.hexdigest()[:12]
 

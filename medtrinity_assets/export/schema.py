@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import polars as pl
 
+from medtrinity_assets.grid import position_grid
 from medtrinity_assets.schema import MEASUREMENT_COLUMNS, RELATION_STRUCT, SECTION_COLUMNS
 
 RELEASE_SCHEMA_VERSION = "3"  # 2: typed frame, position, relations and measurements; 3: embedded images, split `validation`
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
+_GRID = position_grid()
 
 #: (column, dtype, meaning)
 RELEASE_COLUMNS: list[tuple[str, pl.DataType, str]] = [
@@ -50,9 +52,9 @@ RELEASE_COLUMNS: list[tuple[str, pl.DataType, str]] = [
     ("bbox", pl.List(pl.Int32), "ROI box `[x0, y0, x1, y1]`, inclusive pixel coordinates; null for whole-image records"),
     ("bbox_norm", pl.List(pl.Float64), "ROI box normalised to [0, 1]"),
     ("area_frac", pl.Float64, "ROI mask area / image area"),
-    ("position", Str, "ROI position on a 5x5 grid in image terms (`upper left-center`)"),
-    ("grid_row", pl.Int8, "grid row of the ROI box centre, 0 (top) to 4"),
-    ("grid_col", pl.Int8, "grid column of the ROI box centre, 0 (image left) to 4"),
+    ("position", Str, f"ROI position on a {_GRID.n_rows}x{_GRID.n_cols} grid in image terms (`{_GRID.phrase(0, min(1, _GRID.n_cols - 1))}`)"),
+    ("grid_row", pl.Int8, f"grid row of the ROI box centre, 0 (top) to {_GRID.n_rows - 1}"),
+    ("grid_col", pl.Int8, f"grid column of the ROI box centre, 0 (image left) to {_GRID.n_cols - 1}"),
     ("patient_side", Str, "`right`, `left`, `midline` from world coordinates; null when no world frame"),
     ("patient_level", Str, "`anterior`/`central`/`posterior` (axial) or `superior`/`central`/`inferior`"),
     ("relations", pl.List(RELATION_STRUCT), "typed relations to other structures (`kind`, `other`, `direction`, `count`)"),

@@ -38,6 +38,8 @@ from medtrinity_assets.captions.vocab import (
     word_stems,
 )
 
+from medtrinity_assets.grid import position_grid
+
 from .config import VqaSettings
 from .schema import VQA_SCHEMA
 
@@ -50,21 +52,20 @@ NORMAL_LABELS = {"no finding", "normal", "no abnormality"}
 MAX_OPEN_ANSWER_WORDS = 40
 
 _OPPOSITE = {"upper": "lower", "lower": "upper", "left": "right", "right": "left"}
-_ROW_WORDS = ("upper", "upper", None, "lower", "lower")
-_COL_WORDS = ("left", "left", None, "right", "right")
 
 
 def grid_cell_of(r: dict) -> tuple[int, int] | None:
-    """(row, col) of a record's ROI on the 5 x 5 grid, from its typed columns."""
+    """(row, col) of a record's ROI on the position grid, from its typed columns."""
     if r.get("grid_row") is None or r.get("grid_col") is None:
         return None
     return int(r["grid_row"]), int(r["grid_col"])
 
 
 def image_location(row: int, col: int) -> str:
-    """Image-frame wording of a grid cell, naming its sides ("the upper part of the image, left of centre")."""
-    v, h = _ROW_WORDS[row], _COL_WORDS[col]
-    if h and col in (1, 3):
+    """Image-frame wording of a grid cell, naming its sides ("the upper part of the image, left of centre");
+    the sides and the columns near the centre line come from the position grid (grid/grid.yaml)."""
+    v, h = position_grid().named_sides(row, col)
+    if h and position_grid().near_centre(col):
         base = f"the {v} part of the image" if v else "the middle of the image"
         return f"{base}, {h} of centre"
     if v and h:
@@ -164,8 +165,7 @@ def roi_questions(r: dict, other_labels: list[str], negatives: bool) -> list[QA]
     if cell is not None:
         where = image_location(*cell).removeprefix("the ")
         out.append(QA(f"Where is the outlined {label} located in the image?", where[:1].upper() + where[1:], "open", "location", True))
-        half = "upper" if cell[0] < 2 else "lower" if cell[0] > 2 else None
-        side = "left" if cell[1] < 2 else "right" if cell[1] > 2 else None
+        half, side = position_grid().named_sides(*cell)
         if half:
             out.append(QA(f"Is the outlined {label} in the {half} half of the image?", "Yes", "closed", "location", True))
             if negatives:
@@ -343,7 +343,7 @@ def validate_pair(item: dict, r: dict, roi_level: bool) -> QA | None:
     if cat == "location" and kind == "open" and roi_level:
         said, cell = parse_position_words(a), grid_cell_of(r)
         if cell is not None:
-            truth = (_ROW_WORDS[cell[0]], _COL_WORDS[cell[1]])
+            truth = position_grid().named_sides(*cell)
             for got, want in ((said.vertical, truth[0]), (said.horizontal, truth[1])):
                 if got in ("left", "right", "upper", "lower") and want is not None and got != want:
                     return None

@@ -3,8 +3,8 @@
 A dataset of images with dozens of nuclei or cells wants one record per label per image, not one
 near-identical record per instance: above `group_above` instances of a label, those instances
 become one ROI whose mask is their exact union, and `InstanceGroup` keeps what a reader needs
-about them as typed values (count, equivalent-diameter distribution, spread over the 5 x 5
-position grid, the largest instance's grid cell). Labels with fewer instances stay one ROI each.
+about them as typed values (count, equivalent-diameter distribution, spread over the position
+grid of `medtrinity_assets.grid`, the largest instance's grid cell). Labels with fewer instances stay one ROI each.
 """
 
 from __future__ import annotations

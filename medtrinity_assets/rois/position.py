@@ -1,9 +1,9 @@
-"""Where an ROI lies, as typed facts: a 5 x 5 grid cell (image frame) and patient side/level.
+"""Where an ROI lies, as typed facts: a position-grid cell (image frame) and patient side/level.
 
-Image frame: the cell holding the box centre, the image cut into five equal bands each way
-(``band = min(int(5 * centre_fraction), 4)``); row 0 is the top, column 0 the image left.
-`position_phrase` names the cell with the fixed vocabulary of the ``position`` column
-(``"<vertical> <horizontal>"``, e.g. ``"upper left-center"``) and is never parsed back.
+Image frame: the cell of the position grid (`medtrinity_assets.grid`, data in ``grid/grid.yaml``;
+5 x 5 equal bands by default) holding the box centre; row 0 is the top, column 0 the image left.
+`position_phrase` names the cell with the grid's names (the ``position`` column,
+``"<row name> <column name>"``, e.g. ``"upper left-center"``) and is never parsed back.
 
 Patient frame (`grid_position`), from the typed `DisplayFrame` recorded by ingestion:
 
@@ -14,54 +14,47 @@ Patient frame (`grid_position`), from the typed `DisplayFrame` recorded by inges
   NIfTI files without a q/s-form) gives no side, whatever the image looks like: the image centre
   is not the patient's midline on a cropped or off-centre field.
 - level from the image-up direction of the frame: anterior | central | posterior (axial) or
-  superior | central | inferior (coronal, sagittal, projection), by the grid row.
-- depth (sagittal only): anterior | central | posterior by the grid column and the frame's
-  anterior side.
+  superior | central | inferior (coronal, sagittal, projection), by the grid row's side
+  (upper | middle | lower).
+- depth (sagittal only): anterior | central | posterior by the grid column's side and the
+  frame's anterior side.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from medtrinity_assets.grid import position_grid
 from medtrinity_assets.records import DisplayFrame, GridPosition, RejectError
 
 from .geometry import Box, box_centre
 
-VERTICAL: tuple[str, ...] = ("upper", "upper-middle", "middle", "lower-middle", "lower")
-HORIZONTAL: tuple[str, ...] = ("left", "left-center", "center", "right-center", "right")
-GRID = 5
 MIDLINE_MM = 10.0
 
-#: the names the ``position`` column can hold
-POSITION_VOCABULARY: dict[str, tuple[str, ...]] = {
-    "vertical": VERTICAL,
-    "horizontal": HORIZONTAL,
-    "phrases": tuple(f"{v} {h}" for v in VERTICAL for h in HORIZONTAL),
+#: the names the ``position`` column can hold (of the project's grid, read when this module loads)
+POSITION_VOCABULARY: dict[str, tuple[str, ...]] = position_grid().vocabulary()
+
+# level words by the grid row's side, depth words by the grid column's side
+_LEVELS = {
+    "anterior": {"upper": "anterior", "middle": "central", "lower": "posterior"},
+    "superior": {"upper": "superior", "middle": "central", "lower": "inferior"},
 }
-
-_LEVELS = {"anterior": ("anterior", "central", "posterior"), "superior": ("superior", "central", "inferior")}
-
-
-def grid_band(fraction: float, n: int = GRID) -> int:
-    """Index 0..n-1 of the equal band holding `fraction` (0..1)."""
-    return min(max(int(fraction * n), 0), n - 1)
 
 
 def grid_cell(bbox: Box, width: int, height: int) -> tuple[int, int]:
-    """(row, col) of the box centre on the 5 x 5 grid; RejectError for a box outside the image."""
+    """(row, col) of the box centre on the position grid; RejectError for a box outside the image."""
     if width <= 0 or height <= 0:
         raise RejectError("bad_size", f"image size must be positive, got {width}x{height}")
     x0, y0, x1, y1 = bbox
     if not (0 <= x0 <= x1 < width and 0 <= y0 <= y1 < height):
         raise RejectError("bad_box", f"box {tuple(bbox)} outside a {width}x{height} image")
     cx, cy = box_centre(bbox, width, height)
-    return grid_band(cy), grid_band(cx)
+    return position_grid().cell_at(cx, cy)
 
 
 def position_phrase(bbox: Box, width: int, height: int) -> str:
     """The ``position`` column's name of the grid cell (image terms), e.g. ``"upper left-center"``."""
-    row, col = grid_cell(bbox, width, height)
-    return f"{VERTICAL[row]} {HORIZONTAL[col]}"
+    return position_grid().phrase(*grid_cell(bbox, width, height))
 
 
 def world_point(frame: DisplayFrame, x: float, y: float) -> np.ndarray | None:
@@ -94,18 +87,17 @@ def patient_level(frame: DisplayFrame | None, row: int) -> str | None:
     """anterior/central/posterior or superior/central/inferior for grid row `row`, when image-up is known."""
     if frame is None or frame.up not in _LEVELS:
         return None
-    words = _LEVELS[frame.up]  # type: ignore[index]
-    return words[0] if row < 2 else words[1] if row == 2 else words[2]
+    return _LEVELS[frame.up][position_grid().rows[row].side]  # type: ignore[index]
 
 
 def patient_depth(frame: DisplayFrame | None, col: int) -> str | None:
     """Sagittal images: anterior/central/posterior for grid column `col` given the anterior side."""
     if frame is None or frame.plane != "sagittal" or frame.anterior_side not in ("left", "right"):
         return None
-    if col == 2:
+    side = position_grid().columns[col].side
+    if side == "center":
         return "central"
-    on_left = col < 2
-    return "anterior" if on_left == (frame.anterior_side == "left") else "posterior"
+    return "anterior" if side == frame.anterior_side else "posterior"
 
 
 def grid_position(bbox: Box, width: int, height: int, frame: DisplayFrame | None, centroid_xy: tuple[float, float]) -> GridPosition:

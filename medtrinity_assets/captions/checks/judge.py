@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from medtrinity_assets.grid import position_grid
 from medtrinity_assets.records import CaptionFacts
 
 from ..vocab import label_text
@@ -46,13 +47,20 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return "unknown" if value is None else f"{value:.3g}{unit}"
 
 
+def grid_cell_text(row: int, col: int) -> str:
+    """``grid row 1, column 3 of 5 (0 = top / left)`` (rows and columns counted apart when they differ)."""
+    g = position_grid()
+    size = f"row {row}, column {col} of {g.n_rows}" if g.n_rows == g.n_cols else f"row {row} of {g.n_rows}, column {col} of {g.n_cols}"
+    return f"grid {size} (0 = top / left)"
+
+
 def fact_lines(facts: CaptionFacts) -> list[str]:
     """The facts a faithful caption may state, one per line."""
     lines = [f"modality: {facts.modality}", f"organs / body region: {', '.join(label_text(o) for o in facts.organs) or 'not recorded'}"]
     if facts.roi_label:
         lines.append(f"region of interest (the subject): {label_text(facts.roi_label)}")
         vertical, horizontal = image_side_facts(facts)
-        grid = f"grid row {facts.position.row}, column {facts.position.col} of 5 (0 = top / left); " if facts.position else ""
+        grid = f"{grid_cell_text(facts.position.row, facts.position.col)}; " if facts.position else ""
         lines.append(f"position in the image: {grid}vertical {vertical}, horizontal {horizontal}")
         side = patient_side_fact(facts)
         lines.append(f"patient side: {side or 'no side may be claimed'}")

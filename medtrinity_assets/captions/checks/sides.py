@@ -8,8 +8,9 @@ centre``, and the viewer's frame (``viewer's right``, ``as viewed``); not when f
 from the facts (``left atrium``). Patient sides: ``patient's left``, abdominal quadrants, ``left
 hemiabdomen``/``hemithorax``..., ``right-sided``, ``the left abdomen``/``left side of the body``.
 
-The facts: the grid cell of `GridPosition` (rows/cols 0-1 = upper/left, 3-4 = lower/right; the
-middle row/column contradicts nothing), else the legacy ``roi_position`` phrase; the patient side
+The facts: the sides of the grid cell of `GridPosition` (from the position grid, ``grid/grid.yaml``:
+by default rows/cols 0-1 = upper/left, 3-4 = lower/right; the middle row/column contradicts
+nothing), else the legacy ``roi_position`` phrase; the patient side
 of `GridPosition.patient_side`, else the display frame's lateral convention applied to the
 column, else ``extra["anatomical_position"]``. A contradiction needs the opposite side and not
 the right one.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from medtrinity_assets.grid import position_grid
 from medtrinity_assets.records import CaptionFacts
 
 from ..vocab import label_text, normalise_dashes, parse_position_words
@@ -154,9 +156,7 @@ def image_side_facts(facts: CaptionFacts) -> tuple[str | None, str | None]:
     """(vertical, horizontal) image side of the ROI: upper|middle|lower, left|center|right."""
     pos = facts.position
     if pos is not None:
-        vertical = "upper" if pos.row <= 1 else "lower" if pos.row >= 3 else "middle"
-        horizontal = "left" if pos.col <= 1 else "right" if pos.col >= 3 else "center"
-        return vertical, horizontal
+        return position_grid().sides(pos.row, pos.col)
     words = parse_position_words(facts.roi_position)
     return words.vertical, words.horizontal
 
@@ -168,9 +168,9 @@ def patient_side_fact(facts: CaptionFacts) -> str | None:
         return pos.patient_side if pos.patient_side in ("left", "right") else None
     frame = facts.frame
     if pos is not None and frame is not None and frame.lateral in ("radiological", "neurological") and frame.plane in ("axial", "coronal"):
-        if pos.col == 2:
+        image = position_grid().named_sides(pos.row, pos.col)[1]
+        if image is None:
             return None
-        image = "left" if pos.col <= 1 else "right"
         flipped = {"left": "right", "right": "left"}[image]
         return flipped if frame.lateral == "radiological" else image
     anatomical = str((facts.extra or {}).get("anatomical_position") or "").lower()
