@@ -12,10 +12,10 @@ from dagster import AllPartitionMapping, AssetCheckResult, AssetCheckSpec, Asset
 from pydantic import Field
 
 from medtrinity_assets.defs.context import CATALOG
-from medtrinity_assets.defs.metadata import table_md, throughput
+from medtrinity_assets.defs.captions import CaptionLoopConfig
+from medtrinity_assets.defs.metadata import generation_totals, table_md, throughput
 from medtrinity_assets.export.finetune import build_finetune_set, human_prompt
 from medtrinity_assets.captions import prompt_hash
-from medtrinity_assets.generation import GenerationSettings, totals
 from medtrinity_assets.stages.seed import SeedSampling, build_seed_subset
 from medtrinity_assets.stages.seed_captions import caption_seed
 from medtrinity_resources.mllm import MLLMResource
@@ -67,14 +67,8 @@ def seed_subset(config: SeedSubsetConfig, storage: MedtrinityStorage):
     )
 
 
-class SeedCaptionsConfig(Config):
+class SeedCaptionsConfig(CaptionLoopConfig):
     """Loop policy of seed_captions (the seed model's own settings are on the `seed_mllm` resource)."""
-
-    max_retries: int = Field(2, ge=0, description="re-asks of answers with refusals, forbidden phrases, missing sections, too little text")
-    min_words: int = Field(25, ge=1)
-    max_words: int = Field(400, ge=1)
-    use_cache: bool = Field(True, description="look model calls up in (and store them to) the content-addressed call cache")
-    gpu_hour_usd: float = Field(0.0, ge=0.0, description="price of one GPU-hour, for usd_per_1k in the metadata (0: not shown)")
 
 
 @asset(
@@ -92,8 +86,7 @@ class SeedCaptionsConfig(Config):
     description="The seed subset described by the strong seed model (`seed_mllm`) with caption_batches' prompt, call cache and checks; failures quarantined with reasons.",
 )
 def seed_captions(config: SeedCaptionsConfig, seed_subset: pl.DataFrame, storage: MedtrinityStorage, seed_mllm: MLLMResource):
-    settings = GenerationSettings(max_retries=config.max_retries, min_words=config.min_words, max_words=config.max_words)
-    result = caption_seed(seed_subset, storage, seed_mllm, settings, config.use_cache)
+    result = caption_seed(seed_subset, storage, seed_mllm, config.generation_settings(), config.use_cache)
     df = result.captions
     quarantined = df.filter(pl.col("quarantined"))
     reasons = quarantined.explode("quarantine_reasons").group_by("quarantine_reasons").len().sort("quarantine_reasons") if quarantined.height else None
@@ -105,7 +98,7 @@ def seed_captions(config: SeedCaptionsConfig, seed_subset: pl.DataFrame, storage
             "backend": MetadataValue.text(seed_mllm.backend),
             "seed_model": MetadataValue.text(seed_mllm.model_name or seed_mllm.model_path),
             "prompt_version": MetadataValue.text(df["prompt_version"][0] if df.height else ""),
-            **{k: (MetadataValue.int(v) if isinstance(v, int) else MetadataValue.float(v)) for k, v in totals(df, config.gpu_hour_usd).items()},
+            **generation_totals(df, config.gpu_hour_usd),
             **throughput(df.height, result.seconds, "captions"),
         },
     )
