@@ -2,10 +2,11 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetCheckResult, AssetExecutionContext, Config, MetadataValue, Output
 from pydantic import Field
 
-from medtrinity_assets.defs.context import DATASET_SHARD_PARTITIONS, gpu_pool
+from medtrinity_assets.defs.context import gpu_pool
+from medtrinity_assets.defs.declare import shard_asset
 from medtrinity_assets.defs.metadata import generation_totals, throughput
 from medtrinity_assets.generation import GenerationSettings
 from medtrinity_assets.stages.captions import build_coarse_captions, caption_shard
@@ -13,14 +14,9 @@ from medtrinity_resources.mllm import MLLMResource
 from medtrinity_resources.storage import MedtrinityStorage
 
 
-@asset(
-    partitions_def=DATASET_SHARD_PARTITIONS,
-    io_manager_key="manifest_io",
-    group_name="dataset",
+@shard_asset(
+    {"coarse_captions_not_empty": "Every ROI record has a non-empty coarse caption."},
     kinds={"polars"},
-    check_specs=[
-        AssetCheckSpec("coarse_captions_not_empty", asset="coarse_captions", description="Every ROI record has a non-empty coarse caption.")
-    ],
     description="Coarse caption per ROI record from metadata (modality, organs, labels) and its knowledge query.",
 )
 def coarse_captions(images: pl.DataFrame, roi_masks: pl.DataFrame):
@@ -50,19 +46,12 @@ class CaptionBatchesConfig(CaptionLoopConfig):
     """Loop policy of caption_batches (the model's own settings are on the `mllm` resource)."""
 
 
-@asset(
-    partitions_def=DATASET_SHARD_PARTITIONS,
-    io_manager_key="manifest_io",
-    group_name="dataset",
+@shard_asset(
+    {
+        "captions_pass_checks": "Captions name the right modality and organ, agree with the ROI position, contain no forbidden phrase.",
+    },
     kinds={"polars"},
     pool=gpu_pool(),
-    check_specs=[
-        AssetCheckSpec(
-            "captions_pass_checks",
-            asset="caption_batches",
-            description="Captions name the right modality and organ, agree with the ROI position, contain no forbidden phrase.",
-        )
-    ],
     description="Multigranular description per ROI from the MLLM resource, with prompt version/hash, passages and settings.",
 )
 def caption_batches(
