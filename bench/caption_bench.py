@@ -30,17 +30,15 @@ server is not the bottleneck). ``--httpx`` also times httpx.AsyncClient once.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common  # noqa: E402
+
+_common.setup(offline=True, tests=True)  # tests/: the tiny VLM builders
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -58,7 +56,6 @@ from medtrinity_assets.captions.examples import EXAMPLES  # noqa: E402
 from medtrinity_assets.generation import CaptionRequest, GenerationSettings, describe  # noqa: E402
 from medtrinity_resources.mllm import MLLMResource  # noqa: E402
 from medtrinity_resources.mllm_backends.hf import chat_text, decode_image, load_model  # noqa: E402
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from tiny_vlms import FAMILIES  # noqa: E402
 
 
@@ -208,7 +205,7 @@ def served_overhead(n: int, concurrency: int, repeats: int, with_httpx: bool) ->
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _common.parser(__doc__)
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--n", type=int, default=16, help="caption requests per run")

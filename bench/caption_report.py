@@ -50,7 +50,7 @@ def from_storage(root: Path) -> list:
 
 def from_sources() -> list:
     from medtrinity_assets.catalog import load_catalog
-    from medtrinity_assets.stages.captions import build_coarse_captions, facts_for
+    from medtrinity_assets.stages.captions import ShardFacts, build_coarse_captions
     from medtrinity_assets.stages.images import ingest_shard
     from medtrinity_assets.stages.rois import ground_shard
     from medtrinity_assets.stages.sources import source_manifest_and_findings
@@ -65,14 +65,9 @@ def from_sources() -> list:
             part = manifest.filter(pl.col("shard") == shard)
             images = ingest_shard(part, {source.name: source.ingest}, store, {source.name: source.rois}, phi={source.name: source.phi}).images
             rois = ground_shard(images, {source.name: source.rois}, store).rois
-            coarse = {r["roi_id"]: r for r in build_coarse_captions(images, rois).iter_rows(named=True)}
-            by_image = {r["image_id"]: r for r in images.iter_rows(named=True)}
-            siblings: dict[str, list[str]] = {}
+            shard_facts = ShardFacts(images, rois, build_coarse_captions(images, rois))
             for r in rois.iter_rows(named=True):
-                if r["label"] and r["label"] not in siblings.setdefault(r["image_id"], []):
-                    siblings[r["image_id"]].append(r["label"])
-            for r in rois.iter_rows(named=True):
-                facts = facts_for(by_image[r["image_id"]], r, coarse[r["roi_id"]], None, siblings.get(r["image_id"], []))
+                facts = shard_facts(r)
                 text, sections = compose_caption(facts, seed=r["roi_id"])
                 records.append((text, sections["texture"], facts.measurements))
                 findings.append(list(facts.image_labels))

@@ -24,19 +24,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common  # noqa: E402
+
+_common.setup(offline=True)
 
 from medtrinity_assets.knowledge import (  # noqa: E402
     build_index,
@@ -163,7 +159,7 @@ def bench_backends(configs: dict, n_medquad: int, dtype: str, device: str) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _common.parser(__doc__)
     parser.add_argument("--corpora-yaml", default=None, help="default: data/knowledge/corpora.yaml")
     parser.add_argument("--max-documents", type=int, default=None, help="per corpus (default: all)")
     parser.add_argument("--persist-dir", default=None, help="index location (default: a temporary dir)")

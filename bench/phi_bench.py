@@ -21,14 +21,13 @@ Recognised strings are never printed.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic PHI corpus the tests use
+import _common  # noqa: E402
+
+_common.setup(tests=True)  # tests/: the synthetic PHI corpus the tests use
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -41,7 +40,7 @@ from medtrinity_assets.phi.pixels import find_text, padded  # noqa: E402
 from phi_synthetic import KNOWN_TEXT_IMAGES, build_corpus, coverage  # noqa: E402
 from medtrinity_assets.records import RejectError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = _common.REPO
 
 
 def bundled() -> list[tuple[str, np.ndarray]]:
@@ -120,7 +119,7 @@ def folder_check(folder: Path, engine) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _common.parser(__doc__)
     ap.add_argument("--variants", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--images", type=Path, help="only run the auto policy on the images of this folder")

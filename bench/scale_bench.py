@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+import _common
+
 MODALITIES = ["CT", "MRI", "X-ray", "Ultrasound", "Histopathology", "Fluorescence microscopy", "Nuclear medicine", "Dermoscopy", "Endoscopy", "Fundus photography"]
 ORGANS = ["abdomen", "liver", "kidney", "spleen", "pancreas", "lung", "heart", "brain", "chest", "pelvis", "breast", "skin", "colon", "eye", "bone", "prostate", "thyroid", "cell"]
 LICENCES = ["CC BY 4.0", "CC BY-NC 4.0", "CC BY-SA 4.0", "CC0-1.0", "Apache-2.0", "custom DUA"]
@@ -235,7 +237,7 @@ def print_report(gen: dict | None, stats: dict, base: dict, n_sources: int, n_sh
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _common.parser(__doc__)
     parser.add_argument("--rows", type=int, default=25_000_000)
     parser.add_argument("--sources", type=int, default=90)
     parser.add_argument("--shards", type=int, default=64)

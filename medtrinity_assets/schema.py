@@ -113,20 +113,25 @@ PHI_IMAGE_COLUMNS = {
 }
 PHI_TRIPLET_COLUMNS = {"phi_policy": Str, "phi_action": Str, "phi_text_regions": pl.Int32}
 
+# the slice an image record was cut from and what it shows (images and triplets, in this order)
+SLICE_COLUMNS = {
+    "source_file": Str,
+    "slice_axis": Str,
+    "slice_index": pl.Int32,
+    "modality": Str,
+    "organs": StrList,
+    "labels": StrList,
+    "width": pl.Int32,
+    "height": pl.Int32,
+}
+
 IMAGES_SCHEMA = pl.Schema(
     {
         "image_id": Str,
         "dataset": Str,
         "shard": Str,
         "item_id": Str,
-        "source_file": Str,
-        "slice_axis": Str,
-        "slice_index": pl.Int32,
-        "modality": Str,
-        "organs": StrList,
-        "labels": StrList,
-        "width": pl.Int32,
-        "height": pl.Int32,
+        **SLICE_COLUMNS,
         "channels": pl.Int8,
         "image_uri": Str,
         "gt_masks_uri": Str,
@@ -258,14 +263,7 @@ TRIPLETS_SCHEMA = pl.Schema(
         "image_id": Str,
         "image_uri": Str,
         "overlay_uri": Str,
-        "source_file": Str,
-        "slice_axis": Str,
-        "slice_index": pl.Int32,
-        "modality": Str,
-        "organs": StrList,
-        "labels": StrList,
-        "width": pl.Int32,
-        "height": pl.Int32,
+        **SLICE_COLUMNS,
         "orientation": Str,
         **FRAME_COLUMNS,
         "patient_hash": Str,

@@ -85,15 +85,22 @@ class StaticTable:
         return out
 
 
-def static_identity(model_dir: Path) -> str:
-    """'<dir name>@<sha256 of config + table, 10 hex>'."""
+def files_digest(model_dir: Path, names: tuple[str, ...]) -> str:
+    """sha256 hex over each named file of `model_dir` that exists (its name, then its bytes, read in 1 MiB blocks)."""
     digest = hashlib.sha256()
-    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+    for name in names:
         file = model_dir / name
         if file.is_file():
             digest.update(name.encode())
-            digest.update(file.read_bytes())
-    return f"{model_dir.name}@{digest.hexdigest()[:10]}"
+            with file.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def static_identity(model_dir: Path) -> str:
+    """'<dir name>@<sha256 of config + table, 10 hex>'."""
+    return f"{model_dir.name}@{files_digest(model_dir, ('config.json', 'tokenizer.json', 'model.safetensors'))[:10]}"
 
 
 def load_static(model_dir: Path) -> _LoadedModel:

@@ -11,7 +11,7 @@ message), so callers and tests catch what they caught before; the wording is the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,15 @@ def read_yaml_mapping(path: str | Path, what: str, error: ErrorFactory = ConfigE
     if not isinstance(raw, dict):
         raise error(f"{what} {p} must be a mapping, not a {type(raw).__name__}")
     return raw
+
+
+def unique_names(names: Iterable[str], what: str) -> None:
+    """ValueError naming the first repeated name (inside a pydantic validator: a validation error)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate {what} name '{name}'")
+        seen.add(name)
 
 
 def entry_name(raw: Mapping[str, Any], key: str, index: Any) -> str:

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 def demo_facts(sources: list[str] | None = None, max_per_source: int | None = None, workdir: str | None = None):
     """[(dataset, roi_id, CaptionFacts)] for the bundled sources (all by default)."""
     from medtrinity_assets.catalog import load_catalog
-    from medtrinity_assets.stages.captions import build_coarse_captions, facts_for
+    from medtrinity_assets.stages.captions import ShardFacts, build_coarse_captions
     from medtrinity_assets.stages.images import ingest_shard
     from medtrinity_assets.stages.rois import ground_shard
     from medtrinity_assets.stages.sources import build_source_manifest
@@ -36,14 +36,9 @@ def demo_facts(sources: list[str] | None = None, max_per_source: int | None = No
                 continue
             rois = ground_shard(images, {source.name: source.rois}, storage).rois
             coarse = build_coarse_captions(images, rois)
-            by_image = {r["image_id"]: r for r in images.iter_rows(named=True)}
-            by_coarse = {r["roi_id"]: r for r in coarse.iter_rows(named=True)}
-            siblings: dict[str, list[str]] = {}
+            shard_facts = ShardFacts(images, rois, coarse)
             for r in rois.iter_rows(named=True):
-                if r["label"] and r["label"] not in siblings.setdefault(r["image_id"], []):
-                    siblings[r["image_id"]].append(r["label"])
-            for r in rois.iter_rows(named=True):
-                facts = facts_for(by_image[r["image_id"]], r, by_coarse[r["roi_id"]], None, siblings.get(r["image_id"], []))
+                facts = shard_facts(r)
                 out.append((source.name, r["roi_id"], facts))
                 n += 1
                 if max_per_source and n >= max_per_source:

@@ -103,12 +103,7 @@ def make_dicom(
     **extra,
 ) -> Dataset:
     """A CT-like single-frame DICOM data set built from scratch."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = CT_STORAGE
-    ds.SOPClassUID = CT_STORAGE
-    ds.Modality = modality
+    ds = new_dataset(CT_STORAGE, modality)
     ds.SeriesInstanceUID = series_uid or generate_uid()
     ds.StudyInstanceUID = generate_uid()
     if orientation is not None:  # projection images (CR/DX) have no patient geometry
@@ -126,6 +121,17 @@ def make_dicom(
     bits = 8 if pixels.dtype == np.uint8 else 16
     ds.set_pixel_data(pixels, photometric_interpretation=photometric, bits_stored=bits)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+def new_dataset(sop_class: str, modality: str) -> Dataset:
+    """An explicit-VR little-endian data set of one SOP class and modality, file meta filled in."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.SOPClassUID = sop_class
+    ds.Modality = modality
     return ds
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from medtrinity_assets.ingest import IngestPolicy, encode_png, load_item, load_items
 from medtrinity_assets.ingest.deid import DEFAULT_PATIENT_SALT, safe_error_text, standard_uid_name
-from helpers import PHI, file_item, make_dicom, save
+from helpers import PHI, file_item, make_dicom, new_dataset, save
 from medtrinity_assets.records import MaskRef, RejectError, SourceItem
 
 SOURCES = Path(__file__).resolve().parents[1] / "data" / "sources"
@@ -277,14 +277,9 @@ def test_radiograph_patient_orientation(tmp_path):
 def _make_seg(
     source_slices: list[Dataset], masks: dict[int, np.ndarray], labels: dict[int, str], by: str = "position"
 ) -> Dataset:
-    seg = Dataset()
-    seg.file_meta = FileMetaDataset()
-    seg.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    seg.file_meta.MediaStorageSOPClassUID = SEG_STORAGE
-    seg.SOPClassUID = SEG_STORAGE
+    seg = new_dataset(SEG_STORAGE, "SEG")
     seg.SOPInstanceUID = generate_uid()
     seg.file_meta.MediaStorageSOPInstanceUID = seg.SOPInstanceUID
-    seg.Modality = "SEG"
     seg.SegmentationType = "BINARY"
     segments = []
     for number, name in labels.items():

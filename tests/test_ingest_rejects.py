@@ -64,6 +64,12 @@ class Corpus:
         )
         self.items.append((item, expected))
 
+    def add_masked(self, name: str, expected: str | None, mask: str, kind: str, volume: bool = False, **ref):
+        """An item whose image is good.png (good.nii.gz, MRI, when `volume`) and whose one mask is root/`mask`
+        (`ref`: the MaskRef's label or label_table)."""
+        good, fmt, modality = ("good.nii.gz", "nifti", "MRI") if volume else ("good.png", "png", "CT")
+        self.add(name, expected, fmt, modality=modality, masks=[MaskRef(str(self.path(mask)), kind, **ref)], path=self.path(good))
+
 
 def png(path: Path, array: np.ndarray) -> Path:
     Image.fromarray(array).save(path, format="PNG")  # explicit: the name may lie on purpose
@@ -90,13 +96,7 @@ def corpus(tmp_path) -> Corpus:
     shutil.copy(CT_SMALL, c.path("good.dcm"))
     c.add("good.dcm", None, "dicom")
     png(c.path("good_mask.png"), (grey > 128).astype(np.uint8) * 255)
-    c.add(
-        "good_with_mask.png",
-        None,
-        "png",
-        masks=[MaskRef(str(c.path("good_mask.png")), "binary", label="x")],
-        path=c.path("good.png"),
-    )
+    c.add_masked("good_with_mask.png", None, "good_mask.png", "binary", label="x")
 
     # ---- bad files
     c.path("zero.png").write_bytes(b"")
@@ -137,32 +137,13 @@ def corpus(tmp_path) -> Corpus:
     c.add("inf.nii.gz", "non_finite_values", "nifti")
 
     png(c.path("mask_32.png"), np.zeros((32, 32), np.uint8))
-    c.add(
-        "shape_mismatch.png",
-        "shape_mismatch",
-        "png",
-        masks=[MaskRef(str(c.path("mask_32.png")), "binary", label="x")],
-        path=c.path("good.png"),
-    )
+    c.add_masked("shape_mismatch.png", "shape_mismatch", "mask_32.png", "binary", label="x")
 
     Image.fromarray(np.zeros((48, 64), np.uint8)).save(c.path("mask_wrong.jpg"))
-    c.add(
-        "jpeg_mask_wrong_size.png",
-        "shape_mismatch",
-        "png",
-        masks=[MaskRef(str(c.path("mask_wrong.jpg")), "threshold", label="lungs")],
-        path=c.path("good.png"),
-    )
+    c.add_masked("jpeg_mask_wrong_size.png", "shape_mismatch", "mask_wrong.jpg", "threshold", label="lungs")
 
     nifti(c.path("seg_wrong.nii.gz"), np.zeros((6, 32, 16), np.uint8))
-    c.add(
-        "volume_mask_wrong_shape.nii.gz",
-        "shape_mismatch",
-        "nifti",
-        modality="MRI",
-        masks=[MaskRef(str(c.path("seg_wrong.nii.gz")), "multilabel", label_table={1: "a"})],
-        path=c.path("good.nii.gz"),
-    )
+    c.add_masked("volume_mask_wrong_shape.nii.gz", "shape_mismatch", "seg_wrong.nii.gz", "multilabel", volume=True, label_table={1: "a"})
 
     c.path("bomb.png").write_bytes(_bomb_png(20000, 20000))  # 400 Mpx declared, a few bytes of data
     c.add("bomb.png", "decompression_bomb", "png")
@@ -174,13 +155,7 @@ def corpus(tmp_path) -> Corpus:
     c.add("link.png", "path_escapes_root", "png")
 
     os.symlink(c.outside / "secret.png", c.path("mask_link.png"))
-    c.add(
-        "mask_symlink.png",
-        "path_escapes_root",
-        "png",
-        masks=[MaskRef(str(c.path("mask_link.png")), "binary", label="x")],
-        path=c.path("good.png"),
-    )
+    c.add_masked("mask_symlink.png", "path_escapes_root", "mask_link.png", "binary", label="x")
 
     c.path("empty.tif").write_bytes(b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 0) + struct.pack("<I", 0))
     c.add("empty.tif", "no_pixel_data", "tiff")
@@ -203,13 +178,7 @@ def corpus(tmp_path) -> Corpus:
     c.path("cut.nii.gz").write_bytes(good_gz[: len(good_gz) * 2 // 3])
     c.add("cut.nii.gz", "corrupt_file", "nifti")
 
-    c.add(
-        "mask_missing.png",
-        "mask_missing",
-        "png",
-        masks=[MaskRef(str(c.path("nowhere.png")), "binary", label="x")],
-        path=c.path("good.png"),
-    )
+    c.add_masked("mask_missing.png", "mask_missing", "nowhere.png", "binary", label="x")
 
     c.add("missing.png", "missing_file", "png")
 
@@ -218,14 +187,7 @@ def corpus(tmp_path) -> Corpus:
     c.add("four_d.nii.gz", "unsupported_dimensions", "nifti")
 
     nifti(c.path("float_labels.nii.gz"), (vol * 0.5).astype(np.float32))
-    c.add(
-        "multilabel_float_mask.nii.gz",
-        "unsupported_mask",
-        "nifti",
-        modality="MRI",
-        masks=[MaskRef(str(c.path("float_labels.nii.gz")), "multilabel", label_table={1: "a"})],
-        path=c.path("good.nii.gz"),
-    )
+    c.add_masked("multilabel_float_mask.nii.gz", "unsupported_mask", "float_labels.nii.gz", "multilabel", volume=True, label_table={1: "a"})
 
     (c.root / "escape.raw").write_bytes(b"\x00" * 64)
     (c.outside / "data.raw").write_bytes(b"\x00" * 64)

@@ -11,43 +11,27 @@ from medtrinity_assets.records import CaptionFacts, ConceptRef, DisplayFrame, Gr
 
 from .coarse import coarse_caption
 
-HCC_DO = Passage(
-    chunk_id="disease_ontology:DOID:684:0",
-    corpus="disease_ontology",
-    title="hepatocellular carcinoma",
-    text="hepatocellular carcinoma: A liver carcinoma that has material basis in undifferentiated hepatocytes and "
-    "located in the liver. Also called: Hepatoma. Is a: liver carcinoma. Anatomy: liver. Tumours are often "
-    "heterogeneous, with necrosis and haemorrhage.",
-    score=0.82,
-    concept_ids=("DOID:684",),
+
+def _passage(chunk_id: str, title: str, score: float, concept_id: str, text: str) -> Passage:
+    """A stored knowledge chunk about one concept; its corpus is the chunk id's prefix."""
+    return Passage(chunk_id=chunk_id, corpus=chunk_id.split(":", 1)[0], title=title, text=text, score=score, concept_ids=(concept_id,))
+
+
+HCC_DO = _passage(
+    "disease_ontology:DOID:684:0", "hepatocellular carcinoma", 0.82, "DOID:684",
+    "hepatocellular carcinoma: A liver carcinoma that has material basis in undifferentiated hepatocytes and located in the liver. "
+    "Also called: Hepatoma. Is a: liver carcinoma. Anatomy: liver. Tumours are often heterogeneous, with necrosis and haemorrhage.",
 )
-LIVER_CANCER_MQ = Passage(
-    chunk_id="medquad:CancerGov-0000010_1-1:0",
-    corpus="medquad",
-    title="Adult Primary Liver Cancer",
-    text="What is (are) Adult Primary Liver Cancer? Key Points - Adult primary liver cancer is a disease in which "
-    "malignant (cancer) cells form in the tissues of the liver.",
-    score=0.71,
-    concept_ids=("DOID:684",),
+LIVER_CANCER_MQ = _passage(
+    "medquad:CancerGov-0000010_1-1:0", "Adult Primary Liver Cancer", 0.71, "DOID:684",
+    "What is (are) Adult Primary Liver Cancer? Key Points - Adult primary liver cancer is a disease in which malignant (cancer) cells form in the tissues of the liver.",
 )
-TB_MQ = Passage(
-    chunk_id="medquad:CDC-0000003-1:0",
-    corpus="medquad",
-    title="Tuberculosis",
-    text="What is (are) Tuberculosis? Tuberculosis (TB) is a disease caused by bacteria called Mycobacterium "
-    "tuberculosis. The bacteria usually attack the lungs, but TB bacteria can attack any part of the body such as "
-    "the kidney, spine, and brain.",
-    score=0.77,
-    concept_ids=("DOID:399",),
+TB_MQ = _passage(
+    "medquad:CDC-0000003-1:0", "Tuberculosis", 0.77, "DOID:399",
+    "What is (are) Tuberculosis? Tuberculosis (TB) is a disease caused by bacteria called Mycobacterium tuberculosis. The bacteria usually "
+    "attack the lungs, but TB bacteria can attack any part of the body such as the kidney, spine, and brain.",
 )
-GLIOMA_DO = Passage(
-    chunk_id="disease_ontology:DOID:3070:0",
-    corpus="disease_ontology",
-    title="malignant glioma",
-    text="malignant glioma: A cell type cancer that has material basis in glial cells.",
-    score=0.31,
-    concept_ids=("DOID:3070",),
-)
+GLIOMA_DO = _passage("disease_ontology:DOID:3070:0", "malignant glioma", 0.31, "DOID:3070", "malignant glioma: A cell type cancer that has material basis in glial cells.")
 HCC = ConceptRef("DOID:684", "finding", "hepatocellular carcinoma")
 TB = ConceptRef("DOID:399", "finding", "tuberculosis")
 

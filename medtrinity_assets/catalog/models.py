@@ -12,6 +12,7 @@ from medtrinity_assets.ingest.conventions import CONVENTIONS, known_convention
 from medtrinity_assets.ingest.modalities import ExtraModality
 from medtrinity_assets.ingest.policy import IngestPolicy
 from medtrinity_assets.phi.policy import PhiPolicy
+from medtrinity_resources.yaml_config import unique_names
 
 Convention = Annotated[str, AfterValidator(known_convention)]  # a name of ingest/conventions.py
 BoxFormat = Literal["xyxy", "xyxy_inclusive", "xywh"]
@@ -171,11 +172,7 @@ class Catalog(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Catalog":
-        seen: set[str] = set()
-        for s in self.sources:
-            if s.name in seen:
-                raise ValueError(f"duplicate source name '{s.name}'")
-            seen.add(s.name)
+        unique_names((s.name for s in self.sources), "source")
         return self
 
     def source(self, name: str) -> SourceConfig:

@@ -2,25 +2,21 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetCheckResult, AssetExecutionContext, Config, MetadataValue, Output
 from pydantic import Field
 
-from medtrinity_assets.defs.context import DATASET_SHARD_PARTITIONS, gpu_pool
-from medtrinity_assets.defs.metadata import throughput
-from medtrinity_assets.generation import GenerationSettings, totals
+from medtrinity_assets.defs.context import gpu_pool
+from medtrinity_assets.defs.declare import shard_asset
+from medtrinity_assets.defs.metadata import generation_totals, throughput
+from medtrinity_assets.generation import GenerationSettings
 from medtrinity_assets.stages.captions import build_coarse_captions, caption_shard
 from medtrinity_resources.mllm import MLLMResource
 from medtrinity_resources.storage import MedtrinityStorage
 
 
-@asset(
-    partitions_def=DATASET_SHARD_PARTITIONS,
-    io_manager_key="manifest_io",
-    group_name="dataset",
+@shard_asset(
+    {"coarse_captions_not_empty": "Every ROI record has a non-empty coarse caption."},
     kinds={"polars"},
-    check_specs=[
-        AssetCheckSpec("coarse_captions_not_empty", asset="coarse_captions", description="Every ROI record has a non-empty coarse caption.")
-    ],
     description="Coarse caption per ROI record from metadata (modality, organs, labels) and its knowledge query.",
 )
 def coarse_captions(images: pl.DataFrame, roi_masks: pl.DataFrame):
@@ -33,8 +29,8 @@ def coarse_captions(images: pl.DataFrame, roi_masks: pl.DataFrame):
     yield AssetCheckResult(check_name="coarse_captions_not_empty", passed=empty.is_empty(), metadata={"empty": empty.height})
 
 
-class CaptionBatchesConfig(Config):
-    """Loop policy of caption_batches (the model's own settings are on the `mllm` resource)."""
+class CaptionLoopConfig(Config):
+    """Loop policy of a caption asset (the model's own settings are on its MLLM resource)."""
 
     max_retries: int = Field(2, ge=0, description="re-asks of answers with refusals, forbidden phrases, missing sections, too little text")
     min_words: int = Field(25, ge=1)
@@ -42,20 +38,20 @@ class CaptionBatchesConfig(Config):
     use_cache: bool = Field(True, description="look model calls up in (and store them to) the content-addressed call cache")
     gpu_hour_usd: float = Field(0.0, ge=0.0, description="price of one GPU-hour, for usd_per_1k in the metadata (0: not shown)")
 
+    def generation_settings(self) -> GenerationSettings:
+        return GenerationSettings(max_retries=self.max_retries, min_words=self.min_words, max_words=self.max_words)
 
-@asset(
-    partitions_def=DATASET_SHARD_PARTITIONS,
-    io_manager_key="manifest_io",
-    group_name="dataset",
+
+class CaptionBatchesConfig(CaptionLoopConfig):
+    """Loop policy of caption_batches (the model's own settings are on the `mllm` resource)."""
+
+
+@shard_asset(
+    {
+        "captions_pass_checks": "Captions name the right modality and organ, agree with the ROI position, contain no forbidden phrase.",
+    },
     kinds={"polars"},
     pool=gpu_pool(),
-    check_specs=[
-        AssetCheckSpec(
-            "captions_pass_checks",
-            asset="caption_batches",
-            description="Captions name the right modality and organ, agree with the ROI position, contain no forbidden phrase.",
-        )
-    ],
     description="Multigranular description per ROI from the MLLM resource, with prompt version/hash, passages and settings.",
 )
 def caption_batches(
@@ -68,8 +64,7 @@ def caption_batches(
     storage: MedtrinityStorage,
     mllm: MLLMResource,
 ):
-    settings = GenerationSettings(max_retries=config.max_retries, min_words=config.min_words, max_words=config.max_words)
-    result = caption_shard(images, roi_masks, coarse_captions, retrieved_knowledge, storage, mllm, settings, config.use_cache)
+    result = caption_shard(images, roi_masks, coarse_captions, retrieved_knowledge, storage, mllm, config.generation_settings(), config.use_cache)
     df = result.captions
     samples = df.head(3).select("roi_id", "caption").to_dicts() if df.height else []
     yield Output(
@@ -80,7 +75,7 @@ def caption_batches(
             "backend": MetadataValue.text(mllm.backend),
             "prompt_version": MetadataValue.text(df["prompt_version"][0] if df.height else ""),
             "sample_captions": MetadataValue.md("\n\n".join(f"**{s['roi_id']}**: {s['caption']}" for s in samples) or "_none_"),
-            **{k: (MetadataValue.int(v) if isinstance(v, int) else MetadataValue.float(v)) for k, v in totals(df, config.gpu_hour_usd).items()},
+            **generation_totals(df, config.gpu_hour_usd),
             **throughput(df.height, result.seconds, "captions"),
         },
     )

@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from medtrinity_assets.defs.context import CATALOG
+from medtrinity_assets.defs.declare import manifest_asset
 from medtrinity_assets.defs.metadata import table_md
 from medtrinity_assets.export import build_release, build_vqa, load_releases, read_release_records
 from medtrinity_assets.stages.common import thumbnail_markdown
@@ -129,19 +130,14 @@ def dataset_release(context: AssetExecutionContext, config: ReleaseRunConfig, st
     )
 
 
-@asset(
+@manifest_asset(
+    {
+        "vqa_pairs_consistent": "Every pair belongs to a released record and its split; closed answers are Yes/No; files match their checksums.",
+    },
     partitions_def=RELEASE_PARTITIONS,
     deps=[dataset_release],
-    io_manager_key="manifest_io",
     group_name="release",
     kinds={"polars", "json"},
-    check_specs=[
-        AssetCheckSpec(
-            "vqa_pairs_consistent",
-            asset="vqa_pairs",
-            description="Every pair belongs to a released record and its split; closed answers are Yes/No; files match their checksums.",
-        )
-    ],
     description="Closed and open question–answer pairs (modality, organ, location, finding, size) derived from the release's captions; LLaVA JSON under releases/<name>/vqa/.",
 )
 def vqa_pairs(context: AssetExecutionContext, storage: MedtrinityStorage, mllm: MLLMResource):

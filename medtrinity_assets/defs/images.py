@@ -2,9 +2,10 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output
 
-from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
+from medtrinity_assets.defs.context import CATALOG
+from medtrinity_assets.defs.declare import shard_asset
 from medtrinity_assets.defs.metadata import preview, throughput, write_rejects
 from medtrinity_assets.partitions import split_key
 from medtrinity_assets.phi import phi_clear, phi_summary
@@ -12,16 +13,9 @@ from medtrinity_assets.stages.images import ingest_shard
 from medtrinity_resources.storage import MedtrinityStorage
 
 
-@asset(
-    partitions_def=DATASET_SHARD_PARTITIONS,
-    io_manager_key="manifest_io",
-    group_name="dataset",
+@shard_asset(
+    {"every_item_accounted_for": "Every manifest item yields at least one image or a rejects row."},
     kinds={"polars", "parquet"},
-    check_specs=[
-        AssetCheckSpec(
-            "every_item_accounted_for", asset="images", description="Every manifest item yields at least one image or a rejects row."
-        )
-    ],
     description="Standardised 2D images (volumes oriented and sliced, windowed, resized) written to storage; rejects recorded.",
 )
 def images(context: AssetExecutionContext, source_manifest: pl.DataFrame, storage: MedtrinityStorage):

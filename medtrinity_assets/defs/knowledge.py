@@ -9,7 +9,6 @@ import polars as pl
 from dagster import (
     AllPartitionMapping,
     AssetCheckResult,
-    AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
     DataVersion,
@@ -18,7 +17,8 @@ from dagster import (
     asset,
 )
 
-from medtrinity_assets.defs.context import CORPUS_PARTITIONS, DATASET_SHARD_PARTITIONS, KNOWLEDGE_POOL, catalog, corpora
+from medtrinity_assets.defs.context import CORPUS_PARTITIONS, KNOWLEDGE_POOL, catalog, corpora
+from medtrinity_assets.defs.declare import manifest_asset, shard_asset
 from medtrinity_assets.defs.metadata import table_md, throughput
 from medtrinity_assets.defs.progress import ProgressLog
 from medtrinity_assets.knowledge import build_index, load_chunks
@@ -91,26 +91,17 @@ def knowledge_index(context: AssetExecutionContext, embedder: SentenceEmbedder, 
     )
 
 
-@asset(
+@manifest_asset(
+    {
+        "finding_precision_at_1": (
+            f"On the labelled ROI queries (data/knowledge/evaluation), the first passage of at least "
+            f"{P_AT_1_THRESHOLD:.0%} of finding queries is about the recorded finding."
+        ),
+        "no_disease_for_normal_anatomy": "No normal-anatomy query gets a disease passage, and no query gets a passage about a disease other than its own.",
+    },
     deps=[AssetDep(knowledge_index, partition_mapping=AllPartitionMapping())],
     group_name="knowledge",
     kinds={"chromadb"},
-    check_specs=[
-        AssetCheckSpec(
-            "finding_precision_at_1",
-            asset="retrieval_evaluation",
-            description=(
-                f"On the labelled ROI queries (data/knowledge/evaluation), the first passage of at least "
-                f"{P_AT_1_THRESHOLD:.0%} of finding queries is about the recorded finding."
-            ),
-        ),
-        AssetCheckSpec(
-            "no_disease_for_normal_anatomy",
-            asset="retrieval_evaluation",
-            description="No normal-anatomy query gets a disease passage, and no query gets a passage about a disease other than its own.",
-        ),
-    ],
-    io_manager_key="manifest_io",
     description=(
         "Labelled retrieval evaluation (data/knowledge/evaluation/queries.jsonl, ROI-style queries: findings, "
         "abbreviations, near-miss names, normal anatomy): precision@1/@5 for findings, the share of anatomy queries "
@@ -156,22 +147,15 @@ def retrieval_evaluation(embedder: SentenceEmbedder, knowledge_store: KnowledgeS
     )
 
 
-@asset(
-    partitions_def=DATASET_SHARD_PARTITIONS,
-    io_manager_key="manifest_io",
-    group_name="dataset",
+@shard_asset(
+    {
+        "passages_fit_their_roi": (
+            "Every passage is about the ROI's own concept or a finding recorded for its image (no disease passage for "
+            "normal anatomy, none about another disease); counts of unmapped labels and of mapped ROIs without knowledge."
+        ),
+    },
     kinds={"chromadb", "polars"},
     deps=[AssetDep(knowledge_index, partition_mapping=AllPartitionMapping())],
-    check_specs=[
-        AssetCheckSpec(
-            "passages_fit_their_roi",
-            asset="retrieved_knowledge",
-            description=(
-                "Every passage is about the ROI's own concept or a finding recorded for its image (no disease passage for "
-                "normal anatomy, none about another disease); counts of unmapped labels and of mapped ROIs without knowledge."
-            ),
-        )
-    ],
     description=(
         "Every ROI label and image finding mapped to a concept (Disease Ontology / Uberon id, matched synonym, match "
         "type), and the passages the use policy allows: disease passages only for recorded findings, anatomy passages "

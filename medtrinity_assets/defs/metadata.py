@@ -4,6 +4,7 @@
 import polars as pl
 from dagster import MetadataValue
 
+from medtrinity_assets.generation import totals
 from medtrinity_assets.stages.common import rejects_key, thumbnail_markdown
 
 
@@ -32,6 +33,11 @@ def write_rejects(storage, stage: str, dataset: str, shard: str, rejects: pl.Dat
 def throughput(n: int, seconds: float, unit: str) -> dict:
     rate = n / seconds if seconds > 0 else 0.0
     return {f"{unit}_per_s": MetadataValue.float(round(rate, 2)), "seconds": MetadataValue.float(round(seconds, 3))}
+
+
+def generation_totals(captions: pl.DataFrame, gpu_hour_usd: float) -> dict:
+    """`generation.totals` of a captions frame (counts, paid tokens and time, cost rates) as metadata."""
+    return {k: (MetadataValue.int(v) if isinstance(v, int) else MetadataValue.float(v)) for k, v in totals(captions, gpu_hour_usd).items()}
 
 
 def preview(storage, uri: str | None, alt: str) -> dict:

@@ -1,9 +1,10 @@
 """source_rejects: every file a stage could not use, per source, in one place in the UI."""
 
 import polars as pl
-from dagster import AllPartitionMapping, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetDep, MetadataValue, Output, asset
+from dagster import AllPartitionMapping, AssetCheckResult, AssetCheckSeverity, AssetDep, MetadataValue, Output
 
 from medtrinity_assets.defs.context import CATALOG
+from medtrinity_assets.defs.declare import manifest_asset
 from medtrinity_assets.defs.metadata import table_md
 from medtrinity_assets.stages.rejects import REJECTING_STAGES, collect_rejects, rejects_by_source
 from medtrinity_resources.storage import MedtrinityStorage
@@ -18,18 +19,13 @@ def per_source_tables(rejects: pl.DataFrame, max_rows: int = 20) -> str:
     return "\n\n".join(parts) or "_no rejects_"
 
 
-@asset(
+@manifest_asset(
+    {
+        "sources_without_rejects": "Warns when a source has files that a stage rejected (unreadable, unsupported, failing a guard); the rows are in rejects_by_source_table.",
+    },
     deps=[AssetDep(name, partition_mapping=AllPartitionMapping()) for name in REJECTING_STAGES],
-    io_manager_key="manifest_io",
     group_name="dataset",
     kinds={"polars"},
-    check_specs=[
-        AssetCheckSpec(
-            "sources_without_rejects",
-            asset="source_rejects",
-            description="Warns when a source has files that a stage rejected (unreadable, unsupported, failing a guard); the rows are in rejects_by_source_table.",
-        )
-    ],
     description="Every rejects row of every stage (file, reason, detail), gathered per source; the shards went on without these files.",
 )
 def source_rejects(storage: MedtrinityStorage):

@@ -2,9 +2,10 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output
 
-from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS, gpu_pool
+from medtrinity_assets.defs.context import CATALOG, gpu_pool
+from medtrinity_assets.defs.declare import shard_asset
 from medtrinity_assets.defs.metadata import preview, throughput, write_rejects
 from medtrinity_assets.partitions import split_key
 from medtrinity_assets.phi import phi_clear
@@ -25,16 +26,13 @@ def boxes_match_masks(rois: pl.DataFrame) -> list[str]:
     return bad
 
 
-@asset(
-    partitions_def=DATASET_SHARD_PARTITIONS,
-    io_manager_key="manifest_io",
-    group_name="dataset",
+@shard_asset(
+    {
+        "boxes_inside_images": "Every ROI box lies inside its image.",
+        "boxes_match_masks": "Every ROI's stored box equals the box of its own stored RLE mask.",
+    },
     kinds={"polars", "parquet"},
     pool=gpu_pool(),
-    check_specs=[
-        AssetCheckSpec("boxes_inside_images", asset="roi_masks", description="Every ROI box lies inside its image."),
-        AssetCheckSpec("boxes_match_masks", asset="roi_masks", description="Every ROI's stored box equals the box of its own stored RLE mask."),
-    ],
     description="One row per ROI (label, origin, box, RLE mask, area, position, relations) or a whole-image row.",
 )
 def roi_masks(context: AssetExecutionContext, images: pl.DataFrame, storage: MedtrinityStorage, experts: ExpertModels):

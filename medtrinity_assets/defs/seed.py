@@ -8,14 +8,15 @@ The work lives in stages/seed.py, stages/seed_captions.py and export/finetune.py
 """
 
 import polars as pl
-from dagster import AllPartitionMapping, AssetCheckResult, AssetCheckSpec, AssetDep, Config, MetadataValue, Output, asset
+from dagster import AllPartitionMapping, AssetCheckResult, AssetDep, Config, MetadataValue, Output
 from pydantic import Field
 
 from medtrinity_assets.defs.context import CATALOG
-from medtrinity_assets.defs.metadata import table_md, throughput
+from medtrinity_assets.defs.declare import manifest_asset
+from medtrinity_assets.defs.captions import CaptionLoopConfig
+from medtrinity_assets.defs.metadata import generation_totals, table_md, throughput
 from medtrinity_assets.export.finetune import build_finetune_set, human_prompt
 from medtrinity_assets.captions import prompt_hash
-from medtrinity_assets.generation import GenerationSettings, totals
 from medtrinity_assets.stages.seed import SeedSampling, build_seed_subset
 from medtrinity_assets.stages.seed_captions import caption_seed
 from medtrinity_resources.mllm import MLLMResource
@@ -30,14 +31,13 @@ class SeedSubsetConfig(Config):
     seed: int = Field(0, description="sampling seed: the same manifests and settings give the same subset")
 
 
-@asset(
+@manifest_asset(
+    {
+        "seed_covers_every_stratum": "Every (source, modality, label) stratum of the built partitions has a seed record.",
+    },
     deps=[AssetDep(name, partition_mapping=AllPartitionMapping()) for name in ("images", "coarse_captions")],
-    io_manager_key="manifest_io",
     group_name="seed",
     kinds={"polars"},
-    check_specs=[
-        AssetCheckSpec("seed_covers_every_stratum", asset="seed_subset", description="Every (source, modality, label) stratum of the built partitions has a seed record.")
-    ],
     description="Deterministic stratified sample (by source, modality, label) of the ROI records of every built dataset partition, for the strong seed model.",
 )
 def seed_subset(config: SeedSubsetConfig, storage: MedtrinityStorage):
@@ -67,33 +67,21 @@ def seed_subset(config: SeedSubsetConfig, storage: MedtrinityStorage):
     )
 
 
-class SeedCaptionsConfig(Config):
+class SeedCaptionsConfig(CaptionLoopConfig):
     """Loop policy of seed_captions (the seed model's own settings are on the `seed_mllm` resource)."""
 
-    max_retries: int = Field(2, ge=0, description="re-asks of answers with refusals, forbidden phrases, missing sections, too little text")
-    min_words: int = Field(25, ge=1)
-    max_words: int = Field(400, ge=1)
-    use_cache: bool = Field(True, description="look model calls up in (and store them to) the content-addressed call cache")
-    gpu_hour_usd: float = Field(0.0, ge=0.0, description="price of one GPU-hour, for usd_per_1k in the metadata (0: not shown)")
 
-
-@asset(
+@manifest_asset(
+    {
+        "seed_captions_pass_checks": "Seed captions pass the caption checks; failing ones are quarantined with their reasons (never exported).",
+    },
     deps=[AssetDep(name, partition_mapping=AllPartitionMapping()) for name in ("images", "roi_masks", "retrieved_knowledge")],
-    io_manager_key="manifest_io",
     group_name="seed",
     kinds={"polars"},
-    check_specs=[
-        AssetCheckSpec(
-            "seed_captions_pass_checks",
-            asset="seed_captions",
-            description="Seed captions pass the caption checks; failing ones are quarantined with their reasons (never exported).",
-        )
-    ],
     description="The seed subset described by the strong seed model (`seed_mllm`) with caption_batches' prompt, call cache and checks; failures quarantined with reasons.",
 )
 def seed_captions(config: SeedCaptionsConfig, seed_subset: pl.DataFrame, storage: MedtrinityStorage, seed_mllm: MLLMResource):
-    settings = GenerationSettings(max_retries=config.max_retries, min_words=config.min_words, max_words=config.max_words)
-    result = caption_seed(seed_subset, storage, seed_mllm, settings, config.use_cache)
+    result = caption_seed(seed_subset, storage, seed_mllm, config.generation_settings(), config.use_cache)
     df = result.captions
     quarantined = df.filter(pl.col("quarantined"))
     reasons = quarantined.explode("quarantine_reasons").group_by("quarantine_reasons").len().sort("quarantine_reasons") if quarantined.height else None
@@ -105,7 +93,7 @@ def seed_captions(config: SeedCaptionsConfig, seed_subset: pl.DataFrame, storage
             "backend": MetadataValue.text(seed_mllm.backend),
             "seed_model": MetadataValue.text(seed_mllm.model_name or seed_mllm.model_path),
             "prompt_version": MetadataValue.text(df["prompt_version"][0] if df.height else ""),
-            **{k: (MetadataValue.int(v) if isinstance(v, int) else MetadataValue.float(v)) for k, v in totals(df, config.gpu_hour_usd).items()},
+            **generation_totals(df, config.gpu_hour_usd),
             **throughput(df.height, result.seconds, "captions"),
         },
     )
@@ -116,17 +104,12 @@ def seed_captions(config: SeedCaptionsConfig, seed_subset: pl.DataFrame, storage
     )
 
 
-@asset(
-    io_manager_key="manifest_io",
+@manifest_asset(
+    {
+        "finetune_prompts_are_the_captioners": "Every exported conversation's prompt is the caption prompt of its record (its hash is the record's prompt_hash) under one prompt version.",
+    },
     group_name="seed",
     kinds={"json", "polars"},
-    check_specs=[
-        AssetCheckSpec(
-            "finetune_prompts_are_the_captioners",
-            asset="seed_finetune_set",
-            description="Every exported conversation's prompt is the caption prompt of its record (its hash is the record's prompt_hash) under one prompt version.",
-        )
-    ],
     description="The checked seed captions as a LLaVA conversation fine-tuning set (the captioner's prompt, overlay images, provenance per row) under finetune/seed_llava/; quarantined records excluded and counted.",
 )
 def seed_finetune_set(seed_captions: pl.DataFrame, storage: MedtrinityStorage):

@@ -14,7 +14,6 @@ import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetObservation,
@@ -24,11 +23,11 @@ from dagster import (
     DataVersion,
     MetadataValue,
     Output,
-    asset,
 )
 
 from medtrinity_assets.catalog import Catalog
 from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
+from medtrinity_assets.defs.declare import manifest_asset
 from medtrinity_assets.defs.names import SOURCE_FILES
 from medtrinity_assets.partitions import split_key
 from medtrinity_assets.stages.sources import shard_fingerprints, source_manifest_and_findings
@@ -82,19 +81,12 @@ def manifest_version(manifest: pl.DataFrame) -> DataVersion:
     return DataVersion(h.hexdigest()[:16])
 
 
-@asset(
+@manifest_asset(
+    {"items_belong_to_shard": "Every listed item hashes to this partition's source and shard."},
     partitions_def=DATASET_SHARD_PARTITIONS,
     deps=[source_files],
-    io_manager_key="manifest_io",
     group_name="sources",
     kinds={"polars", "parquet"},
-    check_specs=[
-        AssetCheckSpec(
-            "items_belong_to_shard",
-            asset="source_manifest",
-            description="Every listed item hashes to this partition's source and shard.",
-        )
-    ],
     description="The items (image, volume or DICOM series, with their masks) of one shard of a catalog source, with change fingerprints.",
 )
 def source_manifest(context: AssetExecutionContext):

@@ -2,12 +2,13 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, MetadataValue, Output
 
 from medtrinity_assets.captions.checks import modality_problems
 from medtrinity_assets.captions.quality import caption_quality
 from medtrinity_assets.stages.facts import measurements_from_row
-from medtrinity_assets.defs.context import CATALOG, DATASET_SHARD_PARTITIONS
+from medtrinity_assets.defs.context import CATALOG
+from medtrinity_assets.defs.declare import shard_asset
 from medtrinity_assets.records import CaptionFacts
 from medtrinity_assets.defs.metadata import preview, table_md
 from medtrinity_assets.stages.judge import judge_shard
@@ -22,30 +23,17 @@ def modality_named(caption: str, modality: str) -> bool:
     return bool(caption.strip()) and not modality_problems(caption, {}, facts)
 
 
-@asset(
-    partitions_def=DATASET_SHARD_PARTITIONS,
-    io_manager_key="manifest_io",
-    group_name="dataset",
-    kinds={"polars", "parquet"},
-    check_specs=[
-        AssetCheckSpec(
-            "captions_name_modality",
-            asset="triplets",
-            description="Every non-quarantined triplet has a non-empty caption naming its modality.",
-        ),
-        AssetCheckSpec(
-            "caption_quality",
-            asset="triplets",
-            description="Caption quality figures of the shard (appearance claims, distinct-2, sentence repetition); "
+@shard_asset(
+    {
+        "captions_name_modality": "Every non-quarantined triplet has a non-empty caption naming its modality.",
+        "caption_quality": (
+            "Caption quality figures of the shard (appearance claims, distinct-2, sentence repetition); "
             "warns when an appearance claim disagrees with the measurements, a wording artefact or ontology fragment "
-            "appears, or a caption names a disease not recorded for its image.",
+            "appears, or a caption names a disease not recorded for its image."
         ),
-        AssetCheckSpec(
-            "caption_problems",
-            asset="triplets",
-            description="Quarantined records per problem code; every caption is kept (none dropped) and every quarantined record has its reasons.",
-        ),
-    ],
+        "caption_problems": "Quarantined records per problem code; every caption is kept (none dropped) and every quarantined record has its reasons.",
+    },
+    kinds={"polars", "parquet"},
     description="One row per image–ROI–description with provenance; records failing checks are quarantined, never dropped.",
 )
 def triplets(

@@ -17,7 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from medtrinity_assets import settings
 from medtrinity_assets.catalog import Catalog
-from medtrinity_resources.yaml_config import read_yaml_mapping, validate_config
+from medtrinity_resources.yaml_config import read_yaml_mapping, unique_names, validate_config
 
 NAME_RE = r"^[a-z][a-z0-9_]{1,62}$"
 SPLITS: tuple[str, ...] = ("train", "validation", "test")  # Hugging Face split names
@@ -143,11 +143,7 @@ class ReleasesFile(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> "ReleasesFile":
-        seen: set[str] = set()
-        for r in self.releases:
-            if r.name in seen:
-                raise ValueError(f"duplicate release name '{r.name}'")
-            seen.add(r.name)
+        unique_names((r.name for r in self.releases), "release")
         return self
 
 

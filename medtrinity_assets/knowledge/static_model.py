@@ -13,13 +13,14 @@ Weights derived from all-MiniLM-L6-v2 stay under its licence (Apache-2.0).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
 from pathlib import Path
 
 import numpy as np
+
+from medtrinity_resources.embedder import files_digest
 
 DISTIL_VERSION = 1  # bump when the recipe changes (part of the model id and the cache key)
 DEFAULT_PCA_DIMS = 256
@@ -117,15 +118,7 @@ def distil(
 
 def source_identity(model_dir: Path) -> str:
     """sha256 (16 hex) of the source model's weights and tokenizer: what a distilled table derives from."""
-    digest = hashlib.sha256()
-    for name in ("model.safetensors", "pytorch_model.bin", "tokenizer.json"):
-        file = model_dir / name
-        if file.is_file():
-            digest.update(name.encode())
-            with file.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()[:16]
+    return files_digest(model_dir, ("model.safetensors", "pytorch_model.bin", "tokenizer.json"))[:16]
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,12 +56,27 @@ def _scale(width: int, height: int, source_size: tuple[int, int] | None) -> tupl
     return width / float(source_size[0]), height / float(source_size[1])
 
 
-def _label(row: Any, label_key: str, default_label: str, label_table: Mapping | None) -> str:
-    value = row.get(label_key, default_label) if isinstance(row, Mapping) else default_label
-    if label_table is not None:
-        value = label_table.get(value, label_table.get(str(value), value))
-    text = str(value).strip()
-    return text or default_label
+@dataclass(frozen=True)
+class RowFields:
+    """How an annotation row (a mapping, or a bare box / polygon) names its ROI: the label under
+    `label_key` (through `label_table` when given, `default_label` when absent or blank), the score
+    under `score_key` (None: no score), and the ROI origin."""
+
+    label_key: str = "label"
+    score_key: str | None = "score"
+    default_label: str = "finding"
+    label_table: Mapping[Any, str] | None = None
+    origin: str = GROUND_TRUTH
+
+    def label(self, row: Any) -> str:
+        value = row.get(self.label_key, self.default_label) if isinstance(row, Mapping) else self.default_label
+        if self.label_table is not None:
+            value = self.label_table.get(value, self.label_table.get(str(value), value))
+        return str(value).strip() or self.default_label
+
+    def roi(self, row: Any, bbox: tuple[int, int, int, int], mask: np.ndarray, instance: int) -> ROI:
+        score = row.get(self.score_key) if isinstance(row, Mapping) and self.score_key else None
+        return ROI(self.label(row), self.origin, bbox, mask, None if score in (None, "") else float(score), instance)
 
 
 def box_coordinates(row: Any, box_format: str, coord_keys: Sequence[str] | None, bbox_key: str) -> list[float]:
@@ -114,17 +130,14 @@ def rois_from_boxes(
     boxes: Iterable[Mapping[str, Any] | Sequence[float]],
     width: int,
     height: int,
-    label_key: str = "label",
     box_format: str = "xyxy",
     coord_keys: Sequence[str] | None = None,
     bbox_key: str = "bbox",
-    score_key: str | None = "score",
-    default_label: str = "finding",
-    label_table: Mapping[Any, str] | None = None,
     source_size: tuple[int, int] | None = None,
-    origin: str = GROUND_TRUTH,
+    **fields: Any,
 ) -> list[ROI]:
-    """One ROI per box row, its mask the filled rectangle.
+    """One ROI per box row, its mask the filled rectangle; `fields`: `RowFields` (label_key,
+    score_key, default_label, label_table, origin).
 
     box_format: ``xyxy`` (continuous corners), ``xyxy_inclusive`` (pixel-inclusive ints, as in
     our manifests), ``xywh`` (COCO). Rows are mappings (CSV ``DictReader`` / JSON objects) or
@@ -133,15 +146,14 @@ def rois_from_boxes(
     coord_keys=("Bbox [x", "y", "w", "h]"), source_size=(1024, 1024)``.
     """
     sx, sy = _scale(width, height, source_size)
+    names = RowFields(**fields)
     rois = []
     for number, row in enumerate(boxes, start=1):
         values = box_coordinates(row, box_format, coord_keys, bbox_key)
         x0, y0, x1, y1 = box_pixels(values, box_format, sx, sy, width, height)
         mask = np.zeros((height, width), dtype=bool)
         mask[y0 : y1 + 1, x0 : x1 + 1] = True
-        score = row.get(score_key) if isinstance(row, Mapping) and score_key else None
-        label = _label(row, label_key, default_label, label_table)
-        rois.append(ROI(label, origin, (x0, y0, x1, y1), mask, None if score in (None, "") else float(score), number))
+        rois.append(names.roi(row, (x0, y0, x1, y1), mask, number))
     rois.sort(key=roi_sort_key)
     return rois
 
@@ -198,16 +210,13 @@ def rois_from_polygons(
     polygons: Iterable[Mapping[str, Any] | Sequence[Any]],
     width: int,
     height: int,
-    label_key: str = "label",
     segmentation_key: str = "segmentation",
-    score_key: str | None = "score",
-    default_label: str = "finding",
-    label_table: Mapping[Any, str] | None = None,
     normalized: bool = False,
     source_size: tuple[int, int] | None = None,
-    origin: str = GROUND_TRUTH,
+    **fields: Any,
 ) -> list[ROI]:
-    """One ROI per object: the union of its polygon parts, rasterised by pixel centre.
+    """One ROI per object: the union of its polygon parts, rasterised by pixel centre; `fields`:
+    `RowFields` (label_key, score_key, default_label, label_table, origin).
 
     Objects are COCO annotations (``{"category_id": 3, "segmentation": [[x1, y1, ...], ...]}``
     with ``label_key="category_id"`` and `label_table` mapping ids to names; an uncompressed
@@ -218,6 +227,7 @@ def rois_from_polygons(
     sx, sy = _scale(width, height, source_size)
     if normalized:
         sx, sy = float(width), float(height)
+    names = RowFields(**fields)
     rois = []
     for number, obj in enumerate(polygons, start=1):
         segmentation = obj.get(segmentation_key) if isinstance(obj, Mapping) else obj
@@ -232,9 +242,6 @@ def rois_from_polygons(
                 mask |= polygon_mask(scaled.ravel(), width, height)
         if not mask.any():
             raise RejectError("bad_polygon", f"object {number} covers no pixel of a {width}x{height} image")
-        score = obj.get(score_key) if isinstance(obj, Mapping) and score_key else None
-        label = _label(obj, label_key, default_label, label_table)
-        value = None if score in (None, "") else float(score)
-        rois.append(ROI(label, origin, box_from_mask(mask), mask, value, number))
+        rois.append(names.roi(obj, box_from_mask(mask), mask, number))
     rois.sort(key=roi_sort_key)
     return rois

@@ -244,29 +244,22 @@ def _ring_problem(sv: SliceValues, ring: np.ndarray, ring_all: np.ndarray, area:
     return None
 
 
+INTENSITY_FIELDS = ("mean", "ring_mean", "std", "ring_std")  # stored to 1 decimal in HU, 4 on relative scales
+DECIMALS = {
+    "contrast": 3, "hue_delta": 1, "saturation_delta": 3, "entropy": 3, "glcm_contrast": 3, "glcm_homogeneity": 3,
+    "area_mm2": 2, "equivalent_diameter_px": 2, "equivalent_diameter_mm": 2,
+    "circularity": 3, "elongation": 3, "solidity": 3, "margin_sharpness": 3,
+}
+
+
 def _rounded(fields: dict, unit: str, label_count: int | None, why: dict[str, str]) -> Measurements:
     """The stored record: values rounded to what they can support, reasons for what is missing."""
+    decimals = {name: 1 if unit == "HU" else 4 for name in INTENSITY_FIELDS} | DECIMALS
     return Measurements(
         intensity_unit=unit,
-        mean=_r(fields.get("mean"), 4 if unit != "HU" else 1),
-        ring_mean=_r(fields.get("ring_mean"), 4 if unit != "HU" else 1),
-        std=_r(fields.get("std"), 4 if unit != "HU" else 1),
-        ring_std=_r(fields.get("ring_std"), 4 if unit != "HU" else 1),
-        contrast=_r(fields.get("contrast"), 3),
-        hue_delta=_r(fields.get("hue_delta"), 1),
-        saturation_delta=_r(fields.get("saturation_delta"), 3),
-        entropy=_r(fields.get("entropy"), 3),
-        glcm_contrast=_r(fields.get("glcm_contrast"), 3),
-        glcm_homogeneity=_r(fields.get("glcm_homogeneity"), 3),
         area_px=fields["area_px"],
-        area_mm2=_r(fields.get("area_mm2"), 2),
-        equivalent_diameter_px=_r(fields.get("equivalent_diameter_px"), 2),
-        equivalent_diameter_mm=_r(fields.get("equivalent_diameter_mm"), 2),
-        circularity=_r(fields.get("circularity"), 3),
-        elongation=_r(fields.get("elongation"), 3),
-        solidity=_r(fields.get("solidity"), 3),
-        margin_sharpness=_r(fields.get("margin_sharpness"), 3),
         n_components=fields.get("n_components"),
         label_count=label_count,
         unmeasured=dict(sorted(why.items())),
+        **{name: _r(fields.get(name), d) for name, d in decimals.items()},
     )

@@ -18,17 +18,21 @@ from medtrinity_assets.stages.facts import frame_from_row, measurements_from_row
 from medtrinity_assets.stages.knowledge import concept_from_row
 
 
+def sibling_labels(rois: pl.DataFrame) -> dict[str, list[str]]:
+    """image_id -> the distinct ROI labels of that image, in record order (empty labels left out)."""
+    siblings: dict[str, list[str]] = {}
+    for r in rois.iter_rows(named=True):
+        if r["label"] and r["label"] not in siblings.setdefault(r["image_id"], []):
+            siblings[r["image_id"]].append(r["label"])
+    return siblings
+
+
 def build_coarse_captions(images: pl.DataFrame, rois: pl.DataFrame) -> pl.DataFrame:
     """One coarse caption per ROI record, from metadata only (modality, organs, labels)."""
     if rois.is_empty():
         return conform([], COARSE_CAPTIONS_SCHEMA)
     by_image = {r["image_id"]: r for r in images.iter_rows(named=True)}
-    labels_by_image: dict[str, list[str]] = {}
-    for r in rois.iter_rows(named=True):
-        if r["label"]:
-            labels_by_image.setdefault(r["image_id"], [])
-            if r["label"] not in labels_by_image[r["image_id"]]:
-                labels_by_image[r["image_id"]].append(r["label"])
+    labels_by_image = sibling_labels(rois)
     rows = []
     for r in rois.iter_rows(named=True):
         img = by_image[r["image_id"]]
@@ -86,6 +90,21 @@ def facts_for(image: dict, roi: dict, coarse: dict, retrieved: dict | None, sibl
     )
 
 
+class ShardFacts:
+    """The typed facts (`facts_for`) of any ROI record of a shard: its image, coarse caption,
+    retrieved knowledge (none when `retrieved` is None) and the labels of its image's other ROIs."""
+
+    def __init__(self, images: pl.DataFrame, rois: pl.DataFrame, coarse: pl.DataFrame, retrieved: pl.DataFrame | None = None):
+        self.by_image = {r["image_id"]: r for r in images.iter_rows(named=True)}
+        self.by_coarse = {r["roi_id"]: r for r in coarse.iter_rows(named=True)}
+        self.by_retrieved = {} if retrieved is None else {r["roi_id"]: r for r in retrieved.iter_rows(named=True)}
+        self.siblings = sibling_labels(rois)
+
+    def __call__(self, roi: dict) -> CaptionFacts:
+        image_id, roi_id = roi["image_id"], roi["roi_id"]
+        return facts_for(self.by_image[image_id], roi, self.by_coarse[roi_id], self.by_retrieved.get(roi_id), self.siblings.get(image_id, []))
+
+
 def withheld_generation(roi_id: str, mllm) -> Generation:
     """The record of an ROI whose image was not sent to the model (PHI quarantine): no text, no call."""
     return Generation(
@@ -118,29 +137,23 @@ def caption_shard(
     t0 = time.perf_counter()
     if rois.is_empty():
         return CaptionsResult(conform([], CAPTIONS_SCHEMA), 0.0, 0)
-    by_image = {r["image_id"]: r for r in images.iter_rows(named=True)}
-    by_coarse = {r["roi_id"]: r for r in coarse.iter_rows(named=True)}
-    by_retrieved = {r["roi_id"]: r for r in retrieved.iter_rows(named=True)}
-    siblings: dict[str, list[str]] = {}
-    for r in rois.iter_rows(named=True):
-        if r["label"] and r["label"] not in siblings.setdefault(r["image_id"], []):
-            siblings[r["image_id"]].append(r["label"])
+    shard_facts = ShardFacts(images, rois, coarse, retrieved)
     needs_image = mllm.calls_model
     requests, roi_rows, withheld = [], [], []
     for r in rois.iter_rows(named=True):
         if roi_ids is not None and r["roi_id"] not in roi_ids:
             continue
-        if needs_image and by_image[r["image_id"]].get("phi_action") == PHI_QUARANTINED:
+        if needs_image and shard_facts.by_image[r["image_id"]].get("phi_action") == PHI_QUARANTINED:
             withheld.append(r)  # burned-in PHI: the pixels never leave for a model (the record is quarantined)
             continue
-        facts = facts_for(by_image[r["image_id"]], r, by_coarse[r["roi_id"]], by_retrieved.get(r["roi_id"]), siblings.get(r["image_id"], []))
+        facts = shard_facts(r)
         png = storage.read_uri(r["overlay_uri"]) if needs_image else None
         requests.append(CaptionRequest(request_id=r["roi_id"], facts=facts, image_png=png))
         roi_rows.append(r)
     generations = describe(mllm, requests, CallCache(storage, enabled=use_cache), settings)
     for r in withheld:
         roi_rows.append(r)
-        requests.append(CaptionRequest(request_id=r["roi_id"], facts=facts_for(by_image[r["image_id"]], r, by_coarse[r["roi_id"]], None, [])))
+        requests.append(CaptionRequest(request_id=r["roi_id"], facts=facts_for(shard_facts.by_image[r["image_id"]], r, shard_facts.by_coarse[r["roi_id"]], None, [])))
         generations.append(withheld_generation(r["roi_id"], mllm))
     rows = []
     for r, req, g in zip(roi_rows, requests, generations):

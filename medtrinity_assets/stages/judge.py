@@ -13,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from medtrinity_assets.captions.checks.judge import judge_prompt, judged, parse_judgement
-from medtrinity_assets.stages.captions import facts_for
+from medtrinity_assets.stages.captions import ShardFacts
 
 JUDGE_COLUMNS = {"roi_id": pl.String, "caption_confidence": pl.Float64, "judge_reason": pl.String, "judge_model": pl.String}
 
@@ -23,19 +23,13 @@ def judge_shard(images: pl.DataFrame, rois: pl.DataFrame, coarse: pl.DataFrame, 
     empty = pl.DataFrame(schema=JUDGE_COLUMNS)
     if captions.is_empty() or not judge.enabled:
         return empty
-    by_image = {r["image_id"]: r for r in images.iter_rows(named=True)}
     by_roi = {r["roi_id"]: r for r in rois.iter_rows(named=True)}
-    by_coarse = {r["roi_id"]: r for r in coarse.iter_rows(named=True)}
-    siblings: dict[str, list[str]] = {}
-    for r in rois.iter_rows(named=True):
-        if r["label"] and r["label"] not in siblings.setdefault(r["image_id"], []):
-            siblings[r["image_id"]].append(r["label"])
+    shard_facts = ShardFacts(images, rois, coarse)
     ids, prompts = [], []
     for c in captions.iter_rows(named=True):
         if not (c["caption"] or "").strip() or not judged(c["roi_id"], judge.sample_percent):
             continue
-        roi = by_roi[c["roi_id"]]
-        facts = facts_for(by_image[c["image_id"]], roi, by_coarse[c["roi_id"]], None, siblings.get(c["image_id"], []))
+        facts = shard_facts(by_roi[c["roi_id"]])
         ids.append(c["roi_id"])
         prompts.append(judge_prompt(facts, c["caption"]))
     if not prompts:

@@ -20,7 +20,7 @@ import polars as pl
 from medtrinity_assets.captions import build_prompt, prompt_hash
 from medtrinity_assets.generation import GenerationSettings
 from medtrinity_assets.schema import SEED_CAPTIONS_SCHEMA, conform
-from medtrinity_assets.stages.captions import caption_shard, facts_for
+from medtrinity_assets.stages.captions import ShardFacts, caption_shard
 from medtrinity_assets.stages.seed import read_manifest
 
 
@@ -75,18 +75,8 @@ def seed_inputs(seed: pl.DataFrame, storage) -> tuple[pl.DataFrame, pl.DataFrame
 
 def seed_prompts(images: pl.DataFrame, rois: pl.DataFrame, coarse: pl.DataFrame, retrieved: pl.DataFrame, roi_ids: set[str]) -> dict[str, str]:
     """The prompt text of each seed record, built as `caption_shard` builds it."""
-    by_image = {r["image_id"]: r for r in images.iter_rows(named=True)}
-    by_coarse = {r["roi_id"]: r for r in coarse.iter_rows(named=True)}
-    by_retrieved = {r["roi_id"]: r for r in retrieved.iter_rows(named=True)}
-    siblings: dict[str, list[str]] = {}
-    for r in rois.iter_rows(named=True):
-        if r["label"] and r["label"] not in siblings.setdefault(r["image_id"], []):
-            siblings[r["image_id"]].append(r["label"])
-    return {
-        r["roi_id"]: build_prompt(facts_for(by_image[r["image_id"]], r, by_coarse[r["roi_id"]], by_retrieved.get(r["roi_id"]), siblings.get(r["image_id"], [])))
-        for r in rois.iter_rows(named=True)
-        if r["roi_id"] in roi_ids
-    }
+    shard_facts = ShardFacts(images, rois, coarse, retrieved)
+    return {r["roi_id"]: build_prompt(shard_facts(r)) for r in rois.iter_rows(named=True) if r["roi_id"] in roi_ids}
 
 
 def quarantine_reasons(row: dict, prompt: str) -> list[str]:

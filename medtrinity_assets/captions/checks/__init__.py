@@ -118,19 +118,15 @@ def check_caption(
     sections = sections or {}
     view = CaptionView(text, sections, facts, config)
     texts = view.texts
-    problems: list[str] = []
-    if find_any(compile_patterns(config.refusal_patterns), texts):
-        problems.append("refusal")
-    if ai_self_reference(view):
-        problems.append("ai_self_reference")
-    if hedging(view):
-        problems.append("hedging")
-    if find_any(compile_patterns(config.forbidden_patterns), texts):
-        problems.append("forbidden_phrase")
-    if repetition(view):
-        problems.append("repetition")
-    if truncated(view):
-        problems.append("truncated")
+    text_checks = (  # (code, found), in the order the codes are listed
+        ("refusal", lambda: find_any(compile_patterns(config.refusal_patterns), texts)),
+        ("ai_self_reference", lambda: ai_self_reference(view)),
+        ("hedging", lambda: hedging(view)),
+        ("forbidden_phrase", lambda: find_any(compile_patterns(config.forbidden_patterns), texts)),
+        ("repetition", lambda: repetition(view)),
+        ("truncated", lambda: truncated(view)),
+    )
+    problems = [code for code, found in text_checks if found()]
     problems += modality_problems(view.text, view.sections, facts)
     if "wrong_modality" not in problems and foreign_modality(view):
         problems.append("wrong_modality")
