@@ -166,3 +166,24 @@ def test_composer_with_sparse_facts():
     text, sections = compose_caption(facts, seed="x")
     assert check_caption(text, sections, facts) == []
     assert "nucleus" in sections["relations"] and "#" not in sections["relations"]
+
+
+def test_overview_does_not_repeat_structures_the_region_names():
+    from medtrinity_assets.records import Measurements
+
+    us = dataclasses.replace(
+        ct_liver(), modality="US", organs=["peripheral nerve and blood vessels"], roi_label="nerve",
+        other_rois=["blood vessel"], image_labels=[], knowledge=[], relations=[],
+        measurements=Measurements(label_count=3, area_px=400),
+    )
+    for seed in range(12):
+        first = compose_caption(us, seed=seed)[0].split(". ")[0]
+        assert "peripheral nerve and blood vessels" in first and "three nerves" not in first, first
+
+
+def test_whole_image_description_does_not_narrate_what_was_not_measured():
+    whole = dataclasses.replace(ct_liver(), roi_label=None, roi_position=None, roi_area_frac=None, position=None, measurements=None, relations=[], other_rois=[], knowledge=[])
+    for seed in range(12):
+        text, sections = compose_caption(whole, seed=seed)
+        assert not re.search(r"\b(?:measur\w*|delineated|brightness|texture)\b", text, re.I), text
+        assert "abdomen" in text and sections["texture"]

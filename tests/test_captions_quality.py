@@ -53,3 +53,16 @@ def test_figures_over_composed_captions_and_artefacts():
 def test_distinct_2():
     assert distinct_n(["a b c", "a b c"], 2) == pytest.approx(2 / 4)
     assert distinct_n(["a b c d"], 2) == 1.0 and distinct_n([], 2) == 0.0
+
+
+def test_merged_contrast_and_colour_sentences_are_read_as_both_claims():
+    from medtrinity_assets.captions.data_files import wording
+
+    values = {"name": "skin lesion", "is": "is", "appears": "appears", "Subj": "It", "surround": "the surrounding skin"}
+    variants = wording().variants("intensity_colour")
+    assert len(variants) >= 3
+    for template in variants:
+        for short, colour, want in (("darker", "more deeply coloured", ("darker", "deeper")), ("slightly brighter", "paler in colour", ("brighter", "paler"))):
+            text = template.format(**values, contrast_short=short, colour=colour)
+            claims = read_claims(text)
+            assert claims.get("contrast") == {want[0]} and claims.get("colour") == {want[1]}, text

@@ -43,7 +43,7 @@ from .look_text import capitalise, fill, look_sentences, no_look_sentence, size_
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, unique
 
-COMPOSER_VERSION = "mt-composer-v3"
+COMPOSER_VERSION = "mt-composer-v4"
 
 MAX_LISTED_STRUCTURES = 2
 
@@ -80,10 +80,20 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     if len(names) > len(listed):
         listed.append(f"{len(names) - len(listed)} further structures")
     items = join_words(listed)
-    if roi and region and items and len(unique(facts.organs)) == 1 and items == region:
+    if roi and region and items and _named_by(region, listed):  # "the peripheral nerve and blood vessels": the region already names them
         items = ""
     values = {"is_region": "is" if len(unique(facts.organs)) < 2 and not is_plural(region) else "are", "modality": noun, "a_modality": _a(noun), "A_modality": capitalise(_a(noun)), "region": region, "items": items}
     return fill("overview", values, rng)
+
+
+def _stem(word: str) -> str:
+    return word.lower().removesuffix("es" if word.endswith("sses") else "s").removesuffix("us").removesuffix("i")
+
+
+def _named_by(region: str, listed: list[str]) -> bool:
+    """Every listed structure's head noun already appears in the region's words."""
+    words = {_stem(w) for w in region.replace(",", " ").split()}
+    return bool(listed) and all(_stem(x.split()[-1]) in words for x in listed)
 
 
 def place_of(facts: CaptionFacts, pick: int = 0) -> str:
@@ -201,7 +211,8 @@ def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple
     look = assess(m) if roi else assess(None)
     overview = overview_sentence(facts, rng)
     if name is None:
-        whole = fill("whole_image", {"x": "x"}, rng)
+        region = join_words([structure_name(o).text for o in unique(facts.organs)])
+        whole = fill("whole_image", {"region": region, "is_region": "are" if len(unique(facts.organs)) > 1 or is_plural(region) else "is"}, rng)
         where = [s for s in (frame_sentence(facts, rng), whole) if s]
     elif is_group(m):
         where = group_sentences(name, facts, _share(facts.roi_area_frac), rng)

@@ -115,11 +115,14 @@ def look_sentences(name: Name, look: Look, facts: CaptionFacts, family: str | No
     """The appearance sentences of one ROI, in a record-dependent order."""
     v = values_for(name, look, facts, family)
     out: list[str] = []
-    if look.contrast:
+    merged = fill("intensity_colour", v, rng) if look.contrast and look.colour and v["contrast_short"].endswith(("darker", "brighter")) else ""
+    if merged:  # one comparison with the surround, not two sentences repeating it
+        out.append(merged)
+    elif look.contrast:
         out.append(fill("intensity", v, rng))
     if look.mean_hu is not None:
         out.append(fill("attenuation" if look.hu_band else "attenuation_only", v, rng))
-    if look.colour:
+    if look.colour and not merged:
         out.append(fill("colour", v, rng))
     if look.hue_differs:
         out.append(fill("hue", v, rng))

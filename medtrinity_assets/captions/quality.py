@@ -25,8 +25,8 @@ from .appearance import Look, assess
 from .checks import sentences
 
 _CONTRAST = (
-    ("darker", re.compile(r"\b(?:darker than|hypodense|hypointense|hypoechoic)\b")),
-    ("brighter", re.compile(r"\b(?:brighter than|hyperdense|hyperintense|hyperechoic)\b")),
+    ("darker", re.compile(r"\b(?:darker(?=(?: and [a-z ]+)? than|(?: and [a-z ]+)?\.)|hypodense|hypointense|hypoechoic)\b")),
+    ("brighter", re.compile(r"\b(?:brighter(?=(?: and [a-z ]+)? than|(?: and [a-z ]+)?\.)|hyperdense|hyperintense|hyperechoic)\b")),
     ("similar", re.compile(r"\bsimilar in (?:attenuation|signal intensity|echogenicity|brightness)\b")),
 )
 _TEXTURE = (
