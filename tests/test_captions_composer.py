@@ -19,9 +19,11 @@ from medtrinity_assets.captions.examples import (
 )
 from medtrinity_assets.captions.labels import image_place
 from medtrinity_assets.records import Passage
-from medtrinity_assets.rois.position import POSITION_VOCABULARY
+from medtrinity_assets.grid import position_grid
 
 FORBIDDEN = re.compile(r"bounding box|caption|annotation|mask", re.I)
+
+POSITION_VOCABULARY = position_grid().vocabulary()
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))

@@ -25,7 +25,9 @@ from medtrinity_assets.captions.vocab import (
     parse_position_words,
 )
 from medtrinity_assets.records import GridPosition, Passage
-from medtrinity_assets.rois.position import POSITION_VOCABULARY
+from medtrinity_assets.grid import position_grid
+
+POSITION_VOCABULARY = position_grid().vocabulary()
 
 # ----------------------------------------------------------------------------- coarse caption
 

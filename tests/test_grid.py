@@ -61,7 +61,7 @@ def test_default_grid_is_the_5_by_5_grid_of_the_position_column():
     assert [g.sides(r, 0)[0] for r in range(5)] == ["upper", "upper", "middle", "lower", "lower"]
     assert [g.sides(0, c)[1] for c in range(5)] == ["left", "left", "center", "right", "right"]
     assert [g.near_centre(c) for c in range(5)] == [False, True, False, True, False]
-    assert g.cell_of_point(120, 499, 500, 500) == (4, 1) and g.cell_at(0.5, 0.0) == (0, 2)
+    assert g.cell_at(120 / 500, 499 / 500) == (4, 1) and g.cell_at(0.5, 0.0) == (0, 2)
     for phrase in g.vocabulary()["phrases"]:  # the grid reading agrees with the tolerant word reading
         cell = g.cell_of_phrase(phrase)
         assert phrase == g.phrase(*cell)

@@ -41,7 +41,7 @@ from .labels import (
 from .groups_text import group_sentences, is_group
 from .look_text import capitalise, fill, look_sentences, no_look_sentence, size_sentence
 from .relations_text import modality_display, relation_clauses, related_first
-from .vocab import join_words, unique
+from .vocab import join_words, stem, unique, word_stems
 
 COMPOSER_VERSION = "mt-composer-v4"
 
@@ -86,14 +86,10 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     return fill("overview", values, rng)
 
 
-def _stem(word: str) -> str:
-    return word.lower().removesuffix("es" if word.endswith("sses") else "s").removesuffix("us").removesuffix("i")
-
-
 def _named_by(region: str, listed: list[str]) -> bool:
     """Every listed structure's head noun already appears in the region's words."""
-    words = {_stem(w) for w in region.replace(",", " ").split()}
-    return bool(listed) and all(_stem(x.split()[-1]) in words for x in listed)
+    words = word_stems(region)
+    return bool(listed) and all(stem(x.split()[-1]) in words for x in listed)
 
 
 def place_of(facts: CaptionFacts, pick: int = 0) -> str:

@@ -7,7 +7,6 @@ upper | middle | lower, columns left | center | right). Every grid-shaped reader
 
 - `position_grid()`                 the loaded `Grid` (cached; `load_grid(path)` reads another file)
 - `Grid.cell_at(fx, fy)`            (row, col) of a point given as fractions of width and height
-- `Grid.cell_of_point(x, y, w, h)`  (row, col) of a point in pixels of a w x h image
 - `Grid.sides(row, col)`            (vertical, horizontal) side of a cell, e.g. ("upper", "center")
 - `Grid.named_sides(row, col)`      the sides a cell names in words (None for the middle band)
 - `Grid.near_centre(col)`           a side column next to the centre line ("just left of centre")
@@ -109,10 +108,6 @@ class Grid(BaseModel):
     def cell_at(self, fx: float, fy: float) -> tuple[int, int]:
         """(row, col) of the point at fractions (fx of the width, fy of the height)."""
         return self.band(fy, self.n_rows), self.band(fx, self.n_cols)
-
-    def cell_of_point(self, x: float, y: float, width: int, height: int) -> tuple[int, int]:
-        """(row, col) of pixel point (x, y) of a `width` x `height` image (0 = left/top edge)."""
-        return self.cell_at(x / width, y / height)
 
     def sides(self, row: int, col: int) -> tuple[str, str]:
         """(vertical, horizontal) image side of a cell: upper|middle|lower, left|center|right."""

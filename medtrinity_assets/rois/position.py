@@ -31,9 +31,6 @@ from .geometry import Box, box_centre
 
 MIDLINE_MM = 10.0
 
-#: the names the ``position`` column can hold (of the project's grid, read when this module loads)
-POSITION_VOCABULARY: dict[str, tuple[str, ...]] = position_grid().vocabulary()
-
 # level words by the grid row's side, depth words by the grid column's side
 _LEVELS = {
     "anterior": {"upper": "anterior", "middle": "central", "lower": "posterior"},
