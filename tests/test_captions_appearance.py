@@ -21,6 +21,7 @@ from medtrinity_assets.captions import check_caption, compose_caption
 from medtrinity_assets.captions.data_files import appearance
 from medtrinity_assets.captions.quality import claims_agree, read_claims
 from medtrinity_assets.captions.appearance import assess
+from medtrinity_assets.captions.look_text import contrast_head
 from medtrinity_assets.records import CaptionFacts, GridPosition, Measurements
 from medtrinity_assets.rois import measure_roi, rois_from_masks, slice_values
 
@@ -63,13 +64,30 @@ def _agrees(sections, m) -> None:
     assert claims and claims_agree(claims, assess(m)), (sections["texture"], claims, assess(m))
 
 
+def _forms(word: str) -> set[str]:
+    """Every wording of the reading `word` names (``hypointense`` -> also ``lower in signal``...),
+    as listed in data/appearance.yaml."""
+    for words in appearance().intensity_words.values():
+        for key in ("darker", "brighter", "similar"):
+            heads = {contrast_head(t) for t in getattr(words, key)}
+            if word in heads:
+                return heads
+    return {word}
+
+
 def _says(texture: str, word: str, surround: str) -> bool:
-    """`word` stated relative to `surround`: ``darker than the surrounding skin`` or ``Against the
-    surrounding skin, the lesion appears darker`` / ``Compared with ..., ... is darker``."""
-    direct = any(f"{word} {link} {surround}" in texture for link in ("than", "relative to", "against"))
-    direct = direct or bool(re.search(rf"\b{re.escape(word)} and [a-z ]+ than {re.escape(surround)}", texture))  # "darker and more deeply coloured than"
-    fronted = re.search(rf"(?:Against|Compared with|Relative to) {re.escape(surround)}, [^.]*\b{re.escape(word)}\b", texture)
-    return direct or bool(fronted)
+    """`word` (any of its equivalent wordings) stated relative to `surround` (or an equivalent
+    surround: adjacent / neighbouring / nearby): ``darker than the surrounding skin`` or ``Against
+    the surrounding skin, the lesion appears darker`` / ``Compared with ..., ... is darker``."""
+    rings = {surround} | {surround.replace("the surrounding", alt) for alt in ("the adjacent", "the neighbouring", "nearby")}
+    for w in _forms(word):
+        for ring in rings:
+            direct = any(f"{w} {link} {ring}" in texture for link in ("than", "relative to", "against", "to"))
+            direct = direct or bool(re.search(rf"\b{re.escape(w)} and [a-z ]+ than {re.escape(ring)}", texture))  # "darker and more deeply coloured than"
+            fronted = re.search(rf"(?:Against|Compared with|Relative to|Seen against) {re.escape(ring)}, [^.]*\b{re.escape(w)}\b", texture)
+            if direct or fronted:
+                return True
+    return False
 
 
 def _grey(path: Path) -> np.ndarray:
@@ -183,7 +201,7 @@ def test_dermoscopy_lesion_darker_and_deeper_in_colour_than_skin(catalog):
     text, sections, facts = _caption(m, "Dermoscopy", "skin lesion", ["skin"])
     assert _says(sections["texture"], "darker", "the surrounding skin"), sections["texture"]
     if m.saturation_delta >= appearance().colour["saturation"]:
-        assert re.search(r"more deeply coloured(?: than the surrounding skin|\.)", sections["texture"]), sections["texture"]
+        assert re.search(r"more deeply coloured(?: than the (?:surrounding|adjacent) skin|\.)", sections["texture"]), sections["texture"]
     _agrees(sections, m)
     assert check_caption(text, sections, facts) == []
 
@@ -214,7 +232,7 @@ def test_no_appearance_claim_from_unreliable_measurements():
     dot[30:33, 30:33] = True  # 9 px: below the reliability minimum
     m = measure_roi(dot, noisy)
     _, sections, _ = _caption(m, "MRI", "lesion", ["brain"])
-    assert read_claims(sections["texture"]) == {} and "not" in sections["texture"]
+    assert read_claims(sections["texture"]) == {} and re.search(r"\b(?:not|no)\b", sections["texture"], re.I)
     # a capped contrast (tiny pooled spread) or a difference of means below the minimum: no claim
     capped = Measurements(intensity_unit="relative", mean=0.5, ring_mean=0.49, std=0.0, ring_std=0.0, contrast=50.0, area_px=400)
     assert assess(capped).contrast is None

@@ -49,7 +49,7 @@ def test_composer_states_the_facts():
     assert re.search(r"\b(?:borders|abuts|is in contact with) the spleen\b", sections["relations"])  # equivalent phrasings
     assert "anterior to and to the patient's right of the aorta" in sections["relations"]
     assert "hyperdense" in sections["texture"] and "58 HU" in sections["texture"]
-    assert "soft-tissue range" in sections["texture"] and "homogeneous" in sections["texture"]
+    assert re.search(r"soft-tissue range|range of soft tissue", sections["texture"]) and "homogeneous" in sections["texture"]
     assert sections["modality"] == "Computed tomography (CT)"
 
 
@@ -62,7 +62,7 @@ def test_composer_writes_no_artefacts():
 
 def test_composer_counts_instead_of_numbering():
     text, sections = compose_caption(microscopy_nucleus(), seed="x")
-    assert "one of 125 nuclei" in sections["roi"]
+    assert re.search(r"\b(?:one of|Of the) 125 nuclei\b", sections["roi"])
     assert "neighbouring nucleus" in sections["relations"]
 
 
@@ -158,7 +158,7 @@ def test_composer_names_one_lung_mask_a_lung_field():
     one = Measurements(intensity_unit="relative", area_px=90000, n_components=1, label_count=2)
     facts = dataclasses.replace(xray_lungs(), measurements=one)
     text, _ = compose_caption(facts, seed="x")
-    assert "lung field" in text and "one of two lung fields" in text and "lungs lie" not in text
+    assert "lung field" in text and re.search(r"\b(?:one of|Of) the two lung fields|one of two lung fields", text) and "lungs lie" not in text
 
 
 def test_composer_with_sparse_facts():

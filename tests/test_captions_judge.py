@@ -28,7 +28,7 @@ def side_verdict(prompt: str) -> str:
     horizontal = re.search(r"horizontal (\w+)\b", prompt).group(1)
     description = prompt.split("<<<", 1)[1].split(">>>", 1)[0]
     opposite = {"left": "right", "right": "left"}.get(horizontal)
-    if opposite and re.search(rf"\b{opposite} part of the image", description):
+    if opposite and re.search(rf"\b{opposite}(?= (?:part|region|portion|area|quadrant|side) of the (?:image|frame)\b| of centre\b)", description):
         return json.dumps({"score": 0.1, "reason": f"the description places the subject on the {opposite}, the facts on the {horizontal}"})
     return 'Verdict: {"score": 0.95, "reason": "consistent"}'
 
@@ -45,14 +45,17 @@ def frames(tmp_path):
     return images, rois, coarse, captions, licences
 
 
+_IMAGE_SIDE = r"\b(left|right)(?= (?:part|region|portion|area|quadrant|side) of the (?:image|frame)\b| of centre\b)"
+
+
 def _flip(text: str) -> str:
-    return re.sub(r"\b(left|right) part of the image", lambda m: ("right" if m.group(1) == "left" else "left") + " part of the image", text)
+    return re.sub(_IMAGE_SIDE, lambda m: "right" if m.group(1) == "left" else "left", text)
 
 
 def test_judge_scores_a_sample_and_quarantines_disagreements(frames):
     images, rois, coarse, captions, licences = frames
     # one record's caption names the wrong side (a model's slip the judge should catch)
-    sided = [r for r, c in zip(captions["roi_id"], captions["caption"]) if re.search(r"\b(?:left|right) part of the image", c)]
+    sided = [r for r, c in zip(captions["roi_id"], captions["caption"]) if re.search(_IMAGE_SIDE, c)]
     assert sided
     first = sided[0]
     bad = captions.with_columns(

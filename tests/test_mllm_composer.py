@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from medtrinity_assets.captions import build_prompt, check_caption, compose_caption, prompt_hash
+from medtrinity_assets.captions import COMPOSER_VERSION, build_prompt, check_caption, compose_caption, prompt_hash
 from medtrinity_assets.captions.examples import EXAMPLES
 from medtrinity_assets.generation import CaptionRequest, Generation, GenerationSettings, describe
 from medtrinity_resources.mllm import MLLMResource
@@ -19,7 +19,7 @@ def test_composer_backend_describes_every_request():
     gens = describe(MLLMResource(), reqs)
     assert [g.request_id for g in gens] == [r.request_id for r in reqs]
     for g, r in zip(gens, reqs, strict=True):
-        assert g.backend == "grounded_composer" and g.model_version == "mt-composer-v4"
+        assert g.backend == "grounded_composer" and g.model_version == COMPOSER_VERSION
         assert g.prompt_version == "mt-prompt-v2" and g.prompt_hash == prompt_hash(build_prompt(r.facts))
         assert g.problems == [] and g.attempts == 1
         assert (g.text, g.sections) == compose_caption(r.facts, seed=r.request_id)

@@ -24,7 +24,7 @@ class Look:
     contrast: str | None = None  # darker | brighter | similar
     degree: str | None = None  # slight | clear | marked (None for similar)
     mean_hu: float | None = None
-    hu_band: str | None = None  # words of the CT range
+    hu_band: str | None = None  # reference words of the CT range (data/appearance.yaml ct_bands)
     texture: str | None = None  # homogeneous | mild | heterogeneous
     shape: str | None = None  # round | oval | elongated | irregular
     margin: str | None = None  # well | ill
@@ -69,7 +69,7 @@ def hu_of(m: Measurements) -> tuple[float | None, str | None]:
         return None, None
     band = None
     if m.std is not None and m.std <= cfg.max_std_hu:
-        band = next(b.words for b in cfg.ct_bands if m.mean < b.below)
+        band = next(b.words[0] for b in cfg.ct_bands if m.mean < b.below)
     return float(m.mean), band
 
 

@@ -38,12 +38,12 @@ from .labels import (
     roi_name,
     structure_name,
 )
-from .groups_text import group_sentences, is_group
+from .groups_text import group_sentences, is_group, share_of
 from .look_text import capitalise, fill, look_sentences, no_look_sentence, size_sentence
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, stem, unique, word_stems
 
-COMPOSER_VERSION = "mt-composer-v4"
+COMPOSER_VERSION = "mt-composer-v5"
 
 MAX_LISTED_STRUCTURES = 2
 
@@ -78,7 +78,8 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
         names[0] = f"{number_words(count)} {structure_name(roi).many}"
     listed = names[: MAX_LISTED_STRUCTURES + 1] if len(names) == MAX_LISTED_STRUCTURES + 1 else names[:MAX_LISTED_STRUCTURES]
     if len(names) > len(listed):
-        listed.append(f"{len(names) - len(listed)} further structures")
+        further = wording().counts.further
+        listed.append(further[rng.randrange(len(further))].format(n=len(names) - len(listed)))
     items = join_words(listed)
     if roi and region and items and _named_by(region, listed):  # "the peripheral nerve and blood vessels": the region already names them
         items = ""
@@ -92,11 +93,11 @@ def _named_by(region: str, listed: list[str]) -> bool:
     return bool(listed) and all(stem(x.split()[-1]) in words for x in listed)
 
 
-def place_of(facts: CaptionFacts, pick: int = 0) -> str:
+def place_of(facts: CaptionFacts, pick: int = 0, side_pick: int = 0) -> str:
     cell = (facts.position.row, facts.position.col) if facts.position else None
     if cell is None:
         return ""
-    patient = patient_place(facts.position)
+    patient = patient_place(facts.position, side_pick)
     return image_place(*cell, pick) + (f", {patient}" if patient else "")
 
 
@@ -116,8 +117,8 @@ def location_sentence(name: Name, facts: CaptionFacts, rng: random.Random) -> st
         "name": name.text,
         "Name": capitalise(name.text),
         "name_one": name.one,
-        "place": place_of(facts, rng.randrange(3)),
-        "share": _share(facts.roi_area_frac),
+        "place": place_of(facts, rng.randrange(12), rng.randrange(12)),
+        "share_of": share_of(_share(facts.roi_area_frac), rng),
         "Share_cap": capitalise(_share(facts.roi_area_frac)),
         "count_phrase": count_phrase(name, m.label_count if m else None, rng.randrange(3)),
     }

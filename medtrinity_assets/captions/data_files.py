@@ -119,7 +119,7 @@ class Positions(_Strict):
     refined: tuple[str, ...] = Field(min_length=1)
     refined_middle: tuple[str, ...] = Field(min_length=1)
     centre: tuple[str, ...] = Field(min_length=1)
-    patient_side: dict[str, str]
+    patient_side: dict[str, tuple[str, ...]]  # equivalent forms, the first the reference form
     patient_level: dict[str, str]
     patient_depth: dict[str, str]
 
@@ -145,16 +145,19 @@ class Spread(_Strict):
 
 class Counts(_Strict):
     one_of: str
+    further: tuple[str, ...] = Field(min_length=1)  # "{n} further structures" (an overview's unlisted ones)
+    share_of: tuple[str, ...] = Field(min_length=1)  # "{share} of the image"
     field: tuple[str, ...] = Field(min_length=1)
     # grouped instances: share of the 25 grid cells holding an instance centre -> words (first match)
     spread: tuple[Spread, ...] = Field(min_length=1)
 
 
 class Surround(_Strict):
-    default: str
-    within: str
-    rgb: str
-    microscopy: str
+    # equivalent forms, the first the reference form; {other} / {organ}: a structure's name
+    default: tuple[str, ...] = Field(min_length=1)
+    within: tuple[str, ...] = Field(min_length=1)
+    rgb: tuple[str, ...] = Field(min_length=1)
+    microscopy: tuple[str, ...] = Field(min_length=1)
 
 
 class FrameWords(_Strict):
@@ -199,9 +202,12 @@ class Reliability(_Strict):
     similar_max_difference: dict[str, float]
 
 
+Forms = tuple[str, ...]  # equivalent wordings of one reading; the first is the reference form
+
+
 class Band(_Strict):
     below: float
-    words: str
+    words: Forms = Field(min_length=1)
 
 
 class Bounds(_Strict):
@@ -219,9 +225,9 @@ class ShapeRules(_Strict):
 
 
 class IntensityWords(_Strict):
-    darker: str
-    brighter: str
-    similar: str
+    darker: Forms = Field(min_length=1)
+    brighter: Forms = Field(min_length=1)
+    similar: Forms = Field(min_length=1)
 
 
 class Appearance(_Strict):
@@ -237,10 +243,23 @@ class Appearance(_Strict):
     intensity_words: dict[str, IntensityWords]
     degree: dict[str, str]
     marked_contrast: float
-    texture_words: dict[str, str]
-    shape_words: dict[str, str]
-    margin_words: dict[str, str]
-    colour_words: dict[str, str]
+    texture_words: dict[str, Forms]
+    shape_words: dict[str, Forms]
+    margin_words: dict[str, Forms]
+    colour_words: dict[str, Forms]
+
+    @field_validator("texture_words", "shape_words", "margin_words", "colour_words")
+    @classmethod
+    def _some_form(cls, v: dict[str, Forms]) -> dict[str, Forms]:
+        empty = [k for k, forms in v.items() if not forms]
+        if empty:
+            raise ValueError(f"no wording for {empty}")
+        return v
+
+    def reference(self, table: str, key: str | None, default: str = "") -> str:
+        """The reference form of a reading (``texture_words``, ``homogeneous`` -> ``homogeneous``)."""
+        forms = getattr(self, table).get(key or "")
+        return forms[0] if forms else default
 
     @field_validator("ct_bands")
     @classmethod

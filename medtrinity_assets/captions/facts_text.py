@@ -78,16 +78,16 @@ def measurement_lines(m: Measurements | None) -> list[str]:
             line += f"; mean attenuation {look.hu_band}"
         lines.append(line)
     if m.std is not None:
-        reading = words.texture_words.get(look.texture or "", "not assessed")
+        reading = words.reference("texture_words", look.texture, "not assessed")
         lines.append(f"- texture: standard deviation {_num(m.std, 3)}, entropy {_num(m.entropy)} bits, GLCM homogeneity {_num(m.glcm_homogeneity)} -> {reading}")
     if m.hue_delta is not None or m.saturation_delta is not None:
-        reading = words.colour_words.get(look.colour or "", "no clear colour difference")
+        reading = words.reference("colour_words", look.colour, "no clear colour difference")
         lines.append(f"- colour vs surroundings: hue {_num(m.hue_delta, 1)} degrees, saturation {_num(m.saturation_delta)} -> {reading}")
     if m.circularity is not None:
-        shape = words.shape_words.get(look.shape or "", "not assessed")
+        shape = words.reference("shape_words", look.shape, "not assessed")
         lines.append(f"- shape: circularity {_num(m.circularity)}, elongation {_num(m.elongation)}, solidity {_num(m.solidity)} -> {shape}")
     if m.margin_sharpness is not None:
-        margin = words.margin_words.get(look.margin or "", "neither clearly sharp nor blurred")
+        margin = words.reference("margin_words", look.margin, "neither clearly sharp nor blurred")
         lines.append(f"- margin sharpness {_num(m.margin_sharpness)} (border vs inside gradient) -> {margin}")
     size = f"- size: {m.area_px} pixels" if m.area_px is not None else "- size: n/a"
     if look.diameter_mm is not None:

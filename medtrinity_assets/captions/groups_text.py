@@ -30,12 +30,18 @@ def _size(value: float) -> str:
     return f"{value:.0f}" if value >= 2 else f"{value:.1f}"
 
 
+def share_of(share: str, rng: random.Random) -> str:
+    """``about 2% of the image`` in one of its equivalent forms (wording.yaml counts.share_of)."""
+    forms = wording().counts.share_of
+    return forms[rng.randrange(len(forms))].format(share=share) if share else ""
+
+
 def group_sentences(name: Name, facts: CaptionFacts, share: str, rng: random.Random) -> list[str]:
     """Where the instances lie and how large they are (two sentences)."""
     m = facts.measurements
     assert m is not None and m.instance_count
     count = number_words(m.instance_count)
-    values = {"count": count, "Count": capitalise(count), "many": name.many, "spread": spread_words(m), "share": share}
+    values = {"count": count, "Count": capitalise(count), "many": name.many, "spread": spread_words(m), "share_of": share_of(share, rng)}
     out = [fill("group_location", values, rng)]
     mm = m.instance_diameter_min_mm is not None and m.instance_diameter_max_mm is not None
     low, mid, high = (
@@ -46,6 +52,6 @@ def group_sentences(name: Name, facts: CaptionFacts, share: str, rng: random.Ran
     if low is not None and high is not None and mid is not None:
         size = {"dmin": _size(low), "dmed": _size(mid), "dmax": _size(high), "unit": "mm" if mm else "pixels"}
         if m.largest_row is not None and m.largest_col is not None:
-            size["largest"] = image_place(m.largest_row, m.largest_col, rng.randrange(3))
+            size["largest"] = image_place(m.largest_row, m.largest_col, rng.randrange(12))
         out.append(fill("group_size", size, rng))
     return [s for s in out if s]

@@ -208,13 +208,15 @@ def image_place(row: int, col: int, pick: int = 0) -> str:
     return one(p.centre)
 
 
-def patient_place(position: GridPosition | None) -> str:
-    """``on the patient's right, posteriorly`` where the frame allowed patient words; else ``""``."""
+def patient_place(position: GridPosition | None, pick: int = 0) -> str:
+    """``on the patient's right, posteriorly`` where the frame allowed patient words; else ``""``
+    (`pick` chooses among equivalent phrasings of the side; 0 is the reference form)."""
     if position is None:
         return ""
     p = wording().positions
+    sides = p.patient_side.get(position.patient_side or "", ())
     words = [
-        p.patient_side.get(position.patient_side or "", ""),
+        sides[pick % len(sides)] if sides else "",
         p.patient_level.get(position.patient_level or "", ""),
         p.patient_depth.get(position.patient_depth or "", ""),
     ]

@@ -8,6 +8,7 @@ nothing can be said, one sentence says so without claiming anything about the lo
 from __future__ import annotations
 
 import random
+import re
 
 from medtrinity_assets.records import CaptionFacts
 
@@ -17,7 +18,7 @@ from .labels import Name, conjugations, number_words, structure_name
 
 
 _GRAMMAR = frozenset({*conjugations(False), "name", "Name", "name_one", "a_modality", "A_modality", "a_shape", "surround", "is_region"})
-_SAME_FACT = {"Share_cap": "share", "Count": "count", "a_plane": "plane"}  # capitalised / article forms of one fact
+_SAME_FACT = {"Share_cap": "share", "share_of": "share", "Count": "count", "a_plane": "plane"}  # capitalised / article forms of one fact
 
 
 def fill(key: str, values: dict[str, str], rng: random.Random, sub: str | None = None) -> str:
@@ -41,50 +42,78 @@ def capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def surround_words(facts: CaptionFacts, family: str | None) -> str:
+def form(forms: str | tuple[str, ...] | list[str], rng: random.Random | None) -> str:
+    """One of equivalent wordings: the reference form (the first) without `rng`, else a seeded pick."""
+    if isinstance(forms, str):
+        return forms
+    if not forms:
+        return ""
+    return forms[0] if rng is None else forms[rng.randrange(len(forms))]
+
+
+def surround_words(facts: CaptionFacts, family: str | None, rng: random.Random | None = None) -> str:
     """What the ring around the ROI is, as far as the facts say (``the surrounding liver``)."""
     s = wording().surround
     within = next((r.other for r in facts.relations if r.kind == "within"), None)
     if within:
-        return s.within.format(other=structure_name(within).one)
+        return form(s.within, rng).format(other=structure_name(within).one)
     unit = facts.measurements.intensity_unit if facts.measurements else None
     if unit == "rgb" and family in ("dermoscopy", "fundus", "endoscopy") and facts.organs:
-        return s.rgb.format(organ=structure_name(facts.organs[0]).one)
+        return form(s.rgb, rng).format(organ=structure_name(facts.organs[0]).one)
     if family == "microscopy" and unit == "relative":
-        return s.microscopy
-    return s.default
+        return form(s.microscopy, rng)
+    return form(s.default, rng)
 
 
-def contrast_words(look: Look, family: str | None, surround: str) -> str:
+_LINK = re.compile(r"\s+(?:than|relative to|compared with|to)$")
+
+
+def contrast_head(template: str) -> str:
+    """The words of a contrast form without its surround: ``hypodense relative to {surround}`` ->
+    ``hypodense`` (what "Compared with the surrounding tissue, it is ..." needs)."""
+    return _LINK.sub("", template.split("{surround}")[0].strip())
+
+
+def contrast_words(look: Look, family: str | None, surround: str, rng: random.Random | None = None) -> tuple[str, str]:
+    """``(hypodense relative to the surrounding tissue, hypodense)``: the contrast with its surround
+    and without it (``""`` for no contrast; the short form only for darker/brighter)."""
     cfg = appearance()
     words = cfg.intensity_words.get(family or "", cfg.intensity_words["default"])
     if look.contrast is None:
-        return ""
-    phrase = getattr(words, look.contrast).format(surround=surround)
-    return cfg.degree.get(look.degree or "", "") + phrase
+        return "", ""
+    template = form(getattr(words, look.contrast), rng)
+    degree = cfg.degree.get(look.degree or "", "")
+    short = contrast_head(template) if look.contrast != "similar" else ""
+    return degree + template.format(surround=surround), (degree + short if short else "")
 
 
-def values_for(name: Name, look: Look, facts: CaptionFacts, family: str | None) -> dict[str, str]:
+def band_words(reference: str | None, rng: random.Random | None) -> str:
+    """One wording of a CT range given its reference form (`Look.hu_band`)."""
+    band = next((b for b in appearance().ct_bands if b.words[0] == reference), None)
+    return form(band.words, rng) if band else ""
+
+
+def values_for(name: Name, look: Look, facts: CaptionFacts, family: str | None, rng: random.Random | None = None) -> dict[str, str]:
+    """Placeholder values of the appearance sentences; `rng` picks among equivalent wordings."""
     cfg = appearance()
-    surround = surround_words(facts, family)
-    shape = cfg.shape_words.get(look.shape or "", "")
+    surround = surround_words(facts, family, rng)
+    shape = form(cfg.shape_words.get(look.shape or "", ()), rng)
+    contrast, short = contrast_words(look, family, surround, rng)
     values = {
         **conjugations(name.plural),
         "name": name.text,
         "Name": capitalise(name.text),
         "surround": surround,
-        "contrast": contrast_words(look, family, surround),
-        "contrast_short": contrast_words(look, family, surround).rsplit(" than ", 1)[0].rsplit(" relative to ", 1)[0].rsplit(" to the surrounding", 1)[0]
-        if look.contrast and look.contrast != "similar"
-        else "",
+        "contrast": contrast,
+        "contrast_short": short,
         "hu": f"{look.mean_hu:.0f}" if look.mean_hu is not None else "",
-        "band": look.hu_band or "",
-        "texture": cfg.texture_words.get(look.texture or "", ""),
+        "band": band_words(look.hu_band, rng),
+        "texture": form(cfg.texture_words.get(look.texture or "", ()), rng),
         "shape": shape,
         "a_shape": (("an " if shape[:1] in "aeiou" else "a ") + shape) if shape else "",
-        "margin": cfg.margin_words.get(look.margin or "", ""),
+        "margin": form(cfg.margin_words.get(look.margin or "", ()), rng),
         "parts": number_words(look.parts) if look.parts else "",
-        "colour": cfg.colour_words.get(look.colour or "", ""),
+        "colour": form(cfg.colour_words.get(look.colour or "", ()), rng),
         "diameter": diameter_words(look.diameter_mm) if look.diameter_mm is not None else "",
         "axes": axes_words(look, facts.measurements),
     }
@@ -108,12 +137,12 @@ def size_sentence(name: Name, look: Look, facts: CaptionFacts, rng: random.Rando
     """``It measures about 42 mm across.`` where pixel spacing made a size in mm possible."""
     if look.diameter_mm is None:
         return ""
-    return fill("size", values_for(name, look, facts, None), rng)
+    return fill("size", values_for(name, look, facts, None, rng), rng)
 
 
 def look_sentences(name: Name, look: Look, facts: CaptionFacts, family: str | None, rng: random.Random) -> list[str]:
     """The appearance sentences of one ROI, in a record-dependent order."""
-    v = values_for(name, look, facts, family)
+    v = values_for(name, look, facts, family, rng)
     out: list[str] = []
     merged = fill("intensity_colour", v, rng) if look.contrast and look.colour and v["contrast_short"].endswith(("darker", "brighter")) else ""
     if merged:  # one comparison with the surround, not two sentences repeating it

@@ -18,25 +18,53 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from functools import lru_cache
 
 from medtrinity_assets.records import Measurements
 
 from .appearance import Look, assess
+from .data_files import appearance
+from .look_text import contrast_head
 from .checks import sentences
 
-_CONTRAST = (
-    ("darker", re.compile(r"\b(?:darker(?=(?: and [a-z ]+)? than|(?: and [a-z ]+)?\.)|hypodense|hypointense|hypoechoic)\b")),
-    ("brighter", re.compile(r"\b(?:brighter(?=(?: and [a-z ]+)? than|(?: and [a-z ]+)?\.)|hyperdense|hyperintense|hyperechoic)\b")),
-    ("similar", re.compile(r"\bsimilar in (?:attenuation|signal intensity|echogenicity|brightness)\b")),
-)
-_TEXTURE = (
-    ("mild", re.compile(r"\bmildly heterogeneous\b")),
-    ("heterogeneous", re.compile(r"(?<!mildly )\bheterogeneous\b")),
-    ("homogeneous", re.compile(r"(?<!hetero)\bhomogeneous\b")),
-)
-_SHAPE = re.compile(r"\b(round|oval|elongated|irregular)\b(?= outline| with|, and|\.)|outline is (round|oval|elongated|irregular)")
-_MARGIN = re.compile(r"\b(well|ill) defined\b")
-_COLOUR = (("deeper", re.compile(r"\bmore deeply coloured\b")), ("paler", re.compile(r"\bpaler in colour\b")))
+_SHAPE_END = r"(?= outline| in outline| with|, and| and|,|\.)"
+
+
+def _alternation(forms) -> str:
+    return "|".join(re.escape(f) for f in sorted(set(forms), key=len, reverse=True))
+
+
+@lru_cache(maxsize=1)
+def _readers() -> dict[str, tuple[tuple[str, re.Pattern[str]], ...]]:
+    """Per claim category, (reading, pattern) pairs built from every form in data/appearance.yaml
+    (the composer's words); earlier readings win over later ones in the same words."""
+    cfg = appearance()
+    heads: dict[str, set[str]] = {"darker": set(), "brighter": set(), "similar": set()}
+    for words in cfg.intensity_words.values():
+        for key in heads:
+            for template in getattr(words, key):
+                heads[key].add(contrast_head(template))
+    plain = {k: {h for h in v if h not in ("darker", "brighter")} for k, v in heads.items()}
+    contrast = []
+    for key in ("darker", "brighter"):  # a bare comparative only before "than" or at a sentence end
+        bare = rf"{key}(?=(?: and [a-z ]+)? than|(?: and [a-z ]+)?\.)"
+        contrast.append((key, re.compile(rf"\b(?:{bare}|{_alternation(plain[key])})\b")))
+    contrast.append(("similar", re.compile(rf"\b(?:{_alternation(plain['similar'])})\b")))
+
+    def table(name: str, order: tuple[str, ...], end: str = "") -> tuple[tuple[str, re.Pattern[str]], ...]:
+        forms = getattr(cfg, name)
+        return tuple((k, re.compile(rf"\b(?:{_alternation(forms[k])})\b{end}")) for k in order if k in forms)
+
+    return {
+        "contrast": tuple(contrast),
+        "texture": table("texture_words", ("mild", "heterogeneous", "homogeneous")),
+        "colour": table("colour_words", tuple(cfg.colour_words)),
+        "shape": table("shape_words", tuple(cfg.shape_words), _SHAPE_END),
+        "margin": table("margin_words", tuple(cfg.margin_words)),
+    }
+
+
+_OUTLINE_IS = re.compile(r"outline (?:is|are) ([a-z]+)")
 _HU = re.compile(r"\babout (-?\d+) HU\b")
 ARTEFACTS = {
     "instance_number": re.compile(r"#\d"),
@@ -47,19 +75,23 @@ ARTEFACTS = {
 
 
 def read_claims(text: str) -> dict[str, object]:
-    """Appearance claims stated in a text (category -> value)."""
+    """Appearance claims stated in a text (category -> set of readings), read with every wording
+    the composer may use (data/appearance.yaml); matched words are consumed, so "mildly
+    heterogeneous" is read once, as mild."""
     lo = (text or "").lower()
     claims: dict[str, object] = {}
-    for key, table in (("contrast", _CONTRAST), ("texture", _TEXTURE), ("colour", _COLOUR)):
-        found = {value for value, rx in table if rx.search(lo)}
+    shape_forms = {f: k for k, forms in appearance().shape_words.items() for f in forms}
+    for category, readers in _readers().items():
+        found: set[str] = set()
+        rest = lo
+        if category == "shape":  # a shape word counts where it describes an outline
+            found |= {shape_forms[w] for w in _OUTLINE_IS.findall(rest) if w in shape_forms}
+        for value, rx in readers:
+            if rx.search(rest):
+                found.add(value)
+                rest = rx.sub(" ", rest)
         if found:
-            claims[key] = found
-    shapes = {a or b for a, b in _SHAPE.findall(lo)}
-    if shapes:
-        claims["shape"] = shapes
-    margins = set(_MARGIN.findall(lo))
-    if margins:
-        claims["margin"] = margins
+            claims[category] = found
     hu = _HU.findall(text or "")
     if hu:
         claims["hu"] = {int(v) for v in hu}

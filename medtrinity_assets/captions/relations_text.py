@@ -33,7 +33,7 @@ def modality_display(modality: str) -> tuple[str, str, str | None]:
     if not is_plain:
         return _in_sentence(raw), raw[:1].upper() + raw[1:], fam.key
     long = fam.long[:1].upper() + fam.long[1:]
-    section = long + (f" ({fam.short})" if fam.short.lower() != fam.long.lower() else "")
+    section = long + (f" ({fam.short})" if fam.short.isupper() and fam.short.lower() != fam.long.lower() else "")  # an abbreviation
     return fam.short, section, fam.key
 
 

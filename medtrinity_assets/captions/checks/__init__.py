@@ -148,7 +148,7 @@ def check_caption(
     if config.require_sections:
         problems += [f"missing_section:{k}" for k in SECTION_KEYS if not (sections.get(k) or "").strip()]
     n = word_count(text)
-    if n < config.min_words:
+    if n < (config.min_words if view.roi else min(config.min_words, config.min_words_whole_image)):
         problems.append("too_short")
     elif n > config.max_words:
         problems.append("too_long")

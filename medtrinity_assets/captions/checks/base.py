@@ -44,6 +44,8 @@ class CaptionCheckConfig:
     """Bounds and switches of `check_caption` (word lists and tolerance bands are YAML files)."""
 
     min_words: int = 25
+    # a whole-image record (no ROI) has only modality, region, display frame and findings to state
+    min_words_whole_image: int = 12
     max_words: int = 400
     require_sections: bool = True
     check_roi_label: bool = True

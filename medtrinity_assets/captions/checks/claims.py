@@ -252,10 +252,14 @@ def _percent_agrees(said: float, cmp: str, true: float, th: dict) -> bool:
 
 _NUMERALS = {str(i): i for i in range(0, 1000)}
 _TOTAL_BEFORE = re.compile(
-    r"\b(?:shows?|showing|contains?|containing|depicts?|depicting|with|there (?:are|is)|one of|among|total of|count of|of the)"
+    r"\b(?:shows?|showing|contains?|containing|depicts?|depicting|with|there (?:are|is)|one of|among|total of|count of|of the|all|together(?:,)? the)"
     r"\s+(?:about |approximately |roughly |around |some |only |exactly |at least |nearly )?$"
 )
-_TOTAL_AFTER = re.compile(r"\w+\s+(?:are|is) (?:seen|visible|present|shown|identified|depicted|counted|in (?:the )?(?:view|image|field))")
+_SENTENCE_THE = re.compile(r"(?:^|[.;:]\s+)the\s+$")  # "The 125 nuclei lie ...": a total
+_TOTAL_AFTER = re.compile(
+    r"\w+\s+(?:(?:are|is) (?:seen|visible|present|shown|identified|depicted|counted|scattered|spread|distributed|in (?:the )?(?:view|image|field))"
+    r"|lie (?:throughout|over|in|across)|(?:together )?(?:cover|take up|make up)|in (?:the |this )?(?:image|view|field))"
+)
 
 
 def count_problems(view: CaptionView, recorded_findings: list[str]) -> bool:
@@ -286,6 +290,7 @@ def count_problems(view: CaptionView, recorded_findings: list[str]) -> bool:
                 return True
             forms = {noun, noun.rstrip("s"), noun[:-2] if noun.endswith("es") else noun, noun[:-1] + "us" if noun.endswith("i") else noun}
             total = _TOTAL_BEFORE.search(low[max(0, x.start() - 40) : x.start()]) or _TOTAL_AFTER.match(low, x.end())
+            total = total or _SENTENCE_THE.search(low[: x.start()])
             if roi_words and forms & roi_words and m and m.label_count and total:
                 true = m.label_count
                 if abs(n - true) > max(th["abs"], th["rel"] * true):
