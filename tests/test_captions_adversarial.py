@@ -4,6 +4,8 @@ records) raises anything."""
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -181,11 +183,36 @@ def test_every_problem_code_is_documented():
         assert f"`{code.split(':')[0]}" in doc, code
 
 
-@pytest.mark.slow
-def test_composer_captions_of_the_demo_records_raise_nothing(tmp_path):
+@pytest.fixture(scope="module")
+def demo_records(tmp_path_factory):
     from demo_records import demo_facts
 
-    records = demo_facts(workdir=str(tmp_path))
+    return demo_facts(workdir=str(tmp_path_factory.mktemp("demo-records")))
+
+
+_FLIP = {"anterior": "posterior", "posterior": "anterior", "patient's left": "patient's right", "patient's right": "patient's left", "above": "below", "below": "above"}
+_FLIPPABLE = re.compile(r"\banterior\b|\bposterior\b|patient's left|patient's right|\babove\b|\bbelow\b")
+
+
+@pytest.mark.slow
+def test_every_flipped_direction_in_demo_captions_is_a_relation_contradiction(demo_records):
+    """The composer's relations sentence of each real demo record with its directions reversed
+    ("posterior to the liver" for a ROI recorded anterior to it) is caught."""
+    flipped = missed = 0
+    for _, roi_id, facts in demo_records:
+        text, sections = compose_caption(facts, seed=roi_id)
+        said = sections["relations"]
+        if not facts.relations or not re.search(r"(?:anterior|posterior) to|patient's (?:left|right) of|\babove\b|\bbelow\b", said):
+            continue
+        wrong = _FLIPPABLE.sub(lambda m: _FLIP[m.group(0)], said)
+        flipped += 1
+        missed += "relation_contradiction" not in check_caption(text.replace(said, wrong), {**sections, "relations": wrong}, facts)
+    assert flipped >= 50 and missed == 0, (flipped, missed)
+
+
+@pytest.mark.slow
+def test_composer_captions_of_the_demo_records_raise_nothing(demo_records):
+    records = demo_records
     assert {d for d, _, _ in records} >= {"totalsegmentator_example", "usgra_nerve_ultrasound", "stardist_dsb2018"}
     flagged = []
     for dataset, roi_id, facts in records:

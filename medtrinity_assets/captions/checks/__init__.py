@@ -28,6 +28,8 @@ wording thresholds, so a caption written from the facts never fails).
 ``side_contradiction``      image or patient sides contradict the grid position / patient side
                             (any phrasing: "upper left part", "viewer's right", "left
                             hemiabdomen", "right-sided", "patient's left", quadrants)
+``relation_contradiction``  the ROI put on the opposite side of a structure from its recorded
+                            direction ("posterior to the aorta" for a ROI anterior to it)
 ``unsupported_size``        a physical size (mm, cm, cm²) when no pixel spacing is known
 ``size_contradiction``      a size, area or share of the image far from the measured one
 ``count_contradiction``     an invented second/other lesion, or a count far from the record
@@ -71,6 +73,7 @@ from .claims import (
     wrong_subject,
 )
 from .findings import FindingFacts, finding_problems
+from .relations import relation_problems
 from .sides import image_sides, patient_sides, side_contradiction, strip_names
 from .style import ai_self_reference, hedging, repetition, section_contradiction, truncated
 from ..sections import SECTION_KEYS
@@ -90,6 +93,7 @@ PROBLEM_CODES: tuple[str, ...] = (
     "missing_roi_label",
     "wrong_subject",
     "side_contradiction",
+    "relation_contradiction",
     "unsupported_size",
     "size_contradiction",
     "count_contradiction",
@@ -137,6 +141,7 @@ def check_caption(
     own = view.roi_clauses
     if view.roi and side_contradiction([view.sections.get("roi", ""), view.text], facts, view.structure_names, own):
         problems.append("side_contradiction")
+    problems += relation_problems(view)
     problems += size_problems(view)
     findings = FindingFacts(view)
     if count_problems(view, findings.recorded):

@@ -1,0 +1,99 @@
+"""Directions a caption states between the ROI and another structure, against the typed relations.
+
+``relation_contradiction``: a clause puts the ROI on the opposite side of a structure from the
+record's `Relation(kind="direction")`: "the liver lies posterior to the aorta" when the record has
+the liver anterior to it, or, with the ROI as the object, "the aorta lies anterior to the liver"
+(read the other way round). Direction words are the lexicon's ``relation_directions`` (patient
+frame: anterior / posterior / superior / inferior / patient's left or right; image frame: left /
+right / above / below of the display); a word is compared only with recorded directions of its
+own frame, and only a recorded opposite with no recorded agreement is a contradiction (a
+direction the record does not hold is not checked: relations are recorded for neighbours only).
+
+The subject of a clause is the first structure the sentence names (``It``/``They`` at its start:
+the ROI); the objects are the structures named after the direction words, up to the next verb.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from ..labels import structure_name
+from .base import CaptionView, name_forms
+
+_OPPOSITE = {
+    "anterior": "posterior", "posterior": "anterior", "superior": "inferior", "inferior": "superior",
+    "patient_left": "patient_right", "patient_right": "patient_left",
+    "left": "right", "right": "left", "above": "below", "below": "above",
+}
+_VERB = re.compile(r"\b(?:is|are|lies|lie|sits|sit|borders?|abuts?|touches|touch|contains?|encloses?|overlaps?|measures?|appears?)\b")
+_CLAUSE_END = re.compile(r"[,;:.]")
+_PRONOUN = re.compile(r"^\s*(?:it|they)\b", re.I)
+
+
+@lru_cache(maxsize=8)
+def _direction_patterns(items: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    return tuple((key, re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in pats) + r")\b", re.I)) for key, pats in items)
+
+
+def _names(labels: list[str]) -> list[tuple[str, str]]:
+    """(written form, label) pairs, longest form first (``left upper lobe of the lung`` before ``lung``)."""
+    out = set()
+    for label in labels:
+        n = structure_name(label)
+        for form in {n.text, n.one, n.many, *name_forms(label)}:
+            if form:
+                out.add((form.lower(), label))
+    return sorted(out, key=lambda x: -len(x[0]))
+
+
+def _find_names(text: str, names: list[tuple[str, str]]) -> list[tuple[int, int, str]]:
+    """Non-overlapping (start, end, label) of structure names in a lower-case text."""
+    taken: list[tuple[int, int, str]] = []
+    for form, label in names:
+        for m in re.finditer(rf"\b{re.escape(form)}\b", text):
+            if not any(s < m.end() and m.start() < e for s, e, _ in taken):
+                taken.append((m.start(), m.end(), label))
+    return sorted(taken)
+
+
+def _stated(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(other structure, direction of the ROI relative to it) pairs a sentence states."""
+    low = sentence.lower()
+    roi = view.roi
+    lead, comma, rest = low.partition(",")
+    body = rest if comma and not _VERB.search(lead) else low  # "Spatially, ...", "As for its neighbours, ..."
+    if _PRONOUN.match(body):
+        subject = roi
+    else:
+        named = _find_names(body, names)
+        subject = named[0][2] if named else None
+    items = tuple((k, tuple(v)) for k, v in view.lex["relation_directions"].items())
+    out = []
+    for key, rx in _direction_patterns(items):
+        for m in rx.finditer(low):
+            tail = low[m.end():]
+            stop = min([x.start() for x in (_CLAUSE_END.search(tail), _VERB.search(tail)) if x] or [len(tail)])
+            objects = [label for s, _, label in _find_names(tail[:stop], names)]
+            for obj in objects:
+                if subject == roi and obj != roi:
+                    out.append((obj, key))
+                elif obj == roi and subject and subject != roi:
+                    out.append((subject, _OPPOSITE[key]))
+    return out
+
+
+def relation_problems(view: CaptionView) -> list[str]:
+    relations = [r for r in view.facts.relations if r.kind == "direction" and r.direction in _OPPOSITE]
+    if not relations or not view.roi:
+        return []
+    recorded: dict[str, set[str]] = {}
+    for r in relations:
+        recorded.setdefault(r.other, set()).add(r.direction)  # type: ignore[arg-type]
+    names = _names([view.roi, *recorded, *view.facts.other_rois])
+    for s in view.image_sentences:
+        for other, direction in _stated(s, view, names):
+            held = recorded.get(other, set())
+            if _OPPOSITE[direction] in held and direction not in held:
+                return ["relation_contradiction"]
+    return []
