@@ -84,7 +84,7 @@ def test_cells_names_and_patient_words_follow_a_3_by_3_grid(use_grid):
 def test_caption_and_vqa_wording_follow_the_grid(use_grid):
     g = use_grid(THREE)
     assert image_place(0, 1) == "the upper central part of the image"  # 5 x 5: just left of centre
-    assert image_place(1, 0) == "the left side of the image, at mid-height"
+    assert image_place(1, 0) == "the left part of the image, at mid-height"
     assert image_place(1, 1) == "the centre of the image"
     assert image_location(0, 1) == "the upper central part of the image"
     asked = {q.question: q.answer for q in roi_questions(_record(1, 1), [], True)}
