@@ -189,3 +189,19 @@ def test_whole_image_description_does_not_narrate_what_was_not_measured():
         text, sections = compose_caption(whole, seed=seed)
         assert not re.search(r"\b(?:measur\w*|delineated|brightness|texture)\b", text, re.I), text
         assert "abdomen" in text and sections["texture"]
+
+
+def test_directions_without_a_display_frame_are_said_to_be_as_displayed():
+    """No display frame (an 8-bit export): "to the left of" is the image's left, and the relations
+    sentence says so once; with a patient frame it does not."""
+    from medtrinity_assets.captions.data_files import wording
+    from medtrinity_assets.records import Relation
+
+    forms = wording().relations.image_frame
+    image = dataclasses.replace(ct_liver(), frame=None, relations=[Relation("borders", "spleen"), Relation("direction", "aorta", "left"), Relation("direction", "aorta", "above")])
+    for seed in range(8):
+        said = compose_caption(image, seed=seed)[1]["relations"]
+        assert "to the left of and above the aorta" in said and sum(said.count(" " + f) for f in forms) == 1, said
+        assert said.rstrip(".").endswith(forms), said
+    patient = compose_caption(ct_liver(), seed="x")[1]["relations"]
+    assert not any(" " + f in patient for f in forms), patient

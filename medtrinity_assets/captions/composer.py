@@ -105,7 +105,7 @@ def _share(frac: float | None) -> str:
     if frac is None:
         return ""
     value = 100.0 * float(frac)
-    if value < 1.0:
+    if value < 0.95:  # 0.95..1 rounds to "about 1%", not "about 1.0%"
         return "less than 1%" if value < 0.1 else f"about {value:.1f}%"
     return f"about {value:.0f}%"
 

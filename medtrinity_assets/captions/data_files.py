@@ -134,6 +134,7 @@ class RelationWords(_Strict):
     contains_many: tuple[str, ...] = Field(min_length=1)
     direction: str
     direction_same: str
+    image_frame: tuple[str, ...] = Field(min_length=1)  # appended to clauses naming image-frame directions only
     direction_verb: tuple[str, ...] = Field(min_length=1)
     directions: dict[str, str]
 

@@ -16,6 +16,7 @@ from .labels import Name, conjugations, number_words, roi_label_of, structure_na
 from .vocab import MODALITIES, MODALITY_CODES, join_words, modality_families, unique
 
 _KIND_ORDER = ("within", "overlaps", "borders", "contains", "direction")
+_IMAGE_FRAME = frozenset({"left", "right", "above", "below"})  # typed directions as displayed (no display frame)
 
 
 def _in_sentence(name: str) -> str:
@@ -104,4 +105,9 @@ def relation_clauses(name: Name, facts: CaptionFacts, limit: int = 4, pick: int 
     for c in clauses:  # "borders the stomach|right kidney" -> "borders the stomach and the right kidney"
         head, *more = c.split("|")
         out.append(join_words([head, *[f"the {m}" for m in more]]) if more else head)
-    return [c for c in out if c][:limit]
+    out = [c for c in out if c][:limit]
+    image_frame = [r for r in facts.relations if r.kind == "direction" and r.direction in _IMAGE_FRAME]
+    if out and image_frame and out[-1].startswith(tuple(conjugations(name.plural).get(v, v) for v in wording().relations.direction_verb)):
+        forms = wording().relations.image_frame  # directions as displayed, said once ("... of the spleen on the image")
+        out[-1] += " " + forms[pick % len(forms)]
+    return out
