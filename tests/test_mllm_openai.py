@@ -156,7 +156,7 @@ def test_unusable_answer_is_asked_again(server):
 
 def test_persistent_problems_are_flagged_not_dropped(server):
     facts = marked(ct_liver(), "case-bad")
-    wrong = good_answer(facts).replace("upper left part", "lower right part") + " The bounding box is red."
+    wrong = good_answer(facts).replace("upper left", "lower right") + " The bounding box is red."
     server.scripts["case-bad"] = [{"status": 200, "content": wrong, "finish_reason": "length"}]
     [gen] = run(resource(server, max_retries=1), [CaptionRequest("x", facts, PNG)])
     # a cut answer is asked once more with twice the limit, then flagged (no re-asks at the same limit)
