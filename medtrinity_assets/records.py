@@ -293,6 +293,10 @@ class Measurements:
     n_components:    connected components of this ROI's mask
     label_count:     instances of this label on the image (e.g. 125 nuclei): its ROIs, or the
                      instances one grouped ROI holds
+    count_kind:      what the label's several ROIs on the image are (label_count > 1 only):
+                     ``instances`` (separate objects: nuclei, lesions) or ``parts`` (separate
+                     pieces of one structure cut by the slice: a liver in two parts is one liver);
+                     from the source's catalog ``rois.components``
     instance_count:  a grouped ROI (catalog `rois.instances: group`): how many instances of its
                      label its mask unites (None: the ROI is one instance or one mask)
     instance_diameter_{min,median,max}_px / _mm:  equivalent diameters of the grouped instances
@@ -322,6 +326,7 @@ class Measurements:
     margin_sharpness: float | None = None
     n_components: int | None = None
     label_count: int | None = None
+    count_kind: str | None = None  # instances | parts (label_count > 1 only)
     instance_count: int | None = None
     instance_diameter_min_px: float | None = None
     instance_diameter_median_px: float | None = None

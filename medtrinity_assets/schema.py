@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = "8"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts); 7: caption accounting (caption_batches.seconds, model_calls, cache_hit); 8: grouped instances (m_instance_count, m_instance_diameter_*, m_instance_cells, m_largest_row/col)
+SCHEMA_VERSION = "9"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts); 7: caption accounting (caption_batches.seconds, model_calls, cache_hit); 8: grouped instances (m_instance_count, m_instance_diameter_*, m_instance_cells, m_largest_row/col); 9: m_count_kind (separate instances or parts of one structure)
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -59,6 +59,7 @@ MEASUREMENT_COLUMNS = {
     "m_solidity": pl.Float64,
     "m_margin_sharpness": pl.Float64,
     "m_label_count": pl.Int32,  # instances of the label on the image
+    "m_count_kind": Str,  # instances | parts: what the label's several ROIs are (label_count > 1)
     "m_instance_count": pl.Int32,  # grouped ROI: instances its mask unites (null: one instance)
     "m_instance_diameter_min_px": pl.Float64,
     "m_instance_diameter_median_px": pl.Float64,

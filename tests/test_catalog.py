@@ -58,6 +58,10 @@ def test_wrong_field_names_source_and_field(tmp_path):
     with pytest.raises(CatalogError, match=r"source 'torchxrayvision_cxr': field 'layout.files.masks.0.convention'"):
         load_catalog(_write(tmp_path, raw))
     raw = _raw()
+    raw["sources"][1]["rois"]["components"] = "pieces"
+    with pytest.raises(CatalogError, match=r"source 'totalsegmentator_example': field 'rois.components'"):
+        load_catalog(_write(tmp_path, raw))
+    raw = _raw()
     raw["sources"][3]["unknown_key"] = 1
     with pytest.raises(CatalogError, match=r"source 'stardist_dsb2018': field 'unknown_key'"):
         load_catalog(_write(tmp_path, raw))

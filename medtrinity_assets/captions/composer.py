@@ -31,8 +31,10 @@ from .labels import (
     conjugations,
     count_phrase,
     image_place,
+    is_parts,
     is_plural,
     number_words,
+    part_name,
     patient_place,
     roi_label_of,
     roi_name,
@@ -74,7 +76,7 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     region = join_words([structure_name(o).text for o in unique(facts.organs)])
     names = [structure_name(x).text for x in related_first(facts)]
     count = facts.measurements.label_count if facts.measurements else None
-    if roi and names and count and count > 1:  # the ROI's label first, with how many there are
+    if roi and names and count and count > 1 and not is_parts(facts.measurements):  # the ROI's label first, with how many there are
         names[0] = f"{number_words(count)} {structure_name(roi).many}"
     listed = names[: MAX_LISTED_STRUCTURES + 1] if len(names) == MAX_LISTED_STRUCTURES + 1 else names[:MAX_LISTED_STRUCTURES]
     if len(names) > len(listed):
@@ -112,6 +114,8 @@ def _share(frac: float | None) -> str:
 
 def location_sentence(name: Name, facts: CaptionFacts, rng: random.Random) -> str:
     m = facts.measurements
+    if is_parts(m):  # one piece of a structure the slice cuts into several
+        return part_location_sentence(facts, rng)
     values = {
         **conjugations(name.plural),
         "name": name.text,
@@ -126,6 +130,20 @@ def location_sentence(name: Name, facts: CaptionFacts, rng: random.Random) -> st
         values["many_count"] = f"the {number_words(m.label_count)} {name.many} in the image"
     text = fill("location", values, rng)
     return text or f"{capitalise(name.text)} {conjugations(name.plural)['is']} the structure described here."
+
+
+def part_location_sentence(facts: CaptionFacts, rng: random.Random) -> str:
+    """``The liver appears in two separate parts on this slice; the part described here lies in ...``"""
+    m = facts.measurements
+    assert m is not None and m.label_count
+    one = structure_name(roi_label_of(facts) or "").one
+    values = {
+        "one": one,
+        "n": number_words(m.label_count),
+        "place": place_of(facts, rng.randrange(12), rng.randrange(12)),
+        "share_of": share_of(_share(facts.roi_area_frac), rng),
+    }
+    return fill("location_part", values, rng)
 
 
 def frame_sentence(facts: CaptionFacts, rng: random.Random) -> str:
@@ -205,6 +223,8 @@ def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple
     if name is not None and is_group(m):  # many instances as one record: always plural
         many = structure_name(roi).many
         name = Name(many, structure_name(roi).one, many, True)
+    elif name is not None and is_parts(m):  # one piece of a structure cut into several by the slice
+        name = part_name(roi)
     look = assess(m) if roi else assess(None)
     overview = overview_sentence(facts, rng)
     if name is None:

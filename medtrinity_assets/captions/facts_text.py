@@ -14,7 +14,7 @@ from medtrinity_assets.records import CaptionFacts, Measurements
 from .appearance import Look, assess, diameter_words
 from .data_files import appearance
 from .groups_text import is_group, spread_words
-from .labels import image_place, number_words, patient_place, roi_label_of, roi_name
+from .labels import image_place, is_parts, number_words, patient_place, roi_label_of, roi_name, structure_name
 from .relations_text import relation_clauses
 
 
@@ -45,6 +45,11 @@ def position_text(facts: CaptionFacts) -> str:
         if m.largest_row is not None and m.largest_col is not None:
             text += f"; the largest lies in {image_place(m.largest_row, m.largest_col)}"
         parts.append(text + "; describe them as a group, not as one structure")
+    elif is_parts(m):
+        parts.append(
+            f"it is one of {number_words(m.label_count)} separate parts of one {structure_name(roi).one} on this slice "
+            "(one structure cut into pieces by the slice: describe this part, do not count it as several structures)"
+        )
     elif m is not None and m.label_count and m.label_count > 1:
         parts.append(f"it is one of {number_words(m.label_count)} regions with this label on the image")
     clauses = relation_clauses(roi_name(roi, m), facts, limit=8)

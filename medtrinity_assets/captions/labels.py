@@ -166,6 +166,17 @@ def conjugations(plural: bool) -> dict[str, str]:
     return {k: (v if plural else _SINGULAR.get(k, k)) for k, v in _VERBS.items()}
 
 
+def is_parts(m: Measurements | None) -> bool:
+    """The label's several ROIs on the image are pieces of one structure (``count_kind: parts``)."""
+    return bool(m is not None and m.count_kind == "parts" and (m.label_count or 0) > 1)
+
+
+def part_name(label: str) -> Name:
+    """One piece of a structure the slice cuts into several: ``part of the liver``."""
+    one = structure_name(label).one
+    return Name(f"part of the {one}", f"part of the {one}", f"parts of the {one}", False)
+
+
 def count_phrase(name: Name, count: int | None, rng_index: int = 0) -> str:
     """``one of 125 nuclei in the field of view`` for an ROI whose label occurs `count` times; else ``""``."""
     if not count or count < 2:

@@ -138,6 +138,10 @@ class RoiSettings(_Strict):
     # group_above instances, one group ROI per label whose mask is their union, with the count and
     # size distribution as typed measurements (group)
     instances: Literal["each", "group"] = "each"
+    # what several ROIs of one label on an image are: separate objects (instances: nuclei, lesions,
+    # polyps) or separate pieces of one structure cut by the slice (parts: per-organ label maps,
+    # where a liver seen in two pieces is still one liver); captions and checks count accordingly
+    components: Literal["instances", "parts"] = "instances"
     group_above: int = Field(20, ge=1)
     # an image that repeats an earlier one of its shard (same pixels or a confirmed near copy) is
     # described once (drop) or again (keep); it is recorded in images.duplicate_of either way

@@ -95,6 +95,7 @@ def with_group(m: Measurements, group: InstanceGroup) -> Measurements:
     return replace(
         m,
         label_count=group.count,
+        count_kind="instances",
         instance_count=group.count,
         instance_diameter_min_px=_r(px[0]),
         instance_diameter_median_px=_r(float(np.median(px))),

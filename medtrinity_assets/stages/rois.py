@@ -4,7 +4,7 @@ else a whole-image record (never dropped silently). Each ROI gets an overlay ima
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -143,15 +143,18 @@ def ground_shard(images: pl.DataFrame, settings: dict[str, RoiSettings], storage
         if not rois:
             rows.append(whole_image_row(image))
             continue
-        rows.extend(roi_rows(image, sl, rois, storage, groups))
+        rows.extend(roi_rows(image, sl, rois, storage, groups, components=s.components))
     df = conform(rows, ROIS_SCHEMA)
     by_origin = dict(df.group_by("origin").len().iter_rows()) if not df.is_empty() else {}
     return RoisResult(df, rejects.frame(), time.perf_counter() - t0, n_capped, by_origin)
 
 
-def roi_rows(image: dict, sl: Slice2D, rois: list[ROI], storage, groups: dict[int, InstanceGroup] | None = None) -> list[dict]:
+def roi_rows(
+    image: dict, sl: Slice2D, rois: list[ROI], storage, groups: dict[int, InstanceGroup] | None = None, components: str = "instances"
+) -> list[dict]:
     """Manifest rows (geometry, typed position and relations, measurements, overlay) of one image's
-    ROIs; `groups` (ROI index -> `InstanceGroup`) adds the instance summary of grouped ROIs."""
+    ROIs; `groups` (ROI index -> `InstanceGroup`) adds the instance summary of grouped ROIs;
+    `components` (catalog ``rois.components``) says what several ROIs of one label are."""
     organ_labels = {layer.label for layer in sl.masks if layer.label_id is not None}  # label maps hold organs
     relations = roi_relations(rois, sl.width, sl.height, sl.frame, organ_labels=organ_labels or None)
     values = slice_values(sl.pixels, sl.native, sl.native_unit)
@@ -170,6 +173,8 @@ def roi_rows(image: dict, sl: Slice2D, rois: list[ROI], storage, groups: dict[in
         union = label_union.get(roi.label)
         siblings = None if union is None else union & ~roi.mask
         measured = measure_roi(roi.mask, values, spacing, same_label=siblings, label_count=len(by_label[roi.label]))
+        if len(by_label[roi.label]) > 1:
+            measured = replace(measured, count_kind=components)
         if groups and idx in groups:
             measured = with_group(measured, groups[idx])
         rows.append(

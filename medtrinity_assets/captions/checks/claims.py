@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from medtrinity_assets.records import CaptionFacts
 
+from ..labels import structure_name
 from ..vocab import (
     ADJACENT_REGIONS,
     COMPATIBLE_MODALITIES,
@@ -262,6 +263,16 @@ _TOTAL_AFTER = re.compile(
 )
 
 
+def _counts_parts_as_structures(view: CaptionView, numbers: dict[str, int]) -> bool:
+    """A number of two or more before the ROI structure's plural ("two livers", "both left hip bones")."""
+    many = structure_name(view.roi).many.lower()
+    if not many or many == structure_name(view.roi).one.lower():
+        return False
+    counts = "|".join(sorted((re.escape(w) for w, n in numbers.items() if n >= 2 and not w.isdigit()), key=len, reverse=True))
+    said = re.compile(rf"\b(?:{counts}|[2-9]|\d\d+)\s+(?:[a-z]+\s+){{0,2}}?{re.escape(many)}\b")
+    return any(said.search(s.lower()) for s in view.image_sentences)
+
+
 def count_problems(view: CaptionView, recorded_findings: list[str]) -> bool:
     """Invented counts: a second/another lesion, or a number of the ROI's structure far from the record."""
     lex, th = view.lex, view.th["counts"]
@@ -272,6 +283,8 @@ def count_problems(view: CaptionView, recorded_findings: list[str]) -> bool:
     lesion_nouns = set(lex["lesion_nouns"])
     numbers = {**lex["count_words"], **_NUMERALS}
     roi_words = {w for w in re.findall(r"[a-z]+", label_text(view.roi).lower())}
+    if m and m.count_kind == "parts" and (m.label_count or 1) > 1 and _counts_parts_as_structures(view, numbers):
+        return True  # "the two livers": one liver the slice cuts into pieces
     for s in view.image_sentences:
         low = s.lower()
         for x in extra.finditer(low) if extra else ():

@@ -82,7 +82,9 @@ def fact_lines(facts: CaptionFacts) -> list[str]:
             f"measured: contrast vs surrounding ring {_fmt(m.contrast)} (negative = darker), mean {_fmt(m.mean)} {m.intensity_unit or ''}, "
             f"std {_fmt(m.std)}, margin sharpness {_fmt(m.margin_sharpness)}, circularity {_fmt(m.circularity)}, "
             f"elongation {_fmt(m.elongation)} (1 = round), solidity {_fmt(m.solidity)}, equivalent diameter "
-            f"{_fmt(m.equivalent_diameter_mm, ' mm')}, instances of this label on the image {m.label_count or 1}"
+            f"{_fmt(m.equivalent_diameter_mm, ' mm')}, "
+            + (f"separate parts of this one structure on the image {m.label_count}" if m.count_kind == "parts" and (m.label_count or 1) > 1
+               else f"instances of this label on the image {m.label_count or 1}")
         )
     return lines
 
