@@ -205,3 +205,13 @@ def test_directions_without_a_display_frame_are_said_to_be_as_displayed():
         assert said.rstrip(".").endswith(forms), said
     patient = compose_caption(ct_liver(), seed="x")[1]["relations"]
     assert not any(" " + f in patient for f in forms), patient
+
+
+def test_overview_verb_agrees_with_the_structures_it_lists():
+    """"Visible on this dermoscopy image of the skin is the skin lesion", never "are the skin lesion"."""
+    from medtrinity_assets.records import CaptionFacts, GridPosition
+
+    facts = CaptionFacts(modality="Dermoscopy", organs=["skin"], coarse_caption="", roi_label="skin lesion", roi_position="middle center", roi_area_frac=0.2, position=GridPosition(2, 2))
+    firsts = {compose_caption(facts, seed=s)[0].split(". ")[0] for s in range(40)}
+    assert any(re.search(r"\b(?:is|appears)\b", f) for f in firsts)
+    assert not [f for f in firsts if re.search(r"\bare the skin lesion\b|\bskin lesion (?:are|appear)\b", f)], firsts

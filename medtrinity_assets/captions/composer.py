@@ -85,7 +85,8 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     items = join_words(listed)
     if roi and region and items and _named_by(region, listed):  # "the peripheral nerve and blood vessels": the region already names them
         items = ""
-    values = {"is_region": "is" if len(unique(facts.organs)) < 2 and not is_plural(region) else "are", "modality": noun, "a_modality": _a(noun), "A_modality": capitalise(_a(noun)), "region": region, "items": items}
+    single = len(listed) == 1 and not is_plural(listed[0])  # "the skin lesion is", "the liver and spleen are"
+    values = {"is_region": "is" if len(unique(facts.organs)) < 2 and not is_plural(region) else "are", "are_items": "is" if single else "are", "appear_items": "appears" if single else "appear", "modality": noun, "a_modality": _a(noun), "A_modality": capitalise(_a(noun)), "region": region, "items": items}
     return fill("overview", values, rng)
 
 

@@ -17,7 +17,7 @@ from .data_files import appearance, template_fields, wording
 from .labels import Name, conjugations, number_words, structure_name
 
 
-_GRAMMAR = frozenset({*conjugations(False), "name", "Name", "name_one", "a_modality", "A_modality", "a_shape", "surround", "is_region"})
+_GRAMMAR = frozenset({*conjugations(False), "name", "Name", "name_one", "a_modality", "A_modality", "a_shape", "surround", "is_region", "are_items", "appear_items"})
 _SAME_FACT = {"Share_cap": "share", "share_of": "share", "Count": "count", "a_plane": "plane"}  # capitalised / article forms of one fact
 
 
