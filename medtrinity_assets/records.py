@@ -1,9 +1,8 @@
 """In-memory records passed between the pipeline's pure functions.
 
-These are the contracts between stages: ingestion produces `Slice2D`s (pixels plus
-aligned ground-truth mask layers), ROI grounding turns mask layers into `ROI`s,
-captioning consumes `CaptionFacts`. What is persisted (Parquet manifests) is described
-by `medtrinity_assets.schema` and docs/record_schema.md.
+These are the contracts between stages: ingestion produces `Slice2D`s (pixels plus aligned
+ground-truth mask layers), ROI grounding turns mask layers into `ROI`s, captioning consumes
+`CaptionFacts`. What is persisted is described by `medtrinity_assets.schema` and docs/record_schema.md.
 """
 
 from __future__ import annotations
@@ -291,12 +290,8 @@ class Measurements:
     margin_sharpness:  mean gradient magnitude on the border band / mean gradient magnitude inside
                      the ROI and in the ring (> 1: the border is sharper than the texture around it)
     n_components:    connected components of this ROI's mask
-    label_count:     instances of this label on the image (e.g. 125 nuclei): its ROIs, or the
-                     instances one grouped ROI holds
-    count_kind:      what the label's several ROIs on the image are (label_count > 1 only):
-                     ``instances`` (separate objects: nuclei, lesions) or ``parts`` (separate
-                     pieces of one structure cut by the slice: a liver in two parts is one liver);
-                     from the source's catalog ``rois.components``
+    label_count:     ROIs of this label on the image, or the instances one grouped ROI holds;
+                     count_kind (when > 1): ``instances`` or ``parts`` of one structure (catalog)
     instance_count:  a grouped ROI (catalog `rois.instances: group`): how many instances of its
                      label its mask unites (None: the ROI is one instance or one mask)
     instance_diameter_{min,median,max}_px / _mm:  equivalent diameters of the grouped instances
@@ -326,7 +321,7 @@ class Measurements:
     margin_sharpness: float | None = None
     n_components: int | None = None
     label_count: int | None = None
-    count_kind: str | None = None  # instances | parts (label_count > 1 only)
+    count_kind: str | None = None
     instance_count: int | None = None
     instance_diameter_min_px: float | None = None
     instance_diameter_median_px: float | None = None

@@ -41,7 +41,7 @@ from .labels import (
     structure_name,
 )
 from .groups_text import group_sentences, is_group, share_of
-from .look_text import capitalise, fill, look_sentences, no_look_sentence, size_sentence
+from .look_text import capitalise, fill, form, look_sentences, no_look_sentence, size_sentence
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, stem, unique, word_stems
 
@@ -80,8 +80,7 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
         names[0] = f"{number_words(count)} {structure_name(roi).many}"
     listed = names[: MAX_LISTED_STRUCTURES + 1] if len(names) == MAX_LISTED_STRUCTURES + 1 else names[:MAX_LISTED_STRUCTURES]
     if len(names) > len(listed):
-        further = wording().counts.further
-        listed.append(further[rng.randrange(len(further))].format(n=len(names) - len(listed)))
+        listed.append(form(wording().counts.further, rng).format(n=len(names) - len(listed)))
     items = join_words(listed)
     if roi and region and items and _named_by(region, listed):  # "the peripheral nerve and blood vessels": the region already names them
         items = ""

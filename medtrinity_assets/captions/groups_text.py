@@ -14,7 +14,7 @@ from medtrinity_assets.records import CaptionFacts, Measurements
 
 from .data_files import wording
 from .labels import Name, image_place, number_words
-from .look_text import capitalise, fill
+from .look_text import capitalise, fill, form
 
 
 def is_group(m: Measurements | None) -> bool:
@@ -32,8 +32,7 @@ def _size(value: float) -> str:
 
 def share_of(share: str, rng: random.Random) -> str:
     """``about 2% of the image`` in one of its equivalent forms (wording.yaml counts.share_of)."""
-    forms = wording().counts.share_of
-    return forms[rng.randrange(len(forms))].format(share=share) if share else ""
+    return form(wording().counts.share_of, rng).format(share=share) if share else ""
 
 
 def group_sentences(name: Name, facts: CaptionFacts, share: str, rng: random.Random) -> list[str]:

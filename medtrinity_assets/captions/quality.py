@@ -64,6 +64,11 @@ def _readers() -> dict[str, tuple[tuple[str, re.Pattern[str]], ...]]:
     }
 
 
+def _shape_of(word: str) -> str | None:
+    """The shape reading a written form names (``ovoid`` -> ``oval``), or None."""
+    return next((k for k, forms in appearance().shape_words.items() if word in forms), None)
+
+
 _OUTLINE_IS = re.compile(r"outline (?:is|are) ([a-z]+)")
 _HU = re.compile(r"\babout (-?\d+) HU\b")
 ARTEFACTS = {
@@ -80,12 +85,11 @@ def read_claims(text: str) -> dict[str, object]:
     heterogeneous" is read once, as mild."""
     lo = (text or "").lower()
     claims: dict[str, object] = {}
-    shape_forms = {f: k for k, forms in appearance().shape_words.items() for f in forms}
     for category, readers in _readers().items():
         found: set[str] = set()
         rest = lo
         if category == "shape":  # a shape word counts where it describes an outline
-            found |= {shape_forms[w] for w in _OUTLINE_IS.findall(rest) if w in shape_forms}
+            found |= {_shape_of(w) for w in _OUTLINE_IS.findall(rest)} - {None}
         for value, rx in readers:
             if rx.search(rest):
                 found.add(value)

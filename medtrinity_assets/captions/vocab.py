@@ -240,11 +240,6 @@ def organ_terms(name: str) -> list[set[str]]:
     if not words:
         return []
     options = [set(words)]
-    from .labels import structure_name  # the label as captions write it ("heart_atrium_right" -> "right atrium")
-
-    written = {stem(w) for w in _WORD.findall(structure_name(name).text.lower())} - {"the", "of", "and"}
-    if written and written != options[0]:
-        options.append(written)
     if len(words) == 1:
         options += [{stem(s)} for s in ORGAN_SYNONYMS.get(words[0], ())]
     else:

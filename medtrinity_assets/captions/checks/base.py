@@ -16,6 +16,7 @@ from typing import Any
 from medtrinity_assets.records import CaptionFacts
 from medtrinity_resources.yaml_config import read_yaml_mapping
 
+from ..labels import structure_name
 from ..sections import SECTION_KEYS
 from .sides import strip_names
 from ..vocab import label_text, modality_mentions, normalise_dashes, organ_terms, unique, word_stems
@@ -82,7 +83,10 @@ def alternation(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
 
 @lru_cache(maxsize=4096)
 def _organ_terms(name: str) -> tuple[frozenset[str], ...]:
-    return tuple(frozenset(option) for option in organ_terms(name))
+    """`vocab.organ_terms`, plus the label as captions write it ("heart_atrium_right" -> "right atrium")."""
+    options = {frozenset(option) for option in organ_terms(name)}
+    written = word_stems(structure_name(name).text) - {"the", "of", "and"}
+    return tuple(sorted(options | ({frozenset(written)} if written else set()), key=sorted))
 
 
 def names_organ(text_stems: set[str], name: str) -> bool:

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from medtrinity_assets.records import CaptionFacts
 
-from ..labels import structure_name
+from ..labels import is_parts, structure_name
 from ..vocab import (
     ADJACENT_REGIONS,
     COMPATIBLE_MODALITIES,
@@ -16,13 +16,12 @@ from ..vocab import (
     label_text,
     modality_families,
     modality_mentions,
-    names_organ,
     organs_named,
     regions_of,
     unique,
     word_stems,
 )
-from .base import CaptionView, alternation, mentions, sentences
+from .base import CaptionView, alternation, mentions, names_organ, sentences
 
 # ----------------------------------------------------------------------------- modality
 
@@ -283,7 +282,7 @@ def count_problems(view: CaptionView, recorded_findings: list[str]) -> bool:
     lesion_nouns = set(lex["lesion_nouns"])
     numbers = {**lex["count_words"], **_NUMERALS}
     roi_words = {w for w in re.findall(r"[a-z]+", label_text(view.roi).lower())}
-    if m and m.count_kind == "parts" and (m.label_count or 1) > 1 and _counts_parts_as_structures(view, numbers):
+    if is_parts(m) and _counts_parts_as_structures(view, numbers):
         return True  # "the two livers": one liver the slice cuts into pieces
     for s in view.image_sentences:
         low = s.lower()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from medtrinity_assets.grid import position_grid
 from medtrinity_assets.records import CaptionFacts
 
+from ..labels import is_parts
 from ..vocab import label_text
 from .sides import image_side_facts, patient_side_fact
 
@@ -78,13 +79,12 @@ def fact_lines(facts: CaptionFacts) -> list[str]:
     if not spacing:
         lines.append("pixel spacing: unknown (no size in mm or cm can be known)")
     if m is not None:
+        count = f"separate parts of this one structure on the image {m.label_count}" if is_parts(m) else f"instances of this label on the image {m.label_count or 1}"
         lines.append(
             f"measured: contrast vs surrounding ring {_fmt(m.contrast)} (negative = darker), mean {_fmt(m.mean)} {m.intensity_unit or ''}, "
             f"std {_fmt(m.std)}, margin sharpness {_fmt(m.margin_sharpness)}, circularity {_fmt(m.circularity)}, "
             f"elongation {_fmt(m.elongation)} (1 = round), solidity {_fmt(m.solidity)}, equivalent diameter "
-            f"{_fmt(m.equivalent_diameter_mm, ' mm')}, "
-            + (f"separate parts of this one structure on the image {m.label_count}" if m.count_kind == "parts" and (m.label_count or 1) > 1
-               else f"instances of this label on the image {m.label_count or 1}")
+            f"{_fmt(m.equivalent_diameter_mm, ' mm')}, {count}"
         )
     return lines
 
