@@ -6,14 +6,15 @@ queue's limits and the UI shows it. `medtrinity backfill` uses the webserver giv
 A source backfill targets the dataset chain (source_manifest ... triplets) of the chosen shards
 (default: all). By default only what is missing or stale counts, by Dagster's own account: the
 shards' file fingerprints are first reported as `source_files` observations, then each shard is
-targeted from the first asset of its chain that is missing or stale (`--all` targets every asset of
-every chosen shard). The daemon runs one run per shard. Runs carry the backfill's tags:
+targeted from the first asset of its chain that is missing or stale, a FRESH asset whose manifest
+storage no longer holds counting as missing (medtrinity_assets.stored; `--all` targets every asset
+of every chosen shard). The daemon runs one run per shard. Runs carry the backfill's tags:
 ``dagster/backfill`` (added by Dagster, capped per backfill by the instance's tag limit),
 ``medtrinity/source``, ``medtrinity/trigger`` and the tags passed in (`medtrinity backfill` passes
 the dataset run tags -- ``medtrinity/gpu`` when models run on a GPU, MEDTRINITY_RUN_TAGS -- and its
 --tag options).
 
-    stale = {a: stale_status(url, a, partitions) for a in DATASET_ASSETS}
+    stale = {a: storage_status(url, a, partitions, stored_from_settings()) for a in DATASET_ASSETS}
     plan = plan_source_backfill(CATALOG, "pydicom_dicom", shards=["00", "01"], stale=stale)
     backfill_id = submit_backfill("http://dagster:3000", plan)
 """

@@ -56,6 +56,7 @@ def observe(url: str, catalog, sources: list[str]) -> list[str]:
 def run_demo(sources: list[str] | None, skip_knowledge: bool = False, release: bool | None = None, webserver: str = "") -> int:
     """Materialise what is missing or stale, through a webserver; print progress, timing, summary."""
     from medtrinity_assets.demo import materialise_stale, stage_line
+    from medtrinity_assets.stored import stored_from_settings
 
     t0 = T_START
     home = ensure_dagster_home()
@@ -73,7 +74,8 @@ def run_demo(sources: list[str] | None, skip_knowledge: bool = False, release: b
         print(f"Source files: {len(changed)} shard(s) new or changed", flush=True)
         build_release = release if release is not None else not sources
         partitions = [f"{n}|{s}" for n in names for s in catalog.shard_keys]
-        runner = materialise_stale(url, partitions, knowledge=not skip_knowledge, release="demo" if build_release else None)
+        release_name = "demo" if build_release else None
+        runner = materialise_stale(url, partitions, knowledge=not skip_knowledge, release=release_name, stored=stored_from_settings())
     except DagsterApiError as exc:
         print(f"medtrinity demo: {exc}", file=sys.stderr)
         return 2
@@ -183,9 +185,9 @@ def run_ui(port: int) -> int:
 def run_backfill(args: argparse.Namespace) -> int:
     """Plan a source backfill (missing or stale shards unless --all), submit it, optionally wait."""
     from medtrinity_assets.backfill import SUCCESS_STATUSES, BackfillError, parse_tags, plan_source_backfill, submit_backfill, wait_for_backfill
-    from medtrinity_assets.dagster_client import stale_status
     from medtrinity_assets.defs.jobs import dataset_run_tags
     from medtrinity_assets.defs.names import DATASET_ASSETS
+    from medtrinity_assets.stored import storage_status, stored_from_settings
 
     try:
         catalog = load_catalog()
@@ -200,7 +202,8 @@ def run_backfill(args: argparse.Namespace) -> int:
             if not args.all:
                 observe(services.url, catalog, [args.source])
                 partitions = [f"{args.source}|{s}" for s in catalog.shard_keys]
-                stale = {a: stale_status(services.url, a, partitions) for a in DATASET_ASSETS}
+                stored = stored_from_settings()
+                stale = {a: storage_status(services.url, a, partitions, stored) for a in DATASET_ASSETS}
             plan = plan_source_backfill(catalog, args.source, shards=shards, tags=tags, stale=stale)
             if plan.is_empty:
                 print(f"{args.source}: every chosen shard is up to date (use --all to re-run them anyway)")

@@ -4,8 +4,9 @@ Dagster webserver (their own `dagster dev`, or a running one), so they belong to
 The demo materialises only what is missing or stale by Dagster's own account: it reports each
 source shard's file fingerprint as a `source_files` observation (a new data version only where
 files changed), asks the webserver for the stale status of every partition (code versions and data
-versions), and launches one run per (source, shard) starting at the first asset of the chain that
-is missing or stale. Knowledge corpora, the retrieval evaluation, the cross-source reports and the
+versions), counts a FRESH partition whose output storage no longer holds as missing
+(medtrinity_assets.stored), and launches one run per (source, shard) starting at the first asset of
+the chain that is missing or stale. Knowledge corpora, the retrieval evaluation, the cross-source reports and the
 demo release follow the same rule.
 """
 
@@ -24,10 +25,10 @@ from medtrinity_assets.dagster_client import (
     launch_run,
     run_messages,
     run_states,
-    stale_status,
 )
 from medtrinity_assets.defs.names import DATASET_ASSETS, RELEASE_ASSETS, REPORT_ASSETS
 from medtrinity_assets.defs.progress import PROGRESS_PREFIX, duration
+from medtrinity_assets.stored import Stored, storage_status
 
 DIMENSIONS = ("dataset", "shard")
 POLL_S = 1.0
@@ -104,14 +105,14 @@ def partition_keys(url: str, asset: str) -> list[str]:
     return list(nodes[0]["partitionKeys"]) if nodes else []
 
 
-def not_fresh(url: str, asset: str, partitions: Sequence[str] = ()) -> dict[str | None, str]:
+def not_fresh(url: str, asset: str, partitions: Sequence[str] = (), stored: Stored | None = None) -> dict[str | None, str]:
     """Partitions of `asset` (None when unpartitioned) that are MISSING or STALE, with that status."""
-    return {p: s for p, s in stale_status(url, asset, partitions).items() if s != "FRESH"}
+    return {p: s for p, s in storage_status(url, asset, partitions, stored).items() if s != "FRESH"}
 
 
-def shard_specs(url: str, partitions: Sequence[str], trigger: str) -> tuple[list[RunSpec], Counter[str]]:
+def shard_specs(url: str, partitions: Sequence[str], trigger: str, stored: Stored | None = None) -> tuple[list[RunSpec], Counter[str]]:
     """One run per shard partition with anything missing or stale: the chain from its first such asset."""
-    status = {asset: stale_status(url, asset, partitions) for asset in DATASET_ASSETS}
+    status = {asset: storage_status(url, asset, partitions, stored) for asset in DATASET_ASSETS}
     specs, counts = [], Counter()
     for partition in partitions:
         first = next((i for i, asset in enumerate(DATASET_ASSETS) if status[asset][partition] != "FRESH"), None)
@@ -133,16 +134,16 @@ def shard_specs(url: str, partitions: Sequence[str], trigger: str) -> tuple[list
     return specs, counts
 
 
-def knowledge_specs(url: str, trigger: str) -> list[RunSpec]:
-    stale = not_fresh(url, "knowledge_index", partition_keys(url, "knowledge_index"))
+def knowledge_specs(url: str, trigger: str, stored: Stored | None = None) -> list[RunSpec]:
+    stale = not_fresh(url, "knowledge_index", partition_keys(url, "knowledge_index"), stored)
     return [
         RunSpec(f"knowledge_index[{c}]", "knowledge_index_job", ("knowledge_index",), c, tags={"medtrinity/trigger": trigger})
         for c in sorted(stale)  # type: ignore[type-var]
     ]
 
 
-def unpartitioned_spec(url: str, job: str, assets: Sequence[str], label: str, trigger: str) -> list[RunSpec]:
-    stale = tuple(a for a in assets if not_fresh(url, a))
+def unpartitioned_spec(url: str, job: str, assets: Sequence[str], label: str, trigger: str, stored: Stored | None = None) -> list[RunSpec]:
+    stale = tuple(a for a in assets if not_fresh(url, a, (), stored))
     return [RunSpec(label, job, stale, tags={"medtrinity/trigger": trigger})] if stale else []
 
 
@@ -151,35 +152,41 @@ def release_spec(name: str, benchmark_dirs: dict[str, str] | None, assets: Seque
     return RunSpec(f"release[{name}]", "release_job", tuple(assets), name, tags={"medtrinity/trigger": trigger}, run_config=config)
 
 
-def release_if_stale(url: str, name: str, trigger: str) -> list[RunSpec]:
-    stale = tuple(a for a in RELEASE_ASSETS if not_fresh(url, a, [name]))
+def release_if_stale(url: str, name: str, trigger: str, stored: Stored | None = None) -> list[RunSpec]:
+    stale = tuple(a for a in RELEASE_ASSETS if not_fresh(url, a, [name], stored))
     return [release_spec(name, None, stale, trigger)] if stale else []
 
 
 def materialise_stale(
-    url: str, shard_partitions: Sequence[str], knowledge: bool, release: str | None, echo: Callable[[str], None] = print
+    url: str,
+    shard_partitions: Sequence[str],
+    knowledge: bool,
+    release: str | None,
+    echo: Callable[[str], None] = print,
+    stored: Stored | None = None,
 ) -> Runner:
     """The demo's phases: knowledge index, then the shards, the reports and the release; only what is
-    missing or stale. Returns the runner (its outcomes and per-stage times)."""
+    missing or stale (or, with `stored`, no longer in storage). Returns the runner (its outcomes and
+    per-stage times)."""
     runner = Runner(url, echo)
     trigger = "demo"
     if knowledge:
-        specs = knowledge_specs(url, trigger)
+        specs = knowledge_specs(url, trigger, stored)
         echo(f"Knowledge index: {len(specs)} corpus index(es) to build" + ("" if specs else " (up to date)"))
         runner.run(specs, follow_logs=True)
-    shards, counts = shard_specs(url, shard_partitions, trigger)
+    shards, counts = shard_specs(url, shard_partitions, trigger, stored)
     echo(
         f"Shards: {len(shards)} of {len(shard_partitions)} to run "
         f"({counts['MISSING']} missing, {counts['STALE']} stale, {counts['FRESH']} up to date)"
     )
-    evaluation = unpartitioned_spec(url, "retrieval_evaluation_job", ["retrieval_evaluation"], "retrieval_evaluation", trigger) if knowledge else []
+    evaluation = unpartitioned_spec(url, "retrieval_evaluation_job", ["retrieval_evaluation"], "retrieval_evaluation", trigger, stored) if knowledge else []
     runner.run(evaluation + shards)
-    reports = unpartitioned_spec(url, "reports_job", REPORT_ASSETS, "reports (duplicates, rejects)", trigger)
+    reports = unpartitioned_spec(url, "reports_job", REPORT_ASSETS, "reports (duplicates, rejects)", trigger, stored)
     if reports:
         echo("Reports:")
         runner.run(reports)
     if release:
-        specs = release_if_stale(url, release, trigger)
+        specs = release_if_stale(url, release, trigger, stored)
         echo(f"Release '{release}':" + ("" if specs else " up to date"))
         runner.run(specs)
     return runner

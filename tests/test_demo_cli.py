@@ -4,7 +4,9 @@
   job and the code location's origin (what the UI's Jobs page, Timeline and re-execution need);
 - a rerun with nothing changed launches no run (Dagster's staleness: code and data versions);
 - touching one source file re-runs only that file's shard, then the reports and the release;
-- the dataset folder, moved elsewhere, still builds a release (manifests hold root-relative references).
+- the dataset folder, moved elsewhere, still builds a release (manifests hold root-relative references);
+- a new MEDTRINITY_HOME on the same instance: what the instance calls fresh but storage lacks is
+  re-run (the instance alone would launch nothing, or runs that cannot load their inputs).
 
 The knowledge index is skipped (retrieval then finds no passages; runs still succeed). Wall-clock
 figures are printed for the record, never asserted.
@@ -119,3 +121,20 @@ def test_moved_dataset_builds_a_release(world, tmp_path):
         assert all((moved / uri).is_file() for uri in triplets["image_uri"].unique())
     finally:
         shutil.move(str(moved), str(root / "home" / "dataset"))
+
+
+def test_new_home_on_the_same_instance_reruns_what_storage_lacks(world, tmp_path):
+    root, _, env, _ = world
+    before = {j: {r.run_id for r in rs} for j, rs in runs_by_job(root / "dagster_home").items()}
+    home = tmp_path / "new_home"
+    proc = run_cli({**env, "MEDTRINITY_HOME": str(home)}, "demo", "--skip-knowledge")
+    assert "Shards: 4 of 4 to run (4 missing, 0 stale, 0 up to date)" in proc.stdout
+    assert "0 failed" in proc.stdout
+    new = {j: [r for r in rs if r.run_id not in before.get(j, set())] for j, rs in runs_by_job(root / "dagster_home").items()}
+    assert sorted(r.tags["dagster/partition"] for r in new["dataset_shard_job"]) == [f"{SOURCE}|{s}" for s in ("00", "01", "02", "03")]
+    assert all(r.is_success for rs in new.values() for r in rs)
+    assert len(new["reports_job"]) == 1 and len(new["release_job"]) == 1
+    old = pl.concat([pl.read_parquet(p) for p in sorted((root / "home" / "dataset" / "manifests" / "triplets" / SOURCE).glob("*.parquet"))])
+    rebuilt = pl.concat([pl.read_parquet(p) for p in sorted((home / "dataset" / "manifests" / "triplets" / SOURCE).glob("*.parquet"))])
+    assert rebuilt.height == old.height > 0
+    assert (home / "dataset" / "releases" / "demo" / "checksums.sha256").is_file()
