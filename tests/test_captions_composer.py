@@ -215,3 +215,27 @@ def test_overview_verb_agrees_with_the_structures_it_lists():
     firsts = {compose_caption(facts, seed=s)[0].split(". ")[0] for s in range(40)}
     assert any(re.search(r"\b(?:is|appears)\b", f) for f in firsts)
     assert not [f for f in firsts if re.search(r"\bare the skin lesion\b|\bskin lesion (?:are|appear)\b", f)], firsts
+
+
+def test_a_bordering_structure_with_a_direction_is_named_once():
+    """Contact and direction to one structure make one clause ("lies anterior to the aorta, in contact
+    with it"), in the bordering clause's place, never "abuts the aorta, lies anterior to the aorta";
+    the relation check still reads its direction."""
+    from medtrinity_assets.captions.data_files import wording
+    from medtrinity_assets.records import Relation
+
+    tails = [t.format(it="it") for t in wording().relations.in_contact]
+    frames = wording().relations.image_frame
+    rels = [Relation("borders", "aorta"), Relation("borders", "spleen"), Relation("direction", "aorta", "anterior"), Relation("direction", "stomach", "posterior")]
+    for frame, words in ((ct_liver().frame, "anterior to the aorta"), (None, "to the left of the aorta")):
+        typed = rels if frame else [*rels[:2], Relation("direction", "aorta", "left"), Relation("direction", "stomach", "below")]
+        facts = dataclasses.replace(ct_liver(), frame=frame, relations=typed)
+        for seed in range(12):
+            text, sections = compose_caption(facts, seed=seed)
+            said = sections["relations"]
+            assert said.count("aorta") == 1 and words in said, said
+            assert sum(said.count(t) for t in tails) == 1 and said.index("aorta") < said.index("stomach"), said
+            assert sum(said.count(" " + f) for f in frames) == (0 if frame else 1), said
+            assert check_caption(text, sections, facts) == [], text
+            flipped = text.replace(words, words.replace("anterior", "posterior").replace("left", "right"))
+            assert "relation_contradiction" in check_caption(flipped, {**sections, "relations": ""}, facts), flipped

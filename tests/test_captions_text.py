@@ -56,7 +56,7 @@ def test_coarse_caption_without_labels_or_organs():
 def test_prompt_has_header_fields_questions_and_instruction():
     facts = ct_liver()
     prompt = build_prompt(facts)
-    assert PROMPT_VERSION == "mt-prompt-v3"
+    assert PROMPT_VERSION == "mt-prompt-v4"
     assert f"Coarse caption: {facts.coarse_caption}" in prompt
     assert "Specific position: in the upper left part of the image" in prompt
     assert "18.3% of the image area" in prompt

@@ -224,7 +224,7 @@ def seed_caption_row(roi_id: str, overlay_uri: str, problems: list[str]) -> dict
     return {
         "roi_id": roi_id, "image_id": roi_id.split("#")[0], "dataset": "src", "shard": "00",
         "caption": f"Description of {roi_id}.", **{c: f"{c} of {roi_id}" for c in SECTION_COLUMNS},
-        "backend": "openai", "model": SEED_MODEL, "model_version": "", "prompt_version": "mt-prompt-v3", "prompt_hash": "0" * 16,
+        "backend": "openai", "model": SEED_MODEL, "model_version": "", "prompt_version": "mt-prompt-v4", "prompt_hash": "0" * 16,
         "generation_settings": "{}", "attempts": 1, "problems": problems, "tokens_in": 1, "tokens_out": 1, "seconds": 0.0,
         "model_calls": 1, "cache_hit": False, "passage_ids": [], "concept_ids": [],
         "modality": "CT", "seed_label": "liver", "overlay_uri": overlay_uri, "prompt": f"Prompt for {roi_id}",

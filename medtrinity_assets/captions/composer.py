@@ -45,7 +45,7 @@ from .look_text import capitalise, fill, form, look_sentences, no_look_sentence,
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, stem, unique, word_stems
 
-COMPOSER_VERSION = "mt-composer-v5"
+COMPOSER_VERSION = "mt-composer-v6"
 
 MAX_LISTED_STRUCTURES = 2
 
@@ -198,7 +198,7 @@ def relations_sentence(name: Name | None, facts: CaptionFacts, rng: random.Rando
     values = {**conjugations(name.plural), "name": name.text, "Name": capitalise(name.text)}
     if clauses:
         joined = join_words(clauses)
-        if len(clauses) > 1 and any(" and " in c for c in clauses):  # "borders A and B, and lies ..."
+        if len(clauses) > 1 and any(" and " in c or "," in c for c in clauses):  # "borders A and B, and lies ..."
             joined = ", ".join(clauses[:-1]) + ", and " + clauses[-1]
         return fill("relations", {**values, "clauses": joined}, rng)
     if others:

@@ -4,7 +4,8 @@
 - `related_first(facts)`  the image's structures, those related to the ROI first
 - `relation_clauses(name, facts)`  one clause per related structure from the typed `Relation`s
   (``borders the spleen``, ``lies anterior to and to the patient's left of the liver``,
-  ``contains 3 nuclei``); a structure sharing the ROI's label is "a neighbouring <one>"
+  ``contains 3 nuclei``, ``lies posterior to the aorta, in contact with it``); a structure sharing
+  the ROI's label is "a neighbouring <one>"
 """
 
 from __future__ import annotations
@@ -80,18 +81,30 @@ def _clause(kind: str, rels: list[Relation], roi_label: str, plural: bool, pick:
 
 def relation_clauses(name: Name, facts: CaptionFacts, limit: int = 4, pick: int = 0) -> list[str]:
     """Clauses for the ROI's typed relations, grouped per (kind, other structure), at most `limit`;
-    `pick` chooses among equivalent phrasings (data/wording.yaml, 0 = the reference form)."""
+    `pick` chooses among equivalent phrasings (data/wording.yaml, 0 = the reference form). A
+    structure the ROI borders and has a direction to is named once, in the bordering clause's place
+    ("lies anterior to the spinal cord, in contact with it")."""
+    w = wording().relations
     roi = roi_label_of(facts) or ""
     groups: dict[tuple[str, str], list[Relation]] = {}
     for r in facts.relations:
         if r.kind in _KIND_ORDER:
             groups.setdefault((r.kind, r.other), []).append(r)
-    ordered = sorted(groups.items(), key=lambda kv: _KIND_ORDER.index(kv[0][0]))
+    touching = {o for k, o in groups if k == "borders" and o != roi and ("direction", o) in groups}
+    groups = {k: v for k, v in groups.items() if not (k[0] == "borders" and k[1] in touching)}
+    place = {kind: i for i, kind in enumerate(_KIND_ORDER)}
+    ordered = sorted(groups.items(), key=lambda kv: place["borders" if kv[0][1] in touching else kv[0][0]])
     clauses: list[str] = []
+    tails: dict[int, str] = {}  # clause index -> its contact tail (", in contact with it")
     merged: dict[str, int] = {}  # clause head ("borders", "lies anterior to") -> index of its clause
     for (kind, other), rels in ordered:
         clause = _clause(kind, rels, roi, name.plural, pick)
         tail = " the " + structure_name(other).text
+        if kind == "direction" and other in touching and clause:
+            form = w.in_contact[(pick + len(tails)) % len(w.in_contact)]  # a second one is worded differently
+            tails[len(clauses)] = form.format(it="them" if structure_name(other).plural else "it")
+            clauses.append(clause)
+            continue
         if other == roi or kind == "contains" or not clause.endswith(tail):
             clauses.append(clause)
             continue
@@ -101,13 +114,15 @@ def relation_clauses(name: Name, facts: CaptionFacts, limit: int = 4, pick: int 
             continue
         merged[head] = len(clauses)
         clauses.append(clause)
-    out = []
-    for c in clauses:  # "borders the stomach|right kidney" -> "borders the stomach and the right kidney"
+    out: list[tuple[str, str]] = []
+    for i, c in enumerate(clauses):  # "borders the stomach|right kidney" -> "borders the stomach and the right kidney"
         head, *more = c.split("|")
-        out.append(join_words([head, *[f"the {m}" for m in more]]) if more else head)
-    out = [c for c in out if c][:limit]
+        if head:
+            out.append((join_words([head, *[f"the {m}" for m in more]]) if more else head, tails.get(i, "")))
+    out = out[:limit]
     image_frame = [r for r in facts.relations if r.kind == "direction" and r.direction in _IMAGE_FRAME]
-    if out and image_frame and out[-1].startswith(tuple(conjugations(name.plural).get(v, v) for v in wording().relations.direction_verb)):
-        forms = wording().relations.image_frame  # directions as displayed, said once ("... of the spleen on the image")
-        out[-1] += " " + forms[pick % len(forms)]
-    return out
+    verbs = tuple(conjugations(name.plural).get(v, v) + " " for v in w.direction_verb)
+    last = max((i for i, (c, _) in enumerate(out) if c.startswith(verbs)), default=None)
+    if image_frame and last is not None:  # directions as displayed, said once ("... of the spleen on the image")
+        out[last] = (out[last][0] + " " + w.image_frame[pick % len(w.image_frame)], out[last][1])
+    return [c + tail for c, tail in out]
