@@ -355,8 +355,7 @@ class CaptionFacts:
     """Everything the caption writer may state, as typed facts (no prose to be parsed back).
 
     `roi_position` is the image-terms name of the grid cell (the ``position`` column); the typed
-    fields (`position`, `frame`, `relations`, `measurements`, concepts) carry the facts.
-    """
+    fields (`position`, `frame`, `relations`, `contacts`, `measurements`, concepts) carry the facts."""
 
     modality: str
     organs: list[str]
@@ -374,6 +373,7 @@ class CaptionFacts:
     frame: DisplayFrame | None = None
     position: GridPosition | None = None
     relations: list[Relation] = field(default_factory=list)
+    contacts: list[str] | None = None  # every structure the ROI touches or overlaps (None: not recorded)
     measurements: Measurements | None = None
     roi_concept: ConceptRef | None = None  # the ROI label's concept
     finding_concepts: list[ConceptRef] = field(default_factory=list)  # recorded image-level findings

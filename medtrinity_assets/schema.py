@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = "9"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts); 7: caption accounting (caption_batches.seconds, model_calls, cache_hit); 8: grouped instances (m_instance_count, m_instance_diameter_*, m_instance_cells, m_largest_row/col); 9: m_count_kind (separate instances or parts of one structure)
+SCHEMA_VERSION = "10"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts); 7: caption accounting (caption_batches.seconds, model_calls, cache_hit); 8: grouped instances (m_instance_count, m_instance_diameter_*, m_instance_cells, m_largest_row/col); 9: m_count_kind (separate instances or parts of one structure); 10: contacts (every ROI label an ROI touches or overlaps)
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -177,6 +177,7 @@ ROIS_SCHEMA = pl.Schema(
         "position": Str,  # grid cell name in image terms ("upper left-center")
         **POSITION_COLUMNS,
         "relations": pl.List(RELATION_STRUCT),
+        "contacts": pl.List(Str),  # every ROI label it touches or overlaps; null for a whole image
         **MEASUREMENT_COLUMNS,
         "rle": Str,
         "overlay_uri": Str,
@@ -283,6 +284,7 @@ TRIPLETS_SCHEMA = pl.Schema(
         "position": Str,
         **POSITION_COLUMNS,
         "relations": pl.List(RELATION_STRUCT),
+        "contacts": pl.List(Str),  # every ROI label it touches or overlaps; null for a whole image
         **MEASUREMENT_COLUMNS,
         "rle": Str,
         "coarse_caption": Str,

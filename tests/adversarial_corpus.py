@@ -44,6 +44,7 @@ def build_facts(name: str, spec: dict) -> CaptionFacts:
         frame=frame,
         position=GridPosition(**spec["position"]) if spec.get("position") else None,
         relations=[Relation(**r) for r in spec.get("relations", [])],
+        contacts=spec.get("contacts"),
         measurements=Measurements(**spec["measurements"]) if spec.get("measurements") else None,
         spacing_mm=tuple(spec["spacing_mm"]) if spec.get("spacing_mm") else None,
     )

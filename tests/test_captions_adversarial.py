@@ -222,3 +222,34 @@ def test_composer_captions_of_the_demo_records_raise_nothing(demo_records):
             if problems:
                 flagged.append((dataset, roi_id, problems))
     assert not flagged, flagged[:5]
+
+
+@pytest.mark.slow
+def test_every_contact_claim_moved_to_a_structure_not_touched_is_a_contact_contradiction(demo_records):
+    """Each real demo record whose relations sentence names a structure it touches, with that name
+    swapped for a structure of the image the ROI does not touch ("abuts the stomach" for a ROI
+    recorded touching only the liver), is caught; so is "not in contact with" a touched one."""
+    from medtrinity_assets.captions.labels import structure_name
+
+    moved = missed = denied = missed_denied = 0
+    for _, roi_id, facts in demo_records:
+        if not facts.contacts or not facts.roi_label:
+            continue
+        text, sections = compose_caption(facts, seed=roi_id)
+        said = sections["relations"]
+        names = {structure_name(c).text: c for c in facts.contacts if c != facts.roi_label}
+        far = [o for o in facts.other_rois if o not in facts.contacts and o != facts.roi_label]
+        touched = next((n for n in sorted(names, key=len, reverse=True) if f"the {n}" in said), None)
+        if touched is None:
+            continue
+        if far:
+            stranger = structure_name(far[0]).text
+            if stranger not in said and not any(stranger in n for n in names):
+                wrong = said.replace(f"the {touched}", f"the {stranger}")
+                moved += 1
+                missed += "contact_contradiction" not in check_caption(text.replace(said, wrong), {**sections, "relations": wrong}, facts)
+        negated = f"{text} It is not in contact with the {touched}."
+        denied += 1
+        missed_denied += "contact_contradiction" not in check_caption(negated, sections, facts)
+    assert moved >= 20 and missed == 0, (moved, missed)
+    assert denied >= 30 and missed_denied == 0, (denied, missed_denied)

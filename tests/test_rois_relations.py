@@ -1,11 +1,12 @@
-"""roi_relations: typed containment, contact, overlap, relative direction, bounds."""
+"""roi_relations: typed containment, contact, overlap, relative direction, bounds; roi_neighbourhood:
+the complete contact sets beside the capped relations."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from medtrinity_assets.records import ROI, DisplayFrame, Relation
-from medtrinity_assets.rois import box_from_mask, roi_relations
+from medtrinity_assets.rois import box_from_mask, roi_neighbourhood, roi_relations
 
 H = W = 100
 AXIAL = DisplayFrame(plane="axial", lateral="radiological", up="anterior")
@@ -92,3 +93,24 @@ def test_sagittal_and_coronal_directions():
         direction("vertebra", "above"),
         direction("vertebra", "left"),
     ]
+
+
+def test_contact_sets_are_complete_where_relations_are_capped():
+    """Six structures touch a centre square (four sides, one corner diagonally, one overlapping);
+    relations keep 4 entries, the contact set names all six, never the far one; contact is mutual
+    and not limited to the organ_labels references."""
+    rois = [
+        roi("centre", slice(40, 60), slice(40, 60)),
+        roi("north", slice(30, 40), slice(45, 55)),
+        roi("south", slice(60, 70), slice(45, 55)),
+        roi("west", slice(45, 55), slice(30, 40)),
+        roi("east", slice(45, 55), slice(60, 70)),
+        roi("corner", slice(30, 40), slice(30, 40)),  # touches (39, 39) / (40, 40) diagonally only
+        roi("patch", slice(55, 65), slice(55, 65)),  # overlaps the centre's corner
+        roi("far", slice(0, 5), slice(0, 5)),
+    ]
+    near = roi_neighbourhood(rois, W, H, None, organ_labels={"centre", "north"})
+    assert len(near.relations[0]) <= 4 and len({r.other for r in near.relations[0]}) < 6
+    assert near.contacts[0] == ("corner", "east", "north", "patch", "south", "west")
+    assert near.contacts[-1] == () and near.contacts[5] == ("centre",) and "centre" in near.contacts[6]
+    assert near.relations == roi_relations(rois, W, H, None, organ_labels={"centre", "north"})

@@ -13,7 +13,7 @@ import polars as pl
 from medtrinity_assets.grid import position_grid
 from medtrinity_assets.schema import MEASUREMENT_COLUMNS, RELATION_STRUCT, SECTION_COLUMNS
 
-RELEASE_SCHEMA_VERSION = "3"  # 2: typed frame, position, relations and measurements; 3: embedded images, split `validation`
+RELEASE_SCHEMA_VERSION = "4"  # 2: typed frame, position, relations and measurements; 3: embedded images, split `validation`; 4: contacts
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -58,6 +58,7 @@ RELEASE_COLUMNS: list[tuple[str, pl.DataType, str]] = [
     ("patient_side", Str, "`right`, `left`, `midline` from world coordinates; null when no world frame"),
     ("patient_level", Str, "`anterior`/`central`/`posterior` (axial) or `superior`/`central`/`inferior`"),
     ("relations", pl.List(RELATION_STRUCT), "typed relations to other structures (`kind`, `other`, `direction`, `count`)"),
+    ("contacts", pl.List(Str), "every structure label the ROI touches or overlaps (8-connected); null for whole-image records"),
     ("area_px", pl.Int64, "ROI area in pixels"),
     ("n_components", pl.Int32, "connected components of the ROI mask"),
     *[(name, dtype, "pixel measurement (see docs/record_schema.md)") for name, dtype in MEASUREMENT_COLUMNS.items()],
@@ -133,6 +134,7 @@ TRIPLET_PASSTHROUGH = [
     "patient_side",
     "patient_level",
     "relations",
+    "contacts",
     "area_px",
     "n_components",
     *MEASUREMENT_COLUMNS,

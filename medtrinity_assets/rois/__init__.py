@@ -9,7 +9,7 @@ from .measure import SliceValues, measure_roi, slice_values
 from .overlay import ROI_COLOURS, render_overlay, roi_colour
 from .position import grid_cell, grid_position, position_phrase
 from .record import roi_record
-from .relations import roi_relations
+from .relations import roi_neighbourhood, roi_relations
 from .rle import rle_decode, rle_encode, rle_from_coco, rle_to_coco
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "rle_to_coco",
     "roi_colour",
     "roi_record",
+    "roi_neighbourhood",
     "roi_relations",
     "rois_from_boxes",
     "rois_from_label_map",

@@ -19,7 +19,9 @@ as one entry; one slot is kept for them when a directional reference exists):
    offset is >= 0.414 x the larger one (8 sectors of 45 degrees).
 
 References are the other ROIs, or only those whose label is in `organ_labels` when given (e.g.
-the layers of an organ label map). A reference is named by its label only: when several ROIs
+the layers of an organ label map). `roi_neighbourhood` also returns each ROI's complete contact
+set (every ROI label it touches or overlaps, references or not): the relations are capped for
+wording, the contact set is what a caption's contact claims are checked against. A reference is named by its label only: when several ROIs
 share a label the wording layer says so (no instance numbers).
 """
 
@@ -167,6 +169,42 @@ def _relations_for(
     return out
 
 
+@dataclass(frozen=True)
+class Neighbourhood:
+    """Per ROI (same order as the input): its typed relations (at most `max_relations`) and the
+    labels of every ROI it touches or overlaps (8-connected, all ROIs, sorted, each once)."""
+
+    relations: list[list[Relation]]
+    contacts: list[tuple[str, ...]]
+
+
+def roi_neighbourhood(
+    rois: list[ROI],
+    width: int,
+    height: int,
+    frame: DisplayFrame | None = None,
+    organ_labels: set[str] | None = None,
+    max_relations: int = 4,
+) -> Neighbourhood:
+    """Typed relations and complete contact sets of one image's ROIs (one pass over the pairs)."""
+    shapes = [_shape(roi, width, height) for roi in rois]
+    refs = [j for j, roi in enumerate(rois) if organ_labels is None or roi.label in organ_labels]
+    pairs: dict[tuple[int, int], _Pair] = {}
+    for i in range(len(rois)):
+        for j in range(i + 1, len(rois)):
+            if shapes[i].area and shapes[j].area and boxes_touch(shapes[i].box, shapes[j].box):
+                pairs[(i, j)] = _pair(rois[i], rois[j], shapes[i], shapes[j], width, height)
+    touching: list[set[str]] = [set() for _ in rois]
+    for (i, j), pair in pairs.items():
+        if pair.inter or pair.contact:
+            touching[i].add(rois[j].label)
+            touching[j].add(rois[i].label)
+    return Neighbourhood(
+        [_relations_for(i, rois, shapes, pairs, refs, frame, max_relations) for i in range(len(rois))],
+        [tuple(sorted(t)) for t in touching],
+    )
+
+
 def roi_relations(
     rois: list[ROI],
     width: int,
@@ -176,13 +214,4 @@ def roi_relations(
     max_relations: int = 4,
 ) -> list[list[Relation]]:
     """Typed relations of each ROI (same order as `rois`), at most `max_relations` entries each."""
-    shapes = [_shape(roi, width, height) for roi in rois]
-    refs = [j for j, roi in enumerate(rois) if organ_labels is None or roi.label in organ_labels]
-    ref_set = set(refs)
-    pairs: dict[tuple[int, int], _Pair] = {}
-    for i in range(len(rois)):
-        for j in range(i + 1, len(rois)):
-            involved = i in ref_set or j in ref_set
-            if involved and shapes[i].area and shapes[j].area and boxes_touch(shapes[i].box, shapes[j].box):
-                pairs[(i, j)] = _pair(rois[i], rois[j], shapes[i], shapes[j], width, height)
-    return [_relations_for(i, rois, shapes, pairs, refs, frame, max_relations) for i in range(len(rois))]
+    return roi_neighbourhood(rois, width, height, frame, organ_labels, max_relations).relations

@@ -83,6 +83,7 @@ def facts_for(image: dict, roi: dict, coarse: dict, retrieved: dict | None, sibl
         frame=frame,
         position=position_from_row(roi),
         relations=relations_from_row(roi),
+        contacts=None if roi.get("contacts") is None else list(roi["contacts"]),
         measurements=measurements_from_row(roi),
         roi_concept=concept_from_row((retrieved or {}).get("roi_concept")),
         finding_concepts=[f for f in findings if f is not None],

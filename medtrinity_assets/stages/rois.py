@@ -17,7 +17,7 @@ from medtrinity_assets.rois import (
     measure_roi,
     render_overlay,
     roi_record,
-    roi_relations,
+    roi_neighbourhood,
     rois_from_masks,
     slice_values,
 )
@@ -60,6 +60,7 @@ def whole_image_row(image: dict) -> dict:
         "position": None,
         **position_columns(None),
         "relations": [],
+        "contacts": None,
         **measurement_columns(None),
         "rle": None,
         "overlay_uri": image["image_uri"],
@@ -152,11 +153,11 @@ def ground_shard(images: pl.DataFrame, settings: dict[str, RoiSettings], storage
 def roi_rows(
     image: dict, sl: Slice2D, rois: list[ROI], storage, groups: dict[int, InstanceGroup] | None = None, components: str = "instances"
 ) -> list[dict]:
-    """Manifest rows (geometry, typed position and relations, measurements, overlay) of one image's
+    """Manifest rows (geometry, typed position, relations and contacts, measurements, overlay) of one image's
     ROIs; `groups` (ROI index -> `InstanceGroup`) adds the instance summary of grouped ROIs;
     `components` (catalog ``rois.components``) says what several ROIs of one label are."""
     organ_labels = {layer.label for layer in sl.masks if layer.label_id is not None}  # label maps hold organs
-    relations = roi_relations(rois, sl.width, sl.height, sl.frame, organ_labels=organ_labels or None)
+    near = roi_neighbourhood(rois, sl.width, sl.height, sl.frame, organ_labels=organ_labels or None)
     values = slice_values(sl.pixels, sl.native, sl.native_unit)
     spacing = sl.frame.spacing_rc if sl.frame else None
     by_label: dict[str, list[int]] = {}
@@ -164,7 +165,7 @@ def roi_rows(
         by_label.setdefault(roi.label, []).append(idx)
     label_union = {label: _union([rois[j].mask for j in members]) for label, members in by_label.items() if len(members) > 1}
     rows = []
-    for idx, (roi, rel) in enumerate(zip(rois, relations)):
+    for idx, (roi, rel, contacts) in enumerate(zip(rois, near.relations, near.contacts)):
         rec = roi_record(roi, sl.width, sl.height)
         overlay = render_overlay(sl.pixels, [roi])
         overlay_uri = storage.write_bytes(f"overlays/{image['image_id']}/roi_{idx:03d}.png", encode_png(overlay))
@@ -187,6 +188,7 @@ def roi_rows(
                 **{k: rec[k] for k in _GEOMETRY_KEYS},
                 **position_columns(grid_position(box, sl.width, sl.height, sl.frame, centroid)),
                 "relations": relation_structs(rel),
+                "contacts": list(contacts),
                 **measurement_columns(measured),
                 "overlay_uri": overlay_uri,
             }

@@ -30,6 +30,8 @@ wording thresholds, so a caption written from the facts never fails).
                             hemiabdomen", "right-sided", "patient's left", quadrants)
 ``relation_contradiction``  the ROI put on the opposite side of a structure from its recorded
                             direction ("posterior to the aorta" for a ROI anterior to it)
+``contact_contradiction``   the ROI said to touch / abut / lie within a structure it does not
+                            touch (record `contacts`), or said not to touch one it does
 ``unsupported_size``        a physical size (mm, cm, cm²) when no pixel spacing is known
 ``size_contradiction``      a size, area or share of the image far from the measured one
 ``count_contradiction``     an invented second/other lesion, or a count far from the record
@@ -73,7 +75,7 @@ from .claims import (
     wrong_subject,
 )
 from .findings import FindingFacts, finding_problems
-from .relations import relation_problems
+from .relations import contact_problems, relation_problems
 from .sides import image_sides, patient_sides, side_contradiction, strip_names
 from .style import ai_self_reference, hedging, repetition, section_contradiction, truncated
 from ..sections import SECTION_KEYS
@@ -94,6 +96,7 @@ PROBLEM_CODES: tuple[str, ...] = (
     "wrong_subject",
     "side_contradiction",
     "relation_contradiction",
+    "contact_contradiction",
     "unsupported_size",
     "size_contradiction",
     "count_contradiction",
@@ -142,6 +145,7 @@ def check_caption(
     if view.roi and side_contradiction([view.sections.get("roi", ""), view.text], facts, view.structure_names, own):
         problems.append("side_contradiction")
     problems += relation_problems(view)
+    problems += contact_problems(view)
     problems += size_problems(view)
     findings = FindingFacts(view)
     if count_problems(view, findings.recorded):

@@ -9,8 +9,16 @@ right / above / below of the display); a word is compared only with recorded dir
 own frame, and only a recorded opposite with no recorded agreement is a contradiction (a
 direction the record does not hold is not checked: relations are recorded for neighbours only).
 
+``contact_contradiction``: a clause says the ROI touches, borders, abuts, overlaps or lies within
+a structure of the image that is not in the record's `contacts` (every structure it touches or
+overlaps, complete, unlike the capped relations), or denies contact with one that is ("not in
+contact with the liver"; "separate from the other structures" when it touches one). Contact is
+symmetric: "the spinal cord abuts the discs" is read for a disc ROI too. Records without
+`contacts` (None: not recorded) are not checked.
+
 The subject of a clause is the first structure the sentence names (``It``/``They`` at its start:
-the ROI); the objects are the structures named after the direction words, up to the next verb.
+the ROI); the objects are the structures named after the direction or contact words, up to the
+next verb ("..., abutting it": the structure named just before).
 """
 
 from __future__ import annotations
@@ -61,13 +69,7 @@ def _stated(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> l
     """(other structure, direction of the ROI relative to it) pairs a sentence states."""
     low = sentence.lower()
     roi = view.roi
-    lead, comma, rest = low.partition(",")
-    body = rest if comma and not _VERB.search(lead) else low  # "Spatially, ...", "As for its neighbours, ..."
-    if _PRONOUN.match(body):
-        subject = roi
-    else:
-        named = _find_names(body, names)
-        subject = named[0][2] if named else None
+    subject = _subject(low, roi, names)
     items = tuple((k, tuple(v)) for k, v in view.lex["relation_directions"].items())
     out = []
     for key, rx in _direction_patterns(items):
@@ -81,6 +83,65 @@ def _stated(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> l
                 elif obj == roi and subject and subject != roi:
                     out.append((subject, _OPPOSITE[key]))
     return out
+
+
+def _subject(low: str, roi: str, names: list[tuple[str, str]]) -> str | None:
+    """The structure a sentence speaks about: the first one it names after a verbless lead-in."""
+    lead, comma, rest = low.partition(",")
+    body = rest if comma and not _VERB.search(lead) else low  # "Spatially, ...", "As for its neighbours, ..."
+    if _PRONOUN.match(body):
+        return roi
+    named = _find_names(body, names)
+    return named[0][2] if named else None
+
+
+def _objects(low: str, end: int, names: list[tuple[str, str]], pronoun: re.Pattern[str]) -> list[str]:
+    """Structures named after position `end` up to the clause's end or next verb; "it"/"them"
+    right after: the structure named last before `end`."""
+    tail = low[end:]
+    if pronoun.match(tail):
+        before = _find_names(low[:end], names)
+        return [before[-1][2]] if before else []
+    stop = min([x.start() for x in (_CLAUSE_END.search(tail), _VERB.search(tail)) if x] or [len(tail)])
+    return [label for _, _, label in _find_names(tail[:stop], names)]
+
+
+@lru_cache(maxsize=8)
+def _alternation(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
+
+
+def _contact_claims(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> tuple[set[str], set[str], bool]:
+    """(structures said to touch the ROI, structures said not to, whether it is said to touch nothing)."""
+    low, roi, lex = sentence.lower(), view.roi, view.lex
+    subject = _subject(low, roi, names)
+    pronoun, negation = re.compile(lex["contact_pronoun"]), re.compile(lex["contact_negation"])
+    said: set[str] = set()
+    denied: set[str] = set()
+    for rx, out in ((_alternation(tuple(lex["relation_contact"])), said), (_alternation(tuple(lex["no_contact"])), denied)):
+        for m in rx.finditer(low):
+            if out is said and negation.search(low[: m.start()]):
+                continue  # "does not touch": read by no_contact
+            for obj in _objects(low, m.end(), names, pronoun):
+                if subject == roi and obj != roi:
+                    out.add(obj)
+                elif obj == roi and subject and subject != roi:
+                    out.add(subject)
+    alone = subject == roi and bool(_alternation(tuple(lex["no_contact_any"])).search(low))
+    return said, denied, alone
+
+
+def contact_problems(view: CaptionView) -> list[str]:
+    contacts = view.facts.contacts
+    if contacts is None or not view.roi:
+        return []
+    touching = set(contacts)
+    names = _names([view.roi, *view.facts.other_rois, *touching])
+    for s in view.image_sentences:
+        said, denied, alone = _contact_claims(s, view, names)
+        if (said - touching - {view.roi}) or (denied & touching - {view.roi}) or (alone and touching - {view.roi}):
+            return ["contact_contradiction"]
+    return []
 
 
 def relation_problems(view: CaptionView) -> list[str]:
