@@ -62,6 +62,10 @@ def test_prompt_has_header_fields_questions_and_instruction():
     assert "18.3% of the image area" in prompt
     assert "patient frame: on the patient's right, anteriorly" in prompt
     assert "it borders the spleen" in prompt and "#" not in prompt
+    assert "touches" not in prompt  # contacts not recorded: nothing said about them
+    touching = build_prompt(dataclasses.replace(facts, contacts=["spleen", "inferior_vena_cava"]))
+    assert "it touches the spleen and the inferior vena cava, and no other marked structure" in touching
+    assert "it touches no other marked structure" in build_prompt(dataclasses.replace(facts, contacts=[]))
     # the measurements, with the reading the composer gives them
     assert "Measured appearance of the region of interest" in prompt
     assert "mean 58.2 HU" in prompt and "slightly brighter than the surrounding tissue" in prompt

@@ -1,7 +1,8 @@
 """Typed facts as plain lines for the MLLM prompt (paper structure: position, annotation, measurements).
 
 The prompt gives a real model the same facts the composer writes from: the ROI's grid position
-in image terms (and patient terms where the display frame allows), its typed relations, its
+in image terms (and patient terms where the display frame allows), its typed relations and every
+structure it touches, its
 count among ROIs of the same label, and its measurements with what they mean (the same
 thresholds as the composer, data/appearance.yaml), so a model can state appearance that was
 measured instead of guessing it.
@@ -16,6 +17,7 @@ from .data_files import appearance
 from .groups_text import is_group, spread_words
 from .labels import image_place, is_parts, number_words, patient_place, roi_label_of, roi_name, structure_name
 from .relations_text import relation_clauses
+from .vocab import join_words
 
 
 def position_text(facts: CaptionFacts) -> str:
@@ -55,6 +57,10 @@ def position_text(facts: CaptionFacts) -> str:
     clauses = relation_clauses(roi_name(roi, m), facts, limit=8)
     if clauses:
         parts.append("relative position: it " + "; it ".join(clauses))
+    if facts.contacts is not None:  # complete, unlike the relations: all it may be said to touch
+        touching = [f"the {structure_name(c).text}" for c in facts.contacts if c != roi]
+        touching += [f"a neighbouring {structure_name(roi).one}"] if roi in facts.contacts else []
+        parts.append(f"it touches {join_words(touching)}, and no other marked structure" if touching else "it touches no other marked structure")
     return "; ".join(parts) if parts else "not available"
 
 
