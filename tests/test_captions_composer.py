@@ -68,7 +68,7 @@ def test_composer_counts_instead_of_numbering():
 
 def test_composer_quotes_whole_sentences_of_passages_about_the_concept():
     text, _ = compose_caption(xray_lungs(), seed="x")
-    assert "Tuberculosis (TB) is a disease caused by bacteria called Mycobacterium tuberculosis." in text
+    assert "Tuberculosis is a disease caused by bacteria called Mycobacterium tuberculosis." in text  # aside "(TB)" removed
     assert "kidney" not in text and "brain" not in text  # later passage sentences are not used
     # the DO definition is a noun phrase whose genus ("A liver carcinoma that ...") is itself a
     # disease the image is not recorded with: it is never written, glued or not
@@ -123,6 +123,8 @@ def test_composer_skips_unusable_sentences():
     )
     text, _ = compose_caption(dataclasses.replace(xray_lungs(), knowledge=[bad]), seed="x")
     assert "doctor" not in text and "upper lobe" not in text and "CT" not in text and "Is a" not in text
+    nested = dataclasses.replace(bad, text="Tuberculosis (an infection (of the lungs) by bacteria) is a disease caused by bacteria.")
+    assert "(" not in compose_caption(dataclasses.replace(xray_lungs(), knowledge=[nested]), seed="x")[0]
 
 
 def test_composer_is_deterministic_and_varies_with_seed():

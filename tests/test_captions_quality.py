@@ -45,7 +45,7 @@ def test_figures_over_composed_captions_and_artefacts():
     assert all(figures[k] == 0 for k in figures if k.startswith("artefacts_"))
     legacy = [("The nucleus #12 lies left (image side) of the heart_ventricle_left and the ventricle left.", "", None)]
     old = caption_quality(legacy)
-    assert old["artefacts_instance_number"] == old["artefacts_image_side_parenthetical"] == 1
+    assert old["artefacts_instance_number"] == old["artefacts_image_side_parenthetical"] == old["artefacts_parenthetical"] == 1
     assert old["artefacts_plus_or_underscore"] == old["artefacts_reversed_label"] == 1
     assert old["max_sentence_share"] == 1.0
 

@@ -3,9 +3,10 @@
 A passage is used only when its `concept_ids` contain the concept of the ROI label
 (`facts.roi_concept`) or of a recorded finding (`facts.finding_concepts`); otherwise no
 knowledge sentence is written. A sentence is quoted whole, as written in the passage (title
-prefix, list markers and reference marks removed), and only when it is a declarative sentence
+prefix, list markers, reference marks and short parenthetical asides removed), and only when it is a declarative sentence
 with a finite verb: ontology fields (``Is a: ...``, ``Also called: ...``), questions, advice,
-image sides, modality names and organs not on the image are never quoted.
+parentheticals left after that, image sides, modality names and organs not on the image are never
+quoted.
 
 An ontology definition (Disease Ontology, UBERON) is a noun phrase (``A liver carcinoma that has
 material basis in undifferentiated hepatocytes and located in the liver.``). It becomes a sentence
@@ -41,7 +42,8 @@ _SIDE_OR_PERSON = re.compile(
 
 
 def clean_passage(text: str, title: str = "") -> str:
-    """Passage text on one line without its title prefix, list markers, headings or reference marks."""
+    """Passage text on one line without its title prefix, list markers, headings, reference marks or
+    short parenthetical asides."""
     text = (text or "").strip()
     if title and text.lower().startswith(title.strip().lower() + ":"):
         text = text[len(title.strip()) + 1 :]
@@ -52,6 +54,7 @@ def clean_passage(text: str, title: str = "") -> str:
     text = re.sub(r"(?m)^\s*[-*\u2022]\s*", " ", text)
     text = re.sub(r"\s-\s", " ", text)
     text = re.sub(r"\[\d+(?:[,\u2013-]\d+)*\]", "", text)
+    text = re.sub(r"\s*\([^()]{1,80}\)", "", text)  # asides: "Tuberculosis (TB) is", "gluteus maximus (or glutæus maximus)"
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -71,9 +74,9 @@ def concept_ids(facts: CaptionFacts) -> list[str]:
 
 
 def sentence_is_usable(sentence: str, facts: CaptionFacts) -> bool:
-    """A whole declarative sentence with no sides, persons, modality names or foreign organs."""
+    """A whole declarative sentence with no parentheticals, sides, persons, modality names or foreign organs."""
     lo, hi = SENTENCE_CHARS
-    if not (lo <= len(sentence) <= hi) or "?" in sentence or not sentence.endswith(".") or not sentence[0].isupper():
+    if not (lo <= len(sentence) <= hi) or "?" in sentence or "(" in sentence or not sentence.endswith(".") or not sentence[0].isupper():
         return False
     if _FRAGMENT.search(sentence) or not _FINITE.search(_main_clause(sentence)):
         return False

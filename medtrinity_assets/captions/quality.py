@@ -9,7 +9,7 @@ attached to the `triplets` asset as metadata).
   record's measurements (mean HU within 1 HU)
 - distinct-2: distinct word bigrams / all word bigrams over all captions
 - max sentence share: the largest share of captions containing one identical sentence
-- artefacts: ``#n`` instance numbers, ``(image side)``, ``+`` or ``_`` in words, raw label order
+- artefacts: ``#n`` instance numbers, ``(image side)``, any parenthetical, ``+`` or ``_`` in words, raw label order
   (a side word after the structure: ``ventricle left``)
 """
 
@@ -74,6 +74,7 @@ _HU = re.compile(r"\babout (-?\d+) HU\b")
 ARTEFACTS = {
     "instance_number": re.compile(r"#\d"),
     "image_side_parenthetical": re.compile(r"\(image side\)"),
+    "parenthetical": re.compile(r"\([^()]*\)"),  # any aside in parentheses ("(TB)", "(or glutæus maximus)")
     "plus_or_underscore": re.compile(r"\w[+_]\w"),
     "reversed_label": re.compile(r"\b(?:ventricle|atrium|lobe|kidney|lung|hip|femur|autochthon|iliopsoas|maximus|rib) (?:left|right)\b"),
 }
