@@ -120,6 +120,8 @@ def test_prompt_carries_the_typed_facts_and_answers_parse():
     prompt = judge_prompt(records["ct_liver_hcc"], "This CT image shows the liver.")
     assert "modality: CT" in prompt and "region of interest (the subject): liver" in prompt
     assert "patient side: right" in prompt and "hepatocellular carcinoma" in prompt and "pixel spacing: unknown" in prompt
+    assert "structures it touches" not in prompt  # contacts not recorded
+    assert "structures it touches: inferior vena cava\n" in judge_prompt(records["ct_aorta"], "The aorta.")
     assert parse_judgement('{"score": 0.3, "reason": "wrong side"}').score == pytest.approx(0.3)
     assert parse_judgement("score: 1").score == 1.0
     assert parse_judgement('{"score": 7}').score == 1.0

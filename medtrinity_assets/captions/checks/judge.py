@@ -74,6 +74,9 @@ def fact_lines(facts: CaptionFacts) -> list[str]:
     others = [label_text(x) for x in facts.other_rois if x]
     if others:
         lines.append(f"other structures on the image: {', '.join(dict.fromkeys(others))}")
+    if facts.roi_label and facts.contacts is not None:  # complete: no other contact may be claimed
+        touching = [("another " if x == facts.roi_label else "") + label_text(x) for x in facts.contacts]
+        lines.append(f"structures it touches: {', '.join(touching) if touching else 'none (no contact may be claimed)'}")
     m = facts.measurements
     spacing = facts.spacing_mm or (facts.frame.spacing_rc if facts.frame else None)
     if not spacing:
