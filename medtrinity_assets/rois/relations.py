@@ -205,13 +205,7 @@ def roi_neighbourhood(
     )
 
 
-def roi_relations(
-    rois: list[ROI],
-    width: int,
-    height: int,
-    frame: DisplayFrame | None = None,
-    organ_labels: set[str] | None = None,
-    max_relations: int = 4,
-) -> list[list[Relation]]:
-    """Typed relations of each ROI (same order as `rois`), at most `max_relations` entries each."""
-    return roi_neighbourhood(rois, width, height, frame, organ_labels, max_relations).relations
+def roi_relations(rois: list[ROI], width: int, height: int, frame: DisplayFrame | None = None, **options) -> list[list[Relation]]:
+    """Typed relations of each ROI (same order as `rois`); `options` as for `roi_neighbourhood`
+    (organ_labels, max_relations)."""
+    return roi_neighbourhood(rois, width, height, frame, **options).relations
