@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -66,6 +67,9 @@ def test_prompt_has_header_fields_questions_and_instruction():
     touching = build_prompt(dataclasses.replace(facts, contacts=["spleen", "inferior_vena_cava"]))
     assert "it touches the spleen and the inferior vena cava, and no other marked structure" in touching
     assert "it touches no other marked structure" in build_prompt(dataclasses.replace(facts, contacts=[]))
+    plural = build_prompt(dataclasses.replace(facts, roi_label="intervertebral_discs", contacts=["spleen"]))  # agreement
+    assert "they cover about" in plural and "they border the spleen; they lie anterior" in plural and "they touch the spleen" in plural
+    assert not re.search(r"\bit (?:lie|border|touch|cover)\b", plural)
     # the measurements, with the reading the composer gives them
     assert "Measured appearance of the region of interest" in prompt
     assert "mean 58.2 HU" in prompt and "slightly brighter than the surrounding tissue" in prompt

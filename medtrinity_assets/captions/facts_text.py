@@ -32,9 +32,11 @@ def position_text(facts: CaptionFacts) -> str:
     patient = patient_place(facts.position)
     if patient:
         parts.append(f"patient frame: {patient}")
-    if facts.roi_area_frac is not None:
-        parts.append(f"it covers about {100.0 * float(facts.roi_area_frac):.1f}% of the image area")
     m = facts.measurements
+    name = roi_name(roi, m)
+    subject, touch, cover = ("they", "touch", "cover") if name.plural else ("it", "touches", "covers")  # "they lie", not "it lie"
+    if facts.roi_area_frac is not None:
+        parts.append(f"{subject} {cover} about {100.0 * float(facts.roi_area_frac):.1f}% of the image area")
     if is_group(m):  # one record for many instances: their count, sizes and where the largest lies
         unit, low, mid, high = (
             ("mm", m.instance_diameter_min_mm, m.instance_diameter_median_mm, m.instance_diameter_max_mm)
@@ -54,13 +56,13 @@ def position_text(facts: CaptionFacts) -> str:
         )
     elif m is not None and m.label_count and m.label_count > 1:
         parts.append(f"it is one of {number_words(m.label_count)} regions with this label on the image")
-    clauses = relation_clauses(roi_name(roi, m), facts, limit=8)
+    clauses = relation_clauses(name, facts, limit=8)
     if clauses:
-        parts.append("relative position: it " + "; it ".join(clauses))
+        parts.append(f"relative position: {subject} " + f"; {subject} ".join(clauses))
     if facts.contacts is not None:  # complete, unlike the relations: all it may be said to touch
         touching = [f"the {structure_name(c).text}" for c in facts.contacts if c != roi]
         touching += [f"a neighbouring {structure_name(roi).one}"] if roi in facts.contacts else []
-        parts.append(f"it touches {join_words(touching)}, and no other marked structure" if touching else "it touches no other marked structure")
+        parts.append(f"{subject} {touch} {join_words(touching)}, and no other marked structure" if touching else f"{subject} {touch} no other marked structure")
     return "; ".join(parts) if parts else "not available"
 
 
