@@ -237,6 +237,7 @@ def test_a_bordering_structure_with_a_direction_is_named_once():
             said = sections["relations"]
             assert said.count("aorta") == 1 and words in said, said
             assert sum(said.count(t) for t in tails) == 1 and said.index("aorta") < said.index("stomach"), said
+            assert not ("abuts" in said and "abutting" in said) and said.count("in contact with") < 2, said  # no echo
             assert sum(said.count(" " + f) for f in frames) == (0 if frame else 1), said
             assert check_caption(text, sections, facts) == [], text
             flipped = text.replace(words, words.replace("anterior", "posterior").replace("left", "right"))

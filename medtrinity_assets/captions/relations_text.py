@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import re
+
 from medtrinity_assets.records import CaptionFacts, Relation
 
 from .data_files import wording
@@ -18,6 +20,11 @@ from .vocab import MODALITIES, MODALITY_CODES, join_words, modality_families, un
 
 _KIND_ORDER = ("within", "overlaps", "borders", "contains", "direction")
 _IMAGE_FRAME = frozenset({"left", "right", "above", "below"})  # typed directions as displayed (no display frame)
+
+
+def _roots(text: str) -> set[str]:
+    """Crude word roots of a phrase's content words ("abuts" and "abutting" share "abut")."""
+    return {w[:4] for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3 and w not in ("other", "with")}
 
 
 def _in_sentence(name: str) -> str:
@@ -101,7 +108,9 @@ def relation_clauses(name: Name, facts: CaptionFacts, limit: int = 4, pick: int 
         clause = _clause(kind, rels, roi, name.plural, pick)
         tail = " the " + structure_name(other).text
         if kind == "direction" and other in touching and clause:
-            form = w.in_contact[(pick + len(tails)) % len(w.in_contact)]  # a second one is worded differently
+            # a form sharing no word with this record's bordering verb ("abuts ..., abutting it" never); a second one differs
+            forms = [t for t in w.in_contact if not _roots(t) & _roots(w.borders[pick % len(w.borders)])] or list(w.in_contact)
+            form = forms[(pick + len(tails)) % len(forms)]
             tails[len(clauses)] = form.format(it="them" if structure_name(other).plural else "it")
             clauses.append(clause)
             continue
