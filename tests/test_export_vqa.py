@@ -107,6 +107,24 @@ def test_rule_pairs_are_grounded_in_the_record():
     assert len(llava) == pairs.height and llava[0]["conversations"][0]["value"].startswith("<image>\n")
 
 
+def test_contact_questions_follow_the_contact_set():
+    """'Does the outlined X touch Y?' is asked with "Yes" about a structure in `contacts`; never
+    "No" (a gap between masks does not show two structures apart), never without recorded
+    contacts, never about a same-label neighbour."""
+    near = [{"kind": "direction", "other": "aorta", "direction": "anterior", "count": 1}, {"kind": "borders", "other": "liver", "direction": None, "count": 1}]
+    records = pl.DataFrame(
+        [
+            _record("src/a#000", "src/a", "kidney_right", "middle left", 0.02, contacts=["liver", "kidney_right"], relations=near),
+            _record("src/a#001", "src/a", "spleen", "middle right", 0.01, contacts=None, relations=near),
+            _record("src/a#002", "src/a", "aorta", "middle center", 0.01, contacts=["aorta"], relations=near),
+        ]
+    )
+    pairs = rule_based_pairs(records, VqaSettings())
+    contact = pairs.filter(pl.col("category") == "relation")
+    assert dict(contact.select("question", "answer").iter_rows()) == {"Does the outlined right kidney touch the liver?": "Yes"}
+    assert contact["sample_id"].to_list() == ["src/a#000"] and contact["image"].str.starts_with("overlays/").all()
+
+
 def test_roi_cap_and_no_negatives():
     settings = VqaSettings(max_rois_per_image=1, negatives=False)
     targets = vqa_targets(_records(), settings)

@@ -7,12 +7,14 @@ Two generators, one output schema (`VQA_SCHEMA`):
   modality (open; yes and, when enabled, a "no" about another modality family), organ (open;
   yes), ROI location (open; yes/no about image halves and sides, in IMAGE terms), ROI
   finding/structure (open; yes and a "no" naming another label of the same source), ROI size
-  (open), image-level findings (open; yes, or "no abnormal finding" for normal images).
+  (open), ROI contact (closed; yes about a structure its mask touches: vqa_contacts.py),
+  image-level findings (open; yes, or "no abnormal finding" for normal images).
   Image-level questions are asked once per image (on the clean image); ROI questions once per
   ROI (on its overlay), at most ``max_rois_per_image`` ROIs per image (largest first).
 - **mllm** (``transformers`` / ``openai`` backends): `MLLMResource.describe_text` writes pairs as
-  JSON from the caption and its facts; malformed pairs and pairs that contradict the record's
-  modality or ROI side are dropped, and a record left with no valid pair gets the rule pairs.
+  JSON from the caption and its facts; malformed pairs, pairs outside `CATEGORIES` (contact
+  questions are rule-made only) and pairs that contradict the record's modality or ROI side are
+  dropped, and a record left with no valid pair gets the rule pairs.
 
 Pairs inherit their record's split, so no question crosses a split boundary.
 """
@@ -37,13 +39,13 @@ from medtrinity_assets.captions.vocab import (
     parse_position_words,
     word_stems,
 )
-
 from medtrinity_assets.grid import position_grid
 
 from .config import VqaSettings
 from .schema import VQA_SCHEMA
+from .vqa_contacts import CATEGORY as CONTACT_CATEGORY, contact_questions
 
-VQA_RULES_VERSION = "vqa-rules-v1"
+VQA_RULES_VERSION = "vqa-rules-v2"  # v2: contact questions
 CATEGORIES = ("modality", "organ", "location", "finding", "size")
 ANSWER_TYPES = ("closed", "open")
 #: modality families offered as the "no" alternative, in this order of preference
@@ -178,6 +180,7 @@ def roi_questions(r: dict, other_labels: list[str], negatives: bool) -> list[QA]
             out.append(QA(f"Is the outlined {label} near the centre of the image?", "Yes", "closed", "location", True))
     if r.get("area_frac") is not None:
         out.append(QA(f"How large is the outlined {label} relative to the whole image?", size_phrase(float(r["area_frac"])).capitalize(), "open", "size", True))
+    out += [QA(q, a, "closed", CONTACT_CATEGORY, True) for q, a in contact_questions(r, label, _stable_pick)]
     return out
 
 
