@@ -34,6 +34,7 @@ def test_a_liver_in_two_parts_is_one_liver(records):
         for seed in (rid, 1, 2, 3):
             text, sections = compose_caption(facts, seed=seed)
             assert "livers" not in text and re.search(r"\btwo separate parts\b", text), text
+            assert not re.search(r"\b[Tt]he part of the liver\b", " ".join([text, *sections.values()])), text  # "this part of the liver"
             assert check_caption(text, sections, facts) == [], text
     rid, facts = parts[0]
     text, sections = compose_caption(facts, seed=rid)

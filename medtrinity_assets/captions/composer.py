@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 
 from medtrinity_assets.records import CaptionFacts
 
@@ -213,6 +214,13 @@ def organs_section(facts: CaptionFacts) -> str:
     return text or "Not specified"
 
 
+def this_part(text: str, label: str) -> str:
+    """Later mentions of a piece the location sentence introduced: "this part of the liver", not
+    "the part of the liver"."""
+    one = re.escape(structure_name(label).one)
+    return re.sub(rf"\b([Tt])he (?=part of the {one}\b)", lambda m: m.group(1) + "his ", text)
+
+
 def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple[str, dict[str, str]]:
     """``(description, sections)`` written only from the facts; deterministic for (facts, seed)."""
     rng = random.Random(seed_of(seed, facts))
@@ -256,4 +264,7 @@ def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple
     body = [overview, *(roi_part[:-1] if background else roi_part), *seen]
     if background:
         body.append(background)  # background last: what is seen comes first
-    return " ".join(s for s in body if s), sections
+    text = " ".join(s for s in body if s)
+    if roi and is_parts(m):
+        text, sections = this_part(text, roi), {k: this_part(v, roi) for k, v in sections.items()}
+    return text, sections
