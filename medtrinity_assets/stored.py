@@ -16,19 +16,16 @@ Only these markers are checked (one existence check each), not every image a man
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import MultiPartitionKey
-
 from medtrinity_assets.dagster_client import stale_status
 from medtrinity_assets.export.writer import CHECKSUMS_FILE, release_prefix
+from medtrinity_assets.partitions import dataset_shard_key, split_key
 from medtrinity_resources.io_manager import manifest_key
+from medtrinity_resources.knowledge_store import KnowledgeStore
 from medtrinity_resources.storage import MedtrinityStorage
-
-SHARD_DIMENSIONS = ("dataset", "shard")
 
 Stored = Callable[[str, "str | None"], bool]
 
@@ -41,24 +38,18 @@ class StoredOutputs:
     knowledge_dir: Path
 
     def corpora(self) -> set[str]:
-        """Corpora registered in the knowledge store's keyword index (none when it is absent)."""
-        path = self.knowledge_dir / "keyword.sqlite"
-        if not path.is_file():
+        """Corpora registered in the knowledge store (none when its keyword index is absent: the
+        store would create an empty one)."""
+        if not (self.knowledge_dir / "keyword.sqlite").is_file():
             return set()
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            try:
-                return {row[0] for row in db.execute("SELECT corpus FROM corpora")}
-            except sqlite3.OperationalError:  # the table is created with the first corpus
-                return set()
+        return set(KnowledgeStore(persist_dir=str(self.knowledge_dir)).corpora())
 
     def holds(self, asset: str, partition: str | None) -> bool:
         """Whether storage holds the output of `asset` for `partition` ('dataset|shard', a corpus,
         a release name, or None when unpartitioned)."""
         if asset == "dataset_release":
             return self.storage.exists(release_prefix(str(partition)) + CHECKSUMS_FILE)
-        key = partition
-        if partition is not None and "|" in partition:
-            key = MultiPartitionKey(dict(zip(SHARD_DIMENSIONS, partition.split("|"))))
+        key = dataset_shard_key(*split_key(partition)) if partition is not None and "|" in partition else partition
         if not self.storage.exists(manifest_key(asset, key)):
             return False
         return asset != "knowledge_index" or partition in self.corpora()

@@ -27,7 +27,7 @@ import re
 from functools import lru_cache
 
 from ..labels import structure_name
-from .base import CaptionView, name_forms
+from .base import CaptionView, alternation, name_forms
 
 _OPPOSITE = {
     "anterior": "posterior", "posterior": "anterior", "superior": "inferior", "inferior": "superior",
@@ -74,10 +74,7 @@ def _stated(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> l
     out = []
     for key, rx in _direction_patterns(items):
         for m in rx.finditer(low):
-            tail = low[m.end():]
-            stop = min([x.start() for x in (_CLAUSE_END.search(tail), _VERB.search(tail)) if x] or [len(tail)])
-            objects = [label for s, _, label in _find_names(tail[:stop], names)]
-            for obj in objects:
+            for obj in _objects(low, m.end(), names):
                 if subject == roi and obj != roi:
                     out.append((obj, key))
                 elif obj == roi and subject and subject != roi:
@@ -95,20 +92,15 @@ def _subject(low: str, roi: str, names: list[tuple[str, str]]) -> str | None:
     return named[0][2] if named else None
 
 
-def _objects(low: str, end: int, names: list[tuple[str, str]], pronoun: re.Pattern[str]) -> list[str]:
-    """Structures named after position `end` up to the clause's end or next verb; "it"/"them"
-    right after: the structure named last before `end`."""
+def _objects(low: str, end: int, names: list[tuple[str, str]], pronoun: re.Pattern[str] | None = None) -> list[str]:
+    """Structures named after position `end` up to the clause's end or next verb; with `pronoun`
+    ("it"/"them") right after: the structure named last before `end`."""
     tail = low[end:]
-    if pronoun.match(tail):
+    if pronoun is not None and pronoun.match(tail):
         before = _find_names(low[:end], names)
         return [before[-1][2]] if before else []
     stop = min([x.start() for x in (_CLAUSE_END.search(tail), _VERB.search(tail)) if x] or [len(tail)])
     return [label for _, _, label in _find_names(tail[:stop], names)]
-
-
-@lru_cache(maxsize=8)
-def _alternation(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
 
 
 def _contact_claims(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> tuple[set[str], set[str], bool]:
@@ -118,7 +110,7 @@ def _contact_claims(sentence: str, view: CaptionView, names: list[tuple[str, str
     pronoun, negation = re.compile(lex["contact_pronoun"]), re.compile(lex["contact_negation"])
     said: set[str] = set()
     denied: set[str] = set()
-    for rx, out in ((_alternation(tuple(lex["relation_contact"])), said), (_alternation(tuple(lex["no_contact"])), denied)):
+    for rx, out in ((alternation(tuple(lex["relation_contact"])), said), (alternation(tuple(lex["no_contact"])), denied)):
         for m in rx.finditer(low):
             if out is said and negation.search(low[: m.start()]):
                 continue  # "does not touch": read by no_contact
@@ -127,7 +119,7 @@ def _contact_claims(sentence: str, view: CaptionView, names: list[tuple[str, str
                     out.add(obj)
                 elif obj == roi and subject and subject != roi:
                     out.add(subject)
-    alone = subject == roi and bool(_alternation(tuple(lex["no_contact_any"])).search(low))
+    alone = subject == roi and bool(alternation(tuple(lex["no_contact_any"])).search(low))
     return said, denied, alone
 
 
