@@ -242,3 +242,16 @@ def test_a_bordering_structure_with_a_direction_is_named_once():
             assert check_caption(text, sections, facts) == [], text
             flipped = text.replace(words, words.replace("anterior", "posterior").replace("left", "right"))
             assert "relation_contradiction" in check_caption(flipped, {**sections, "relations": ""}, facts), flipped
+
+
+def test_articles_agree_with_the_appearance_word():
+    """'an inhomogeneous texture', 'a uniform texture', 'an oval outline' (by sound)."""
+    from medtrinity_assets.captions.look_text import with_article
+
+    assert [with_article(w) for w in ("inhomogeneous", "uniform", "oval", "round", "heterogeneous", "")] == [
+        "an inhomogeneous", "a uniform", "an oval", "a round", "a heterogeneous", ""
+    ]
+    for name in sorted(EXAMPLES):
+        for seed in range(40):
+            text = compose_caption(EXAMPLES[name](), seed=seed)[0]
+            assert not re.search(r"\ba [aeio]\w*|\ban (?:uni|[^aeiou\s])", text), text

@@ -18,7 +18,7 @@ from .labels import Name, conjugations, number_words, structure_name
 
 
 _GRAMMAR = frozenset({*conjugations(False), "name", "Name", "name_one", "a_modality", "A_modality", "a_shape", "surround", "is_region", "are_items", "appear_items"})
-_SAME_FACT = {"Share_cap": "share", "share_of": "share", "Count": "count", "a_plane": "plane"}  # capitalised / article forms of one fact
+_SAME_FACT = {"Share_cap": "share", "share_of": "share", "Count": "count", "a_plane": "plane", "a_texture": "texture"}  # capitalised / article forms of one fact
 
 
 def fill(key: str, values: dict[str, str], rng: random.Random, sub: str | None = None) -> str:
@@ -110,14 +110,23 @@ def values_for(name: Name, look: Look, facts: CaptionFacts, family: str | None, 
         "band": band_words(look.hu_band, rng),
         "texture": form(cfg.texture_words.get(look.texture or "", ()), rng),
         "shape": shape,
-        "a_shape": (("an " if shape[:1] in "aeiou" else "a ") + shape) if shape else "",
+        "a_shape": with_article(shape),
         "margin": form(cfg.margin_words.get(look.margin or "", ()), rng),
         "parts": number_words(look.parts) if look.parts else "",
         "colour": form(cfg.colour_words.get(look.colour or "", ()), rng),
         "diameter": diameter_words(look.diameter_mm) if look.diameter_mm is not None else "",
         "axes": axes_words(look, facts.measurements),
     }
+    values["a_texture"] = with_article(values["texture"])
     return values
+
+
+def with_article(word: str) -> str:
+    """``an oval``, ``a uniform``, ``a round`` (by sound: uni-/use-/eu-/one take "a"); "" for ""."""
+    if not word:
+        return ""
+    vowel = word[:1].lower() in "aeiou" and not re.match(r"(?i)(?:uni|use|usu|eu|one)", word)
+    return ("an " if vowel else "a ") + word
 
 
 def axes_words(look: Look, m) -> str:
