@@ -241,3 +241,12 @@ def test_no_appearance_claim_from_unreliable_measurements():
     no_ring = Measurements(intensity_unit="HU", mean=40.0, std=10.0, area_px=400, unmeasured={"ring_mean": "roi_covers_image"})
     text, sections, _ = _caption(no_ring, "CT", "liver", ["abdomen"])
     assert not re.search(r"hypodense|hyperdense|darker|brighter", text) and "about 40 HU" in text
+
+
+@pytest.mark.parametrize(("mean", "said"), [(-0.4, "about 0 HU"), (0.4, "about 0 HU"), (-0.6, "about -1 HU"), (44.5, "about 44 HU")])
+def test_hounsfield_number_is_written_as_a_radiologist_would(mean, said):
+    """A pancreas averaging -0.4 HU read "about -0 HU" in the demo: the number is rounded first."""
+    m = Measurements(intensity_unit="HU", mean=mean, std=10.0, area_px=400, unmeasured={"ring_mean": "roi_covers_image"})
+    text, _, _ = _caption(m, "CT", "pancreas", ["abdomen"])
+    assert said in text and "-0 " not in text
+    assert claims_agree(read_claims(text), assess(m))

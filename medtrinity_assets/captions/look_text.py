@@ -106,7 +106,7 @@ def values_for(name: Name, look: Look, facts: CaptionFacts, family: str | None, 
         "surround": surround,
         "contrast": contrast,
         "contrast_short": short,
-        "hu": f"{look.mean_hu:.0f}" if look.mean_hu is not None else "",
+        "hu": str(round(look.mean_hu)) if look.mean_hu is not None else "",  # round(-0.4) is 0, not "-0"
         "band": band_words(look.hu_band, rng),
         "texture": form(cfg.texture_words.get(look.texture or "", ()), rng),
         "shape": shape,
