@@ -101,6 +101,23 @@ def test_ultrasound_vessel_is_anechoic(catalog):
     assert m.contrast < 0  # blood is anechoic: darker than the surrounding tissue
 
 
+def test_tinted_grey_ultrasound_capture_has_no_colour(catalog):
+    """0100.png is a B-mode capture stored as RGB with a faint tint (channels differ by up to 24
+    grey levels, 0.004 on average): it stays a colour source, but HSV saturation of its dark
+    pixels is noise, so no hue or saturation difference is recorded and no colour is claimed."""
+    slices, _ = bundled_slices(catalog, "usgra_nerve_ultrasound", "0100.png")
+    sl = slices[0]
+    rgb = _rgb(SOURCES / "usgra_nerve_ultrasound/images/0100.png").astype(np.int16)
+    spread = rgb.max(axis=-1) - rgb.min(axis=-1)
+    assert spread.max() > 4 and spread.mean() / 255.0 < 0.05  # not grey to the ingest test, yet without colour
+    for roi in rois_from_masks(sl):
+        m = measure_roi(roi.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
+        assert m.intensity_unit == "rgb"
+        assert m.hue_delta is None and m.saturation_delta is None
+        assert m.unmeasured["hue_delta"] == m.unmeasured["saturation_delta"] == "achromatic"
+        assert m.contrast is not None  # the grey comparison is still made
+
+
 def _rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 

@@ -47,7 +47,10 @@ MIN_TEXTURE_PX = 16  # texture / intensity statistics need a few pixels
 MIN_RING_PX = 8
 BACKGROUND_LEVEL = 4  # displayed grey <= this and connected to the border = padding / air
 GLCM_LEVELS = 32
-ACHROMATIC_SATURATION = 0.1
+#: mean chroma (max - min of R, G, B on 0..1) below which a region has no colour to speak of: HSV
+#: saturation alone is chroma / value, so the dark pixels of a grey image stored as RGB with a
+#: faint tint (an ultrasound screen capture) give it large, meaningless saturations and hues
+ACHROMATIC_CHROMA = 0.05
 MAX_SHARPNESS = 20.0
 MAX_CONTRAST = 50.0
 #: smallest pooled standard deviation: one display grey level, or 1 HU
@@ -131,15 +134,20 @@ def _circular_mean_deg(hue: np.ndarray) -> float:
 
 
 def _colour(rgb: np.ndarray, inside: np.ndarray, ring: np.ndarray, why: dict[str, str]) -> tuple[float | None, float | None]:
+    """Hue (degrees) and saturation differences, ROI minus ring. Saturation needs colour on at least
+    one side, hue on both: the hue of a grey region is undefined."""
+    chroma = np.ptp(rgb[..., :3].astype(np.float64), axis=-1) / 255.0
+    chroma_in, chroma_ring = float(chroma[inside].mean()), float(chroma[ring].mean())
+    if max(chroma_in, chroma_ring) < ACHROMATIC_CHROMA:
+        why["hue_delta"] = why["saturation_delta"] = "achromatic"
+        return None, None
     hsv = rgb2hsv(rgb)
-    sat_in, sat_ring = float(hsv[..., 1][inside].mean()), float(hsv[..., 1][ring].mean())
-    hue_delta = None
-    if max(sat_in, sat_ring) < ACHROMATIC_SATURATION:
+    saturation_delta = float(hsv[..., 1][inside].mean()) - float(hsv[..., 1][ring].mean())
+    if min(chroma_in, chroma_ring) < ACHROMATIC_CHROMA:
         why["hue_delta"] = "achromatic"
-    else:
-        d = _circular_mean_deg(hsv[..., 0][inside]) - _circular_mean_deg(hsv[..., 0][ring])
-        hue_delta = (d + 180.0) % 360.0 - 180.0
-    return hue_delta, sat_in - sat_ring
+        return None, saturation_delta
+    d = _circular_mean_deg(hsv[..., 0][inside]) - _circular_mean_deg(hsv[..., 0][ring])
+    return (d + 180.0) % 360.0 - 180.0, saturation_delta
 
 
 def _shape(inside: np.ndarray, spacing_rc: tuple[float, float] | None, why: dict[str, str]) -> dict:
