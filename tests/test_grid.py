@@ -83,7 +83,7 @@ def test_cells_names_and_patient_words_follow_a_3_by_3_grid(use_grid):
 
 def test_caption_and_vqa_wording_follow_the_grid(use_grid):
     g = use_grid(THREE)
-    assert image_place(0, 1) == "the upper central part of the image"  # 5 x 5: just left of centre
+    assert image_place(0, 1) == "the upper central part of the image"  # 5 x 5: left of centre
     assert image_place(1, 0) == "the left part of the image, at mid-height"
     assert image_place(1, 1) == "the centre of the image"
     assert image_location(0, 1) == "the upper central part of the image"
@@ -94,7 +94,7 @@ def test_caption_and_vqa_wording_follow_the_grid(use_grid):
     assert spread_words(Measurements(instance_cells=4)) == "over much of the image"  # 4 of 9 cells (5 x 5: 4 of 25)
     assert g.cells == 9
     use_grid(TWO_BY_FOUR)
-    assert image_place(0, 1) == "the upper part of the image just left of centre"
+    assert image_place(0, 1) == "the upper part of the image, left of centre"
     assert image_place(1, 3) == "the lower right part of the image"
     assert image_location(1, 2) == "the lower part of the image, right of centre"
 
@@ -133,3 +133,17 @@ def test_a_broken_grid_file_names_the_file_and_field(tmp_path, text, message):
     with pytest.raises(GridDataError, match=message) as err:
         load_grid(path)
     assert "grid.yaml" in str(err.value)
+
+
+@pytest.mark.parametrize("row", [0, 2, 4])
+def test_near_centre_columns_are_worded_left_of_centre_not_just_left(row):
+    """A near-centre band of the 5 x 5 grid runs from 10% to 30% of the width off the centre line:
+    every phrasing names the side, none says "just", "slightly" or "a little", and the side check
+    reads each one as that image side (and the other side as a contradiction)."""
+    for col, side, other in ((1, "left", 3), (3, "right", 1)):
+        for pick in range(6):
+            place = image_place(row, col, pick)
+            assert side in place and not any(w in place for w in ("just", "slightly", "a little"))
+            said = [f"The liver lies in {place}."]
+            assert not side_contradiction(said, _facts(row, col), ["liver"])
+            assert side_contradiction(said, _facts(row, other), ["liver"])

@@ -9,7 +9,7 @@ upper | middle | lower, columns left | center | right). Every grid-shaped reader
 - `Grid.cell_at(fx, fy)`            (row, col) of a point given as fractions of width and height
 - `Grid.sides(row, col)`            (vertical, horizontal) side of a cell, e.g. ("upper", "center")
 - `Grid.named_sides(row, col)`      the sides a cell names in words (None for the middle band)
-- `Grid.near_centre(col)`           a side column next to the centre line ("just left of centre")
+- `Grid.near_centre(col)`           a side column next to the centre line ("left of centre")
 - `Grid.phrase(row, col)` / `Grid.cell_of_phrase(text)`  the ``position`` column's name of a cell
 - `Grid.n_rows`, `Grid.n_cols`, `Grid.cells`, `Grid.vocabulary()`
 
