@@ -7,7 +7,7 @@ import pytest
 from medtrinity_assets.captions import compose_caption
 from medtrinity_assets.captions.appearance import assess
 from medtrinity_assets.captions.examples import EXAMPLES, ct_liver
-from medtrinity_assets.captions.quality import caption_quality, claims_agree, distinct_n, read_claims
+from medtrinity_assets.captions.quality import caption_quality, claims_agree, distinct_n, distinct_n_sampled, read_claims
 from medtrinity_assets.records import Measurements
 
 LIVER = ct_liver().measurements  # 58 HU, contrast +1.21, std 14 HU, oval, sharp margin
@@ -66,3 +66,14 @@ def test_merged_contrast_and_colour_sentences_are_read_as_both_claims():
             text = template.format(**values, contrast_short=short, colour=colour)
             claims = read_claims(text)
             assert claims.get("contrast") == {want[0]} and claims.get("colour") == {want[1]}, text
+
+
+def test_size_matched_distinct_2_compares_corpora_of_different_sizes():
+    varied = [f"word{i} word{i + 1} word{i + 2}" for i in range(0, 300, 3)]  # every bigram new
+    repeated = ["the liver is homogeneous"] * 100
+    assert distinct_n(varied) == 1.0 and distinct_n_sampled(varied, size=10) == 1.0
+    assert distinct_n_sampled(repeated, size=10) == pytest.approx(3 / 30)
+    few = varied[:5]
+    assert distinct_n_sampled(few, size=10) == distinct_n(few)  # fewer texts than a sample: all of them
+    mixed = varied[:50] + repeated[:50]
+    assert distinct_n_sampled(mixed, size=20, seed=1) != distinct_n_sampled(mixed, size=20, seed=2)

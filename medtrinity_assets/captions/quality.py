@@ -126,6 +126,17 @@ def distinct_n(texts: Iterable[str], n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def distinct_n_sampled(texts: list[str], n: int = 2, size: int = 50, draws: int = 20, seed: int = 0) -> float:
+    """Mean distinct-n over `draws` random samples of `size` texts: distinct-n falls as a corpus
+    grows, so corpora of different sizes are compared at one size (all texts when fewer)."""
+    import random
+
+    if len(texts) <= size:
+        return distinct_n(texts, n)
+    rng = random.Random(seed)
+    return sum(distinct_n(rng.sample(texts, size), n) for _ in range(draws)) / draws
+
+
 def sentence_shares(texts: list[str]) -> Counter:
     """Sentence -> number of captions containing it."""
     counts: Counter = Counter()
