@@ -9,6 +9,8 @@ measurement is present and lies outside the word's tolerance band (thresholds.ya
 - ``appearance_contradiction``: darker/hypo-* vs contrast, brighter/hyper-* vs contrast, iso-*,
   homogeneous/heterogeneous vs the std ratio and GLCM homogeneity, well/ill defined vs margin
   sharpness, a stated mean in HU vs the measured mean;
+  more deeply coloured / paler vs the saturation difference, "differs in hue" vs the hue difference,
+  any of them for a region recorded as achromatic (a grey image stored as RGB has no colour);
 - ``shape_contradiction``: round vs elongation/circularity, elongated vs elongation,
   irregular/lobulated vs solidity and circularity, smooth outline vs solidity.
 """
@@ -88,6 +90,8 @@ def appearance_problems(view: CaptionView) -> list[str]:
                 stated = float(x.group("n"))
                 if abs(stated - m.mean) > max(th["hu_abs"], th["hu_rel"] * abs(m.mean)):
                     problems.add("appearance_contradiction")
+        if not re.search(view.lex["part_qualifiers"], s, re.I):
+            problems |= _colour_problems(said, m, th)
         if "round" in said and "elongated" not in said and "irregular" not in said:
             if (m.elongation is not None and m.elongation < sh["round_elongation_min"]) or (
                 m.circularity is not None and m.circularity < sh["round_circularity_min"]
@@ -101,3 +105,19 @@ def appearance_problems(view: CaptionView) -> list[str]:
         if "smooth" in said and "irregular" not in said and m.solidity is not None and m.solidity < sh["smooth_solidity_max"]:
             problems.add("shape_contradiction")
     return sorted(problems)
+
+
+def _colour_problems(said: set[str], m, th: dict) -> set[str]:
+    """Colour words (colour sources) against the saturation and hue differences to the ring."""
+    out: set[str] = set()
+    deeper, paler = "deeper_colour" in said, "paler_colour" in said
+    achromatic = m.unmeasured.get("saturation_delta") == "achromatic"
+    if (deeper or paler) and achromatic:
+        out.add("appearance_contradiction")
+    if m.saturation_delta is not None and deeper != paler:
+        if (deeper and m.saturation_delta < -th["colour_saturation_abs"]) or (paler and m.saturation_delta > th["colour_saturation_abs"]):
+            out.add("appearance_contradiction")
+    if "hue_differs" in said:
+        if m.unmeasured.get("hue_delta") == "achromatic" or (m.hue_delta is not None and abs(m.hue_delta) < th["hue_differs_min"]):
+            out.add("appearance_contradiction")
+    return out
