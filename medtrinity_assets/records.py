@@ -281,6 +281,7 @@ class Measurements:
                      in `intensity_unit` (luminance 0..1 for rgb)
     contrast:        (mean - ring_mean) / pooled std (a standardised difference, unitless)
     hue_delta / saturation_delta:  rgb only: ROI minus ring (hue in degrees, saturation 0..1)
+    rgb_mean / ring_rgb_mean:  rgb only: mean colour (R, G, B on 0..1) inside the ROI / in the ring
     entropy:         first-order entropy (bits) of the ROI's intensities
     glcm_contrast / glcm_homogeneity:  grey-level co-occurrence features inside the ROI
     area_px / area_mm2 / equivalent_diameter_px / equivalent_diameter_mm:  size
@@ -308,6 +309,8 @@ class Measurements:
     contrast: float | None = None
     hue_delta: float | None = None
     saturation_delta: float | None = None
+    rgb_mean: tuple[float, float, float] | None = None
+    ring_rgb_mean: tuple[float, float, float] | None = None
     entropy: float | None = None
     glcm_contrast: float | None = None
     glcm_homogeneity: float | None = None
@@ -333,6 +336,11 @@ class Measurements:
     largest_row: int | None = None
     largest_col: int | None = None
     unmeasured: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # colours read back from parquet / YAML arrive as lists
+        for name in ("rgb_mean", "ring_rgb_mean"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
 
 @dataclass(frozen=True)

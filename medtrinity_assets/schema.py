@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = "10"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts); 7: caption accounting (caption_batches.seconds, model_calls, cache_hit); 8: grouped instances (m_instance_count, m_instance_diameter_*, m_instance_cells, m_largest_row/col); 9: m_count_kind (separate instances or parts of one structure); 10: contacts (every ROI label an ROI touches or overlaps)
+SCHEMA_VERSION = "11"  # 2: images.gt_small_components, images.image_signature; 3: typed frame, position, relations, measurements; 4: phi columns; 5: triplets.caption_confidence, judge_reason, judge_model; 6: concepts (coarse_captions.image_labels, retrieved_knowledge.roi_concept/finding_concepts/passage_concepts); 7: caption accounting (caption_batches.seconds, model_calls, cache_hit); 8: grouped instances (m_instance_count, m_instance_diameter_*, m_instance_cells, m_largest_row/col); 9: m_count_kind (separate instances or parts of one structure); 10: contacts (every ROI label an ROI touches or overlaps); 11: m_rgb_mean, m_ring_rgb_mean (mean colour of an ROI and its ring, colour sources)
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)
@@ -48,6 +48,8 @@ MEASUREMENT_COLUMNS = {
     "m_contrast": pl.Float64,
     "m_hue_delta": pl.Float64,
     "m_saturation_delta": pl.Float64,
+    "m_rgb_mean": pl.List(pl.Float64),  # rgb only: mean R, G, B (0..1) inside the ROI
+    "m_ring_rgb_mean": pl.List(pl.Float64),  # ... and in the ring of surroundings
     "m_entropy": pl.Float64,
     "m_glcm_contrast": pl.Float64,
     "m_glcm_homogeneity": pl.Float64,

@@ -250,3 +250,38 @@ def test_hounsfield_number_is_written_as_a_radiologist_would(mean, said):
     text, _, _ = _caption(m, "CT", "pancreas", ["abdomen"])
     assert said in text and "-0 " not in text
     assert claims_agree(read_claims(text), assess(m))
+
+
+def test_dermoscopy_colour_names_from_the_mean_colours(catalog):
+    """ISIC_0024311: the lesion's mean colour (R, G, B about .81, .37, .36: HSV hue 2 deg, saturation
+    .56) is red, the skin around it (.91, .55, .56: saturation .40, value .91) pink; the caption names
+    both, the check accepts them and rejects other names."""
+    import colorsys
+
+    from medtrinity_assets.captions.colour_names import colour_name
+
+    sl = _slice(catalog, "ham10000_dermoscopy", "ISIC_0024311.jpg")
+    lesion = _largest(rois_from_masks(sl), "skin lesion")
+    m = measure_roi(lesion.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
+    h, s, v = colorsys.rgb_to_hsv(*m.rgb_mean)
+    assert (h * 360 < 12 or h * 360 > 340) and s > 0.45 and v > 0.6  # independent of the name table
+    hr, sr, vr = colorsys.rgb_to_hsv(*m.ring_rgb_mean)
+    assert (hr * 360 < 20 or hr * 360 > 300) and 0.12 < sr < 0.45 and vr > 0.6
+    assert (colour_name(m.rgb_mean), colour_name(m.ring_rgb_mean)) == ("red", "pink")
+    text, sections, facts = _caption(m, "Dermoscopy", "skin lesion", ["skin"])
+    assert re.search(r"\b(?:red|reddish)\b", sections["texture"]) and re.search(r"\b(?:pink|pinkish)\b", sections["texture"]), sections["texture"]
+    _agrees(sections, m)
+    assert check_caption(text, sections, facts) == []
+    assert "appearance_contradiction" in check_caption(text + " The skin lesion is blue.", sections, facts)
+    assert "appearance_contradiction" in check_caption(text + " The skin lesion is red, while the surrounding skin is green.", sections, facts)
+
+
+def test_no_colour_name_for_a_grey_capture_or_a_grey_modality(catalog):
+    sl = _slice(catalog, "usgra_nerve_ultrasound", "0100.png")
+    vessel = _largest(rois_from_masks(sl), "blood vessel")
+    m = measure_roi(vessel.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
+    assert m.rgb_mean is not None and assess(m).colour_name is None  # measured, but achromatic: not named
+    text, sections, facts = _caption(m, "Ultrasound", "blood vessel", ["peripheral nerve"])
+    assert not re.search(r"\b(?:grey|red|pink|colou?r)\b", sections["texture"]), sections["texture"]
+    ct = Measurements(intensity_unit="HU", mean=40.0, ring_mean=0.0, std=10.0, ring_std=10.0, contrast=4.0, area_px=400)
+    assert assess(ct).colour_name is None

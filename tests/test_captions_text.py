@@ -57,7 +57,7 @@ def test_coarse_caption_without_labels_or_organs():
 def test_prompt_has_header_fields_questions_and_instruction():
     facts = ct_liver()
     prompt = build_prompt(facts)
-    assert PROMPT_VERSION == "mt-prompt-v4"
+    assert PROMPT_VERSION == "mt-prompt-v5"
     assert f"Coarse caption: {facts.coarse_caption}" in prompt
     assert "Specific position: in the upper left part of the image" in prompt
     assert "18.3% of the image area" in prompt
@@ -251,3 +251,15 @@ def test_modality_families_and_label_text():
     assert modality_families("hyperspectral thing") == set()
     assert label_text("lung_upper_lobe_left") == "left lung upper lobe"
     assert label_text("vertebrae_T9") == "vertebrae T9"
+
+
+def test_prompt_gives_the_mean_colours_and_their_names_for_a_colour_source():
+    from medtrinity_assets.records import Measurements
+
+    m = Measurements(intensity_unit="rgb", mean=0.45, ring_mean=0.65, std=0.08, ring_std=0.04, contrast=-2.3,
+                     hue_delta=4.0, saturation_delta=0.17, rgb_mean=(0.81, 0.37, 0.36), ring_rgb_mean=(0.91, 0.55, 0.56), area_px=5000)
+    facts = dataclasses.replace(ct_liver(), modality="Dermoscopy", organs=["skin"], roi_label="skin lesion", measurements=m)
+    lines = [line for line in build_prompt(facts).splitlines() if line.startswith("- mean colour")]
+    assert lines == ["- mean colour (R, G, B 0..1): 0.81, 0.37, 0.36 -> red; surrounding ring 0.91, 0.55, 0.56 -> pink"]
+    grey = dataclasses.replace(m, unmeasured={"saturation_delta": "achromatic"}, saturation_delta=None, hue_delta=None)
+    assert "- mean colour" not in build_prompt(dataclasses.replace(facts, measurements=grey))

@@ -148,6 +148,30 @@ def _ring_saturation(rgb: np.ndarray, lesion: ROI, m) -> float:
     return float(sat.mean())
 
 
+def _ring(mask: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """The ring as measure.py documents it, built here with scipy / numpy for an independent check."""
+    from scipy import ndimage
+
+    ring_px = int(np.clip(round(0.5 * math.sqrt(int(mask.sum()) / math.pi)), 3, 15))
+    ring = (ndimage.distance_transform_edt(~mask) <= ring_px) & ~mask
+    grey = np.clip(np.rint(rgb @ np.array([0.299, 0.587, 0.114])), 0, 255).astype(np.uint8)
+    return ring & ~background_mask(grey)
+
+
+@pytest.mark.parametrize(("source", "item"), [("ham10000_dermoscopy", "ISIC_0024311.jpg"), ("ham10000_dermoscopy", "ISIC_0027800.jpg")])  # stored at full size (the fundus photographs are resized at ingest)
+def test_mean_colour_of_roi_and_ring(catalog, source, item):
+    """m_rgb_mean / m_ring_rgb_mean equal the average R, G, B of the source file's pixels under the
+    mask and in the ring, recomputed from the JPEG with PIL and numpy."""
+    slices, _ = bundled_slices(catalog, source, item)
+    sl = slices[0]
+    roi = rois_from_masks(sl, merge_per_label=True)[0]
+    m = measure_roi(roi.mask, slice_values(sl.pixels, sl.native, sl.native_unit))
+    rgb = _rgb(SOURCES / source / "images" / item).astype(np.float64)
+    assert rgb.shape[:2] == roi.mask.shape
+    assert m.rgb_mean == pytest.approx(tuple(rgb[roi.mask].mean(axis=0) / 255.0), abs=2e-3)
+    assert m.ring_rgb_mean == pytest.approx(tuple(rgb[_ring(roi.mask, rgb)].mean(axis=0) / 255.0), abs=2e-3)
+
+
 def test_fundus_vessels_darker_than_retina(catalog):
     slices, _ = bundled_slices(catalog, "chase_db1_fundus", "Image_04L.jpg")
     sl = slices[0]

@@ -3,7 +3,8 @@
 `assess(measurements, family)` turns `records.Measurements` into a typed `Look`: brightness
 relative to the surrounding ring (darker | brighter | similar, with a degree), CT mean HU and its
 range, texture (homogeneous | mild | heterogeneous), outline (round | oval | elongated |
-irregular), margin (well | ill defined), colour (deeper | paler, hue shift) and size. A field is
+irregular), margin (well | ill defined), colour (deeper | paler, hue shift; the names of the ROI's
+and the ring's mean colours, `captions.colour_names`) and size. A field is
 None when its measurement is null or unreliable: an ROI below ``min_area_px``, no ring, a
 contrast at the cap (a tiny pooled deviation), a raw difference of means below
 ``min_difference``, a shape of a small or multi-part mask. The composer words a `Look`; the
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from medtrinity_assets.records import Measurements
 
+from .colour_names import colour_name
 from .data_files import appearance
 
 
@@ -31,12 +33,14 @@ class Look:
     parts: int | None = None  # connected parts (when more than one)
     colour: str | None = None  # deeper | paler
     hue_differs: bool = False
+    colour_name: str | None = None  # name of the ROI's mean colour (data/appearance.yaml colour_names)
+    ring_colour_name: str | None = None  # ... of the surrounding ring's
     diameter_mm: float | None = None
 
     @property
     def claims(self) -> bool:
         """Whether anything about the ROI's look (not only its size) can be said."""
-        return any(v is not None for v in (self.contrast, self.mean_hu, self.texture, self.shape, self.margin, self.colour))
+        return any(v is not None for v in (self.contrast, self.mean_hu, self.texture, self.shape, self.margin, self.colour, self.colour_name))
 
 
 def _big_enough(m: Measurements) -> bool:
@@ -118,6 +122,15 @@ def colour_of(m: Measurements) -> tuple[str | None, bool]:
     return colour, hue
 
 
+def colour_names_of(m: Measurements) -> tuple[str | None, str | None]:
+    """Names of the ROI's and the ring's mean colours; none for a region recorded achromatic (a grey
+    image stored as RGB) or too small to measure reliably."""
+    if m.intensity_unit != "rgb" or not _big_enough(m) or m.unmeasured.get("saturation_delta") == "achromatic":
+        return None, None
+    roi = colour_name(m.rgb_mean)
+    return roi, colour_name(m.ring_rgb_mean) if roi else None
+
+
 def assess(m: Measurements | None) -> Look:
     """The typed look of an ROI from its measurements (an empty `Look` for None)."""
     if m is None:
@@ -125,6 +138,7 @@ def assess(m: Measurements | None) -> Look:
     contrast, degree = contrast_of(m)
     hu, band = hu_of(m)
     colour, hue = colour_of(m)
+    named, ring_named = colour_names_of(m)
     group = bool(m.instance_count and m.instance_count > 1)  # a union of instances: no one outline or size
     diameter = None if group else m.equivalent_diameter_mm
     if diameter is not None and diameter < appearance().size["min_diameter_mm"]:
@@ -140,6 +154,8 @@ def assess(m: Measurements | None) -> Look:
         parts=m.n_components if (m.n_components or 0) > 1 and not group else None,
         colour=colour,
         hue_differs=hue,
+        colour_name=named,
+        ring_colour_name=ring_named,
         diameter_mm=diameter,
     )
 

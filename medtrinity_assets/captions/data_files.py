@@ -232,6 +232,17 @@ class IntensityWords(_Strict):
     similar: Forms = Field(min_length=1)
 
 
+class ColourName(_Strict):
+    """A named colour: HSV bands (hue degrees, a band may cross 0: [340, 15]; saturation and value
+    0..1; a missing band holds everything) and its equivalent words, the first the reference form."""
+
+    name: str
+    hue: tuple[float, float] | None = None
+    saturation: tuple[float, float] | None = None
+    value: tuple[float, float] | None = None
+    words: Forms = Field(min_length=1)
+
+
 class Appearance(_Strict):
     reliability: Reliability
     contrast: dict[str, float]
@@ -249,6 +260,7 @@ class Appearance(_Strict):
     shape_words: dict[str, Forms]
     margin_words: dict[str, Forms]
     colour_words: dict[str, Forms]
+    colour_names: list[ColourName] = Field(min_length=1)
 
     @field_validator("texture_words", "shape_words", "margin_words", "colour_words")
     @classmethod

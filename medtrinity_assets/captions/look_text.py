@@ -13,6 +13,7 @@ import re
 from medtrinity_assets.records import CaptionFacts
 
 from .appearance import Look, diameter_words
+from .colour_names import words_of
 from .data_files import appearance, template_fields, wording
 from .labels import Name, conjugations, number_words, structure_name
 
@@ -114,6 +115,8 @@ def values_for(name: Name, look: Look, facts: CaptionFacts, family: str | None, 
         "margin": form(cfg.margin_words.get(look.margin or "", ()), rng),
         "parts": number_words(look.parts) if look.parts else "",
         "colour": form(cfg.colour_words.get(look.colour or "", ()), rng),
+        "colour_name": form(words_of(look.colour_name), rng),
+        "ring_colour_name": form(words_of(look.ring_colour_name), rng),
         "diameter": diameter_words(look.diameter_mm) if look.diameter_mm is not None else "",
         "axes": axes_words(look, facts.measurements),
     }
@@ -162,7 +165,12 @@ def look_sentences(name: Name, look: Look, facts: CaptionFacts, family: str | No
         out.append(fill("attenuation" if look.hu_band else "attenuation_only", v, rng))
     if look.colour and not merged:
         out.append(fill("colour", v, rng))
-    if look.hue_differs:
+    named_apart = bool(look.colour_name and look.ring_colour_name and look.colour_name != look.ring_colour_name)
+    if look.colour_name:  # "like the surrounding skin" only where no colour difference is stated either
+        alike = look.ring_colour_name == look.colour_name and not (look.colour or look.hue_differs)
+        key = "colour_name_contrast" if named_apart else "colour_name_same" if alike else "colour_name_only"
+        out.append(fill(key, v, rng))
+    if look.hue_differs and not named_apart:  # two different colour names already state the difference
         out.append(fill("hue", v, rng))
     tail: list[str] = []
     if look.texture and look.shape and look.margin and rng.random() < 0.5:  # one sentence for all three

@@ -21,7 +21,7 @@ from .facts_text import measurement_lines, position_text
 from .labels import roi_label_of, roi_name, structure_name
 from .vocab import unique
 
-PROMPT_VERSION = "mt-prompt-v4"
+PROMPT_VERSION = "mt-prompt-v5"
 
 MAX_PASSAGES = 5
 PASSAGE_CHARS = 500

@@ -3,8 +3,8 @@ repetition and wording artefacts (issue 11's targets; printed by bench/caption_r
 attached to the `triplets` asset as metadata).
 
 - appearance claim: the colour/texture text states brightness (darker / brighter / hypo- /
-  hyper- / similar in ...), texture (homogeneous / heterogeneous), outline or margins, colour or
-  a mean HU value
+  hyper- / similar in ...), texture (homogeneous / heterogeneous), outline or margins, colour
+  (deeper / paler, or the name of the ROI's or the ring's mean colour) or a mean HU value
 - agreement: every claim read from the text equals what `appearance.assess` derives from the
   record's measurements (mean HU within 1 HU)
 - distinct-2: distinct word bigrams / all word bigrams over all captions
@@ -23,6 +23,7 @@ from functools import lru_cache
 from medtrinity_assets.records import Measurements
 
 from .appearance import Look, assess
+from .colour_names import stated_colours
 from .data_files import appearance
 from .look_text import contrast_head
 from .checks import sentences
@@ -97,6 +98,9 @@ def read_claims(text: str) -> dict[str, object]:
                 rest = rx.sub(" ", rest)
         if found:
             claims[category] = found
+    named = {entry.name for entry in stated_colours(lo)}
+    if named:
+        claims["colour_name"] = named
     hu = _HU.findall(text or "")
     if hu:
         claims["hu"] = {int(v) for v in hu}
@@ -108,6 +112,9 @@ def claims_agree(claims: dict[str, object], look: Look) -> bool:
     for key, said in claims.items():
         if key == "hu":
             if look.mean_hu is None or any(abs(v - look.mean_hu) > 1 for v in said):  # type: ignore[union-attr]
+                return False
+        elif key == "colour_name":
+            if not said <= {look.colour_name, look.ring_colour_name} - {None}:  # type: ignore[operator]
                 return False
         elif said != {getattr(look, key)}:
             return False

@@ -13,7 +13,7 @@ import polars as pl
 from medtrinity_assets.grid import position_grid
 from medtrinity_assets.schema import MEASUREMENT_COLUMNS, RELATION_STRUCT, SECTION_COLUMNS
 
-RELEASE_SCHEMA_VERSION = "4"  # 2: typed frame, position, relations and measurements; 3: embedded images, split `validation`; 4: contacts
+RELEASE_SCHEMA_VERSION = "5"  # 2: typed frame, position, relations and measurements; 3: embedded images, split `validation`; 4: contacts; 5: m_rgb_mean, m_ring_rgb_mean
 
 Str = pl.Utf8
 StrList = pl.List(pl.Utf8)

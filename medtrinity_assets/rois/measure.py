@@ -3,7 +3,8 @@
 Values are measured on the slice as the scanner or camera recorded it, not on the windowed
 display: Hounsfield units for CT (the rescaled values kept by ingestion), the stored values
 scaled to 0..1 of the slice's 0.5-99.5 percentile range for other grey modalities ("relative"),
-and luminance 0..1 plus HSV hue/saturation for colour photographs and stained slides ("rgb").
+and luminance 0..1 plus HSV hue/saturation and the mean R, G, B colour of the ROI and of its ring
+for colour photographs and stained slides ("rgb").
 
 - ring: the surrounding tissue is the band of pixels within ``ring_width`` of the ROI
   (``clip(0.5 x equivalent radius, 3, 15)`` px), leaving out the image's background (dark
@@ -150,6 +151,12 @@ def _colour(rgb: np.ndarray, inside: np.ndarray, ring: np.ndarray, why: dict[str
     return (d + 180.0) % 360.0 - 180.0, saturation_delta
 
 
+def _mean_rgb(rgb: np.ndarray, where: np.ndarray) -> tuple[float, float, float]:
+    """Mean R, G, B on 0..1 over `where` (3 decimals): the region's average colour."""
+    mean = rgb[..., :3][where].astype(np.float64).mean(axis=0) / 255.0
+    return tuple(round(float(v), 3) for v in mean)  # type: ignore[return-value]
+
+
 def _shape(inside: np.ndarray, spacing_rc: tuple[float, float] | None, why: dict[str, str]) -> dict:
     area = int(inside.sum())
     out: dict = {"area_px": area}
@@ -217,8 +224,10 @@ def measure_roi(
         stats["mean"], stats["std"] = float(roi_vals.mean()), float(roi_vals.std())
         stats["entropy"] = _entropy(grey[inside])
         stats["glcm_contrast"], stats["glcm_homogeneity"] = _glcm(grey, inside)
+        if sv.rgb is not None:
+            stats["rgb_mean"] = _mean_rgb(sv.rgb[rows, cols], inside)
     else:
-        for k in ("mean", "std", "entropy", "glcm_contrast", "glcm_homogeneity"):
+        for k in ("mean", "std", "entropy", "glcm_contrast", "glcm_homogeneity") + (("rgb_mean",) if sv.rgb is not None else ()):
             why[k] = "roi_too_small"
     ring_reason = _ring_problem(sv, ring, ring_all, area)
     if ring_reason is None and "mean" in stats:
@@ -227,12 +236,14 @@ def measure_roi(
         pooled = max(math.sqrt((stats["std"] ** 2 + stats["ring_std"] ** 2) / 2), _STD_FLOOR[sv.unit])
         stats["contrast"] = float(np.clip((stats["mean"] - stats["ring_mean"]) / pooled, -MAX_CONTRAST, MAX_CONTRAST))
         if sv.rgb is not None:
-            stats["hue_delta"], stats["saturation_delta"] = _colour(sv.rgb[rows, cols], inside, ring, why)
+            crop = sv.rgb[rows, cols]
+            stats["hue_delta"], stats["saturation_delta"] = _colour(crop, inside, ring, why)
+            stats["ring_rgb_mean"] = _mean_rgb(crop, ring)
         stats["margin_sharpness"] = _sharpness(values, inside, ring, usable)
         if stats["margin_sharpness"] is None:
             why["margin_sharpness"] = "border_too_short"
     elif ring_reason is not None:
-        for k in ("ring_mean", "ring_std", "contrast", "margin_sharpness") + (("hue_delta", "saturation_delta") if sv.rgb is not None else ()):
+        for k in ("ring_mean", "ring_std", "contrast", "margin_sharpness") + (("hue_delta", "saturation_delta", "ring_rgb_mean") if sv.rgb is not None else ()):
             why[k] = ring_reason
     if sv.rgb is None:
         why.pop("hue_delta", None)
@@ -269,5 +280,7 @@ def _rounded(fields: dict, unit: str, label_count: int | None, why: dict[str, st
         n_components=fields.get("n_components"),
         label_count=label_count,
         unmeasured=dict(sorted(why.items())),
+        rgb_mean=fields.get("rgb_mean"),
+        ring_rgb_mean=fields.get("ring_rgb_mean"),
         **{name: _r(fields.get(name), d) for name, d in decimals.items()},
     )

@@ -10,7 +10,10 @@ measurement is present and lies outside the word's tolerance band (thresholds.ya
   homogeneous/heterogeneous vs the std ratio and GLCM homogeneity, well/ill defined vs margin
   sharpness, a stated mean in HU vs the measured mean;
   more deeply coloured / paler vs the saturation difference, "differs in hue" vs the hue difference,
-  any of them for a region recorded as achromatic (a grey image stored as RGB has no colour);
+  any of them for a region recorded as achromatic (a grey image stored as RGB has no colour); a
+  colour name (red, pink, brown...) that does not fit the ROI's mean colour, or in a clause about
+  the surroundings neither the ROI's nor the ring's (captions/colour_names.py, tolerances in
+  thresholds.yaml);
 - ``shape_contradiction``: round vs elongation/circularity, elongated vs elongation,
   irregular/lobulated vs solidity and circularity, smooth outline vs solidity.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from ..colour_names import fits, stated_colours
 from .base import CaptionView
 
 _HU = re.compile(r"(?P<n>-?\d+(?:\.\d+)?)\s*(?:HU|Hounsfield units?)\b", re.I)
@@ -63,6 +67,7 @@ def appearance_problems(view: CaptionView) -> list[str]:
         return []
     th, sh = view.th["appearance"], view.th["shape"]
     negator = re.compile(view.lex["appearance_negators"], re.I)
+    surrounding = re.compile(view.lex["surrounding_cues"], re.I)
     problems: set[str] = set()
     for s in _claim_clauses(view):
         said = {k for k in view.lex["appearance"] if _said(view, k, s, negator)}
@@ -92,6 +97,8 @@ def appearance_problems(view: CaptionView) -> list[str]:
                     problems.add("appearance_contradiction")
         if not re.search(view.lex["part_qualifiers"], s, re.I):
             problems |= _colour_problems(said, m, th)
+            if _colour_name_wrong(s, m, th, surrounding.search(s) is not None):
+                problems.add("appearance_contradiction")
         if "round" in said and "elongated" not in said and "irregular" not in said:
             if (m.elongation is not None and m.elongation < sh["round_elongation_min"]) or (
                 m.circularity is not None and m.circularity < sh["round_circularity_min"]
@@ -121,3 +128,14 @@ def _colour_problems(said: set[str], m, th: dict) -> set[str]:
         if m.unmeasured.get("hue_delta") == "achromatic" or (m.hue_delta is not None and abs(m.hue_delta) < th["hue_differs_min"]):
             out.add("appearance_contradiction")
     return out
+
+
+def _colour_name_wrong(clause: str, m, th: dict, about_surroundings: bool) -> bool:
+    """A stated colour name that fits neither the ROI's mean colour nor, in a clause about the
+    surroundings, the ring's."""
+    stated = stated_colours(clause)
+    colours = [c for c in (m.rgb_mean, m.ring_rgb_mean if about_surroundings else None) if c is not None]
+    if not stated or not colours:
+        return False
+    tol = (th["colour_name_hue_tol"], th["colour_name_level_tol"])
+    return any(not any(fits(entry, c, *tol) for c in colours) for entry in stated)
