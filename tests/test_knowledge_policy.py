@@ -53,6 +53,8 @@ def store(tmp_path_factory, embedder, queries):
         ("vertebrae_T9", "roi", "UBERON:0002412", "normalised"),
         ("brachial plexus nerve", "roi", "UBERON:0001021", "normalised"),  # head noun
         ("inferior vena cava", "roi", "UBERON:0001072", "alias"),
+        ("hip", "roi", "UBERON:0001272", "alias"),  # the alias beats Uberon's exact "hip" (the region around the joint)
+        ("hip_left", "roi", "UBERON:0001272", "normalised"),  # TotalSegmentator / SAM-Med2D: the left hip bone
         ("HCC", "finding", "DOID:684", "alias"),
         ("tuberculosis", "finding", "DOID:399", "exact"),
         ("ossifying fibroma", "finding", "DOID:180", "exact"),

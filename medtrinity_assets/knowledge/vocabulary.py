@@ -6,9 +6,10 @@ the corpora (disease_ontology and uberon adapters), the curated rules and aliase
 No fuzzy matching: a near-miss name ("non-ossifying fibroma") never lands on another concept
 ("ossifying fibroma"); it stays unmapped (match_type ``none``) and gets no passage.
 
-Lookup order for a label: non-finding words -> catalog mapping -> the label as written (name,
-synonym) -> aliases -> normalised forms (side words first, then sides/levels/plurals removed, then
-the head noun or the organ word of "organ part side" labels; never for finding words).
+Lookup order for a label: non-finding words -> catalog mapping -> aliases (curated: they override
+an ontology name) -> the label as written (name, synonym) -> normalised forms, each an alias first
+(side words first, then sides/levels/plurals removed, then the head noun or the organ word of
+"organ part side" labels; never for finding words).
 """
 
 from __future__ import annotations
@@ -178,15 +179,13 @@ class ConceptVocabulary:
             concept = self.by_id.get(cid) or Concept(cid, FINDING if cid.startswith("DOID:") else ANATOMY, text)
             return self.ref(concept, text, "catalog")
         kinds = (FINDING,) if finding else (ANATOMY, FINDING)
+        if key in self.rules.aliases:  # curated: overrides an ontology name ("hip" is the hip bone, not the region)
+            return self.ref(self.by_id[self.rules.aliases[key]], text, "alias")
         hit = self._match(key, kinds)
         if hit:
             return self.ref(hit[0], text, hit[1])
-        if key in self.rules.aliases:
-            return self.ref(self.by_id[self.rules.aliases[key]], text, "alias")
         for candidate in self.normalised_keys(key, finding):
-            hit = self._match(candidate, kinds)
-            if hit is None and candidate in self.rules.aliases:
-                hit = (self.by_id[self.rules.aliases[candidate]], "alias")
+            hit = (self.by_id[self.rules.aliases[candidate]], "alias") if candidate in self.rules.aliases else self._match(candidate, kinds)
             if hit:
                 return self.ref(hit[0], text, "normalised")
         return ConceptRef("", FINDING if finding else ANATOMY, text, matched="", match_type="none")

@@ -35,6 +35,7 @@ EXTRA_IDS = {
     "UBERON:0002462": "erector spinae muscle group",
     "UBERON:0001072": "posterior vena cava",
     "UBERON:0004087": "vena cava",
+    "UBERON:0001272": "innominate bone",  # the hip bone of TotalSegmentator / SAM-Med2D "hip_left/right" labels
 }
 _SYN = re.compile(r'^"((?:[^"\\]|\\.)*)"\s+(EXACT|RELATED|NARROW|BROAD)\b(.*)$')
 _DEF = re.compile(r'^"((?:[^"\\]|\\.)*)"')

@@ -183,7 +183,7 @@ ANATOMY = [
     ("iliopsoas right", "UBERON:0001999", "MRI", "pelvis"),
     ("gluteus maximus left", "UBERON:0001370", "CT", "pelvis"),
     ("femur right", "UBERON:0000981", "CT", "pelvis"),
-    ("hip left", "UBERON:0001464", "CT", "pelvis"),
+    ("hip left", "UBERON:0001272", "CT", "pelvis"),  # the hip bone (concepts.yaml alias), not the hip region
     ("brain", "UBERON:0000955", "MRI", "brain"),
     ("retina", "UBERON:0000966", "Fundus photography", "retina"),
     ("blood vessel", "UBERON:0001981", "Ultrasound", "neck"),
