@@ -163,6 +163,17 @@ def test_composer_names_one_lung_mask_a_lung_field():
     assert "lung field" in text and re.search(r"\b(?:one of|Of) the two lung fields|one of two lung fields", text) and "lungs lie" not in text
 
 
+def test_heart_labels_are_worded_as_a_radiologist_writes_them():
+    """SAM-Med2D's "heart myocardium" / "heart ventricle left" read "the myocardium" / "the left
+    ventricle" (labels.yaml), as a report names them, and the caption still passes its checks."""
+    facts = dataclasses.replace(
+        ct_liver(), organs=["thorax"], roi_label="heart myocardium", other_rois=["heart ventricle left"], relations=[], image_labels=[]
+    )
+    text, sections = compose_caption(facts, seed="x")
+    assert "myocardium" in text and "heart myocardium" not in text and "heart ventricle" not in text
+    assert check_caption(text, sections, facts) == []
+
+
 def test_composer_with_sparse_facts():
     facts = dataclasses.replace(
         microscopy_nucleus(), relations=[], other_rois=[], roi_position=None, position=None, roi_area_frac=None
