@@ -99,7 +99,7 @@ def size_matched(texts: list[str]) -> None:
     tokens = max(1, round(sum(len(t.split()) for t in texts) / max(len(texts), 1)))
     print(f"distinct_2 at {SAMPLE} captions (mean of 20 random draws; size-matched, reported, not a target):")
     print(f"  {'these captions':38s} {distinct_n_sampled(texts, 2, SAMPLE):10.3f}")
-    print(f"  {'MedQuAD answers cut to ' + str(tokens) + ' words':38s} {distinct_n_sampled(reference_texts(tokens), 2, SAMPLE):10.3f}")
+    print(f"  {'human-written: MedQuAD answers cut to ' + str(tokens) + ' words':38s} {distinct_n_sampled(reference_texts(tokens), 2, SAMPLE):10.3f}")
 
 
 def main() -> None:

@@ -53,3 +53,6 @@ def test_caption_problems_check_counts_per_code(tmp_path):
     assert (triplets["caption_confidence"] == 0.2).all()
     assert check.metadata["problem:judge_disagrees"].value == triplets.height
     assert "judge_disagrees" in check.metadata["per_problem_code"].value
+    quality = checks["caption_quality"].metadata  # the issue 11 figures in the UI, size-matched distinct-2 included
+    assert 0.0 < quality["distinct_2"].value <= quality["distinct_2_at_50"].value <= 1.0
+    assert quality["captions"].value == str(triplets.height)

@@ -7,7 +7,9 @@ attached to the `triplets` asset as metadata).
   (deeper / paler, or the name of the ROI's or the ring's mean colour) or a mean HU value
 - agreement: every claim read from the text equals what `appearance.assess` derives from the
   record's measurements (mean HU within 1 HU)
-- distinct-2: distinct word bigrams / all word bigrams over all captions
+- distinct-2: distinct word bigrams / all word bigrams over all captions; it falls as a corpus
+  grows, so ``distinct_2_at_50`` is also given: the mean over 20 random samples of 50 captions
+  (all captions when fewer), comparable across shards and corpora of different sizes
 - max sentence share: the largest share of captions containing one identical sentence
 - artefacts: ``#n`` instance numbers, ``(image side)``, any parenthetical, ``+`` or ``_`` in words, raw label order
   (a side word after the structure: ``ventricle left``)
@@ -172,6 +174,7 @@ def caption_quality(
         "appearance_claim_share": with_claim / n if n else 0.0,
         "claims_agreeing_share": agreeing / with_claim if with_claim else 1.0,
         "distinct_2": distinct_n(texts, 2),
+        "distinct_2_at_50": distinct_n_sampled(texts, 2, 50),
         "max_sentence_share": top_n / n if n else 0.0,
         "most_repeated_sentence": top,
     }
