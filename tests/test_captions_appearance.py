@@ -274,6 +274,9 @@ def test_dermoscopy_colour_names_from_the_mean_colours(catalog):
     assert check_caption(text, sections, facts) == []
     assert "appearance_contradiction" in check_caption(text + " The skin lesion is blue.", sections, facts)
     assert "appearance_contradiction" in check_caption(text + " The skin lesion is red, while the surrounding skin is green.", sections, facts)
+    # a compound colour states one colour: it fails only when none of its names fits
+    assert check_caption(text + " It is a reddish-brown lesion on pink skin.", sections, facts) == []
+    assert "appearance_contradiction" in check_caption(text + " It is a blue-green lesion.", sections, facts)
 
 
 def test_no_colour_name_for_a_grey_capture_or_a_grey_modality(catalog):

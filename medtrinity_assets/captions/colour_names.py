@@ -57,13 +57,30 @@ def name_readers() -> tuple[tuple[ColourName, re.Pattern[str]], ...]:
 
 
 def stated_colours(text: str) -> list[ColourName]:
-    """Colour-name entries a text states (each span read once, longest name first)."""
-    out: list[ColourName] = []
+    """Colour-name entries a text states, in text order (each span read once, longest name first)."""
+    return [entry for entry, _ in stated_colour_groups(text)]
+
+
+_JOIN = re.compile(r"^(?:-|\s*/\s*|\s+(?:to|or)\s+)$", re.I)
+
+
+def stated_colour_groups(text: str) -> list[tuple[ColourName, int]]:
+    """(entry, group) per stated colour name, in text order; names joined into one compound colour
+    ("reddish-brown", "pink to brown", "pink or red") share a group: together they state one
+    colour, which any of them may fit."""
+    spans: list[tuple[int, int, ColourName]] = []
     rest = text or ""
     for entry, rx in name_readers():
-        if rx.search(rest):
-            out.append(entry)
-            rest = rx.sub(" ", rest)
+        for m in rx.finditer(rest):
+            spans.append((m.start(), m.end(), entry))
+        rest = rx.sub(lambda m: " " * len(m.group(0)), rest)
+    spans.sort(key=lambda s: s[0])
+    out: list[tuple[ColourName, int]] = []
+    group = -1
+    for k, (start, _end, entry) in enumerate(spans):
+        if k == 0 or not _JOIN.match(text[spans[k - 1][1] : start]):
+            group += 1
+        out.append((entry, group))
     return out
 
 

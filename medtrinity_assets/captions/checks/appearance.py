@@ -12,8 +12,8 @@ measurement is present and lies outside the word's tolerance band (thresholds.ya
   more deeply coloured / paler vs the saturation difference, "differs in hue" vs the hue difference,
   any of them for a region recorded as achromatic (a grey image stored as RGB has no colour); a
   colour name (red, pink, brown...) that does not fit the ROI's mean colour, or in a clause about
-  the surroundings neither the ROI's nor the ring's (captions/colour_names.py, tolerances in
-  thresholds.yaml);
+  the surroundings neither the ROI's nor the ring's; a compound ("reddish-brown", "pink to brown")
+  fails only when none of its names fits (captions/colour_names.py, tolerances in thresholds.yaml);
 - ``shape_contradiction``: round vs elongation/circularity, elongated vs elongation,
   irregular/lobulated vs solidity and circularity, smooth outline vs solidity.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from ..colour_names import fits, stated_colours
+from ..colour_names import fits, stated_colour_groups
 from .base import CaptionView
 
 _HU = re.compile(r"(?P<n>-?\d+(?:\.\d+)?)\s*(?:HU|Hounsfield units?)\b", re.I)
@@ -133,9 +133,12 @@ def _colour_problems(said: set[str], m, th: dict) -> set[str]:
 def _colour_name_wrong(clause: str, m, th: dict, about_surroundings: bool) -> bool:
     """A stated colour name that fits neither the ROI's mean colour nor, in a clause about the
     surroundings, the ring's."""
-    stated = stated_colours(clause)
+    stated = stated_colour_groups(clause)
     colours = [c for c in (m.rgb_mean, m.ring_rgb_mean if about_surroundings else None) if c is not None]
     if not stated or not colours:
         return False
     tol = (th["colour_name_hue_tol"], th["colour_name_level_tol"])
-    return any(not any(fits(entry, c, *tol) for c in colours) for entry in stated)
+    fitting: dict[int, bool] = {}
+    for entry, group in stated:  # a compound ("reddish-brown") fits when any of its names does
+        fitting[group] = fitting.get(group, False) or any(fits(entry, c, *tol) for c in colours)
+    return not all(fitting.values())
