@@ -78,27 +78,24 @@ def from_sources() -> list:
     return records, findings, sources
 
 
-SAMPLE = 50  # captions per draw for the size-matched distinct-2
+SAMPLE = 50  # captions per draw of caption_quality's distinct_2_at_50
 
 
 def reference_texts(tokens: int) -> list[str]:
     """Human-written reference at the captions' mean length: bundled MedQuAD answers (NIH
     consumer-health text, CC BY 4.0), each cut to its first `tokens` words."""
-    import gzip
-    import json
+    from medtrinity_assets.knowledge.corpus_io import iter_json_lines
 
-    path = REPO / "data" / "knowledge" / "medquad" / "medquad_qa.jsonl.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        answers = [(json.loads(line).get("answer") or "").split() for line in fh]
+    answers = [(rec.get("answer") or "").split() for _, rec in iter_json_lines(REPO / "data" / "knowledge" / "medquad" / "medquad_qa.jsonl.gz")]
     return [" ".join(words[:tokens]) for words in answers if len(words) >= tokens]
 
 
-def size_matched(texts: list[str]) -> None:
-    """distinct-2 of equal-size samples, beside human-written text of the same length: the
-    corpus figure above falls as the corpus grows and is not comparable across corpus sizes."""
+def size_matched(texts: list[str], at_sample: float) -> None:
+    """distinct-2 of equal-size samples (`at_sample`: the captions' distinct_2_at_50), beside
+    human-written text of the same length: the corpus figure falls as the corpus grows."""
     tokens = max(1, round(sum(len(t.split()) for t in texts) / max(len(texts), 1)))
     print(f"distinct_2 at {SAMPLE} captions (mean of 20 random draws; size-matched, reported, not a target):")
-    print(f"  {'these captions':38s} {distinct_n_sampled(texts, 2, SAMPLE):10.3f}")
+    print(f"  {'these captions':38s} {at_sample:10.3f}")
     print(f"  {'human-written: MedQuAD answers cut to ' + str(tokens) + ' words':38s} {distinct_n_sampled(reference_texts(tokens), 2, SAMPLE):10.3f}")
 
 
@@ -109,14 +106,15 @@ def main() -> None:
     group.add_argument("--sources", action="store_true")
     args = ap.parse_args()
     records, findings, sources = from_storage(args.storage) if args.storage else from_sources()
-    for key, value in caption_quality(records, findings).items():
+    quality = caption_quality(records, findings)
+    for key, value in quality.items():
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         print(f"{key:40s} {shown:>10s}  {TARGETS.get(key, '')}")
     print("distinct_2 within each source (records):")
     for name in sorted(set(sources)):
         texts = [r[0] for r, s in zip(records, sources) if s == name]
         print(f"  {name:38s} {distinct_n(texts, 2):10.3f}  ({len(texts)})")
-    size_matched([r[0] for r in records])
+    size_matched([r[0] for r in records], float(quality["distinct_2_at_50"]))
 
 
 if __name__ == "__main__":

@@ -138,13 +138,7 @@ def test_dermoscopy_lesion_darker_and_more_saturated_than_skin(catalog):
 
 
 def _ring_saturation(rgb: np.ndarray, lesion: ROI, m) -> float:
-    from scipy import ndimage
-
-    ring_px = int(np.clip(round(0.5 * math.sqrt(int(lesion.mask.sum()) / math.pi)), 3, 15))
-    ring = (ndimage.distance_transform_edt(~lesion.mask) <= ring_px) & ~lesion.mask
-    grey = np.clip(np.rint(rgb @ np.array([0.299, 0.587, 0.114])), 0, 255).astype(np.uint8)
-    ring &= ~background_mask(grey)
-    sat = np.array([colorsys.rgb_to_hsv(*(px / 255.0))[1] for px in rgb[ring][::20]])
+    sat = np.array([colorsys.rgb_to_hsv(*(px / 255.0))[1] for px in rgb[_ring(lesion.mask, rgb)][::20]])
     return float(sat.mean())
 
 

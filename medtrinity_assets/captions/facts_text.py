@@ -66,12 +66,12 @@ def position_text(facts: CaptionFacts) -> str:
     return "; ".join(parts) if parts else "not available"
 
 
-def _rgb(rgb) -> str:
-    return ", ".join(f"{v:.2f}" for v in rgb) if rgb else "n/a"
-
-
 def _num(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _nums(values) -> str:
+    return ", ".join(_num(v) for v in values) if values else "n/a"
 
 
 def measurement_lines(m: Measurements | None) -> list[str]:
@@ -101,8 +101,8 @@ def measurement_lines(m: Measurements | None) -> list[str]:
         reading = words.reference("colour_words", look.colour, "no clear colour difference")
         lines.append(f"- colour vs surroundings: hue {_num(m.hue_delta, 1)} degrees, saturation {_num(m.saturation_delta)} -> {reading}")
     if look.colour_name:
-        ring = f"; surrounding ring {_rgb(m.ring_rgb_mean)} -> {look.ring_colour_name}" if look.ring_colour_name else ""
-        lines.append(f"- mean colour (R, G, B 0..1): {_rgb(m.rgb_mean)} -> {look.colour_name}{ring}")
+        ring = f"; surrounding ring {_nums(m.ring_rgb_mean)} -> {look.ring_colour_name}" if look.ring_colour_name else ""
+        lines.append(f"- mean colour (R, G, B 0..1): {_nums(m.rgb_mean)} -> {look.colour_name}{ring}")
     if m.circularity is not None:
         shape = words.reference("shape_words", look.shape, "not assessed")
         lines.append(f"- shape: circularity {_num(m.circularity)}, elongation {_num(m.elongation)}, solidity {_num(m.solidity)} -> {shape}")

@@ -17,6 +17,7 @@ attached to the `triplets` asset as metadata).
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -138,8 +139,6 @@ def distinct_n(texts: Iterable[str], n: int = 2) -> float:
 def distinct_n_sampled(texts: list[str], n: int = 2, size: int = 50, draws: int = 20, seed: int = 0) -> float:
     """Mean distinct-n over `draws` random samples of `size` texts: distinct-n falls as a corpus
     grows, so corpora of different sizes are compared at one size (all texts when fewer)."""
-    import random
-
     if len(texts) <= size:
         return distinct_n(texts, n)
     rng = random.Random(seed)
