@@ -94,6 +94,45 @@ def test_definitions_are_glued_only_to_their_own_concept():
     assert definition_sentence(spleen, broader) is None  # a part mapped to its organ gets no definition of the organ
 
 
+def test_definitions_of_real_anatomy_terms_become_short_true_sentences():
+    """Uberon definitions as bundled: a long verb list is cut at its first comma, a label named by a
+    synonym keeps its own wording, a sided label whose core is the concept gets it, prose "located in"
+    is not rewritten as a relation, and a part mapped to its organ still gets nothing."""
+    from medtrinity_assets.captions.background import clean_passage, definition_sentence
+    from medtrinity_assets.records import ConceptRef
+
+    base = dataclasses.replace(ct_liver(), organs=["abdomen"], other_rois=[], image_labels=[], finding_concepts=[])
+
+    def about(label, concept, name, match, title, text, others=()):
+        passage = Passage(f"anatomy:{concept}:0", "anatomy", title, text, 0.9, (concept,))
+        facts = dataclasses.replace(base, roi_label=label, roi_concept=ConceptRef(concept, "anatomy", name, label, match), other_rois=list(others))
+        return definition_sentence(passage, facts)
+
+    liver = (
+        "An exocrine gland which secretes bile and functions in metabolism of protein and carbohydrate and fat, synthesizes "
+        "substances involved in the clotting of the blood, synthesizes vitamin A, detoxifies poisonous substances, stores "
+        "glycogen, and breaks down worn-out erythrocytes."
+    )
+    assert about("liver", "UBERON:0002107", "liver", "exact", "liver", liver) == (
+        "The liver is an exocrine gland which secretes bile and functions in metabolism of protein and carbohydrate and fat."
+    )
+    gall = "An organ that aids digestion and stores bile produced by the liver."
+    assert about("gallbladder", "UBERON:0002110", "gall bladder", "synonym", "gall bladder", gall, ["liver"]) == (
+        "The gallbladder is an organ that aids digestion and stores bile produced by the liver."
+    )
+    assert about("gallbladder", "UBERON:0002110", "gall bladder", "synonym", "gall bladder", gall) is None  # no liver on the image
+    atrium = "Cardiac chamber in which blood enters the heart."
+    assert about("heart atrium left", "UBERON:0002081", "cardiac atrium", "normalised", "cardiac atrium", atrium) == (
+        "The atrium is a cardiac chamber in which blood enters the heart."
+    )
+    lung = "Respiration organ that has the exchange of gases as its function."
+    assert about("lung lower lobe left", "UBERON:0002048", "lung", "normalised", "lung", lung) is None
+    assert "system located in the vertebral canal" in clean_passage("Part of the central nervous system located in the vertebral canal.")
+    assert "that is located in the uvea" in clean_passage("A cancer that is located_in the uvea.")
+    assert "which are transmitted by mosquitoes" in clean_passage("Viruses, which are transmitted_by mosquitoes.")
+    assert clean_passage("The walls of the thorax..").endswith("thorax.")
+
+
 def test_composer_ignores_knowledge_without_a_matching_concept():
     facts = mri_brain_whole()
     text, sections = compose_caption(facts, seed="x")

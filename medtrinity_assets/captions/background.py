@@ -54,6 +54,7 @@ def clean_passage(text: str, title: str = "") -> str:
     text = re.sub(r"(?m)^\s*[-*\u2022]\s*", " ", text)
     text = re.sub(r"\s-\s", " ", text)
     text = re.sub(r"\[\d+(?:[,\u2013-]\d+)*\]", "", text)
+    text = re.sub(r"\.{2,}(?=\s|$)", ".", text)  # "of the thorax.." (an upstream typo), "..." at an end
     text = re.sub(r"\s*\([^()]{1,80}\)", "", text)  # asides: "Tuberculosis (TB) is", "gluteus maximus (or glutæus maximus)"
     return re.sub(r"\s+", " ", text).strip()
 
@@ -123,21 +124,43 @@ def _label_core(label: str) -> str:
     return " ".join(w for w in words if w and w not in labels().side_words and not any(c.isdigit() for c in w))
 
 
-def definition_subject(passage: Passage, facts: CaptionFacts) -> str | None:
-    """What a definition passage defines, as a sentence subject, when that is the ROI's own or a
-    recorded finding's concept (``Hepatocellular carcinoma``, ``The spleen``); else None. A label
-    mapped to a broader concept (``lung lower lobe left`` -> lung) gets no definition."""
+def definition_subjects(passage: Passage, facts: CaptionFacts) -> list[str]:
+    """What a definition passage defines, as sentence subjects to try in order, when that is the ROI's
+    own or a recorded finding's concept (``Hepatocellular carcinoma``; ``The gall bladder``, then the
+    label's own wording ``The gallbladder``); else none. A label mapped to a broader concept (``lung
+    lower lobe left`` -> lung) gets no definition; one that names the concept once its side and level
+    words are dropped does (``heart atrium left``: "heart atrium" is a synonym of cardiac atrium)."""
     from .labels import structure_name
 
     title = _plain(passage.title)
     for ref in facts.finding_concepts:
         if ref.kind == "finding" and ref.concept_id in passage.concept_ids and _plain(ref.name) == title:
-            return ref.name[:1].upper() + ref.name[1:]
+            return [ref.name[:1].upper() + ref.name[1:]]
     ref = facts.roi_concept
     if ref is None or ref.concept_id not in passage.concept_ids or _plain(ref.name) != title:
-        return None
-    same = ref.match_type in ("exact", "synonym", "alias") or _plain(structure_name(_label_core(facts.roi_label or "")).one) == title
-    return "The " + structure_name(passage.title).one if same else None
+        return []
+    core = _label_core(facts.roi_label or "")
+    by_core = _core_match(core, ref.concept_id)  # "gallbladder", "heart atrium": the concept by name or synonym
+    if not (ref.match_type in ("exact", "synonym", "alias") or _plain(structure_name(core).one) == title or by_core):
+        return []
+    title_subject = "The " + structure_name(passage.title).one
+    if by_core in ("exact", "synonym"):  # the caption's own wording of the label first ("the gallbladder", not "the gall bladder")
+        return list(dict.fromkeys(["The " + structure_name(core).one, title_subject]))
+    return [title_subject]
+
+
+def _core_match(core: str, concept_id: str) -> str | None:
+    """How the label's core words name the concept itself (exact | synonym | alias), or None when they
+    do not (a part mapped to its organ, a different concept)."""
+    from medtrinity_assets.knowledge.vocabulary import load_vocabulary
+
+    from .labels import structure_name
+
+    for words in dict.fromkeys([core, structure_name(core).one] if core else []):  # "intervertebral discs" -> "... disc"
+        ref = load_vocabulary().lookup(words)
+        if ref.concept_id == concept_id and ref.match_type in ("exact", "synonym", "alias"):
+            return ref.match_type
+    return None
 
 
 def definition_sentence(passage: Passage, facts: CaptionFacts) -> str | None:
@@ -145,26 +168,37 @@ def definition_sentence(passage: Passage, facts: CaptionFacts) -> str | None:
     if passage.corpus not in DEFINITION_CORPORA or any(c in wording().definition_skip for c in passage.concept_ids):
         return None
     parts = sentences(clean_passage(passage.text, passage.title))
-    subject = definition_subject(passage, facts) if parts else None
-    if subject is None:
-        return None
-    first = parts[0].rstrip(".")
-    if _FRAGMENT.search(first) or _FINITE.search(_main_clause(first)):
-        return None  # a field, or already a sentence (quoted as such if usable)
+    subjects = definition_subjects(passage, facts) if parts else []
+    first = parts[0].rstrip(".") if parts else ""
+    if not subjects or _FRAGMENT.search(first) or _FINITE.search(_main_clause(first)):
+        return None  # not its own concept, a field, or already a sentence (quoted as such if usable)
+    body = _definition_body(first)
+    for subject in subjects:
+        sentence = f"{subject} is {body}."
+        if sentence_is_usable(sentence, facts):
+            return sentence
+    return None
+
+
+def _definition_body(first: str) -> str:
+    """A definition's noun phrase as the complement of "is", with its relative clause cut to the first
+    conjunct ("that filters blood and ..." -> "that filters blood") or, when still longer than a
+    sentence may be, to its first comma ("which secretes bile and ..., synthesizes ..." -> "which
+    secretes bile and ..."): a shorter list of what the structure does is still true of it."""
     body = first
     relative = re.search(r"\b(?:that|which)\b", first)
-    if relative:  # keep the first conjunct of the relative clause ("that filters blood and ..." -> "that filters blood")
+    if relative:
         clause = first[relative.end() :]
         cut = _CONJUNCT.search(clause)
         if cut and len(clause[: cut.start()].split()) >= 3:
             body = first[: relative.end()] + clause[: cut.start()]
+        elif len(first) > SENTENCE_CHARS[1] - 30 and "," in clause and len(clause.split(",")[0].split()) >= 3:
+            body = first[: relative.end()] + clause.split(",")[0]
     body = body.strip().rstrip(",")
     if not re.match(r"(?i)(?:a|an|the)\b", body):
         body = body[:1].lower() + body[1:] if body[1:2].islower() else body
         body = ("an " if body[:1].lower() in "aeiou" else "a ") + body
-    body = body[:1].lower() + body[1:]
-    sentence = f"{subject} is {body}."
-    return sentence if sentence_is_usable(sentence, facts) else None
+    return body[:1].lower() + body[1:]
 
 
 def knowledge_sentence(facts: CaptionFacts, max_sentences: int = 3) -> str | None:

@@ -46,7 +46,7 @@ from .look_text import capitalise, fill, form, look_sentences, no_look_sentence,
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, stem, unique, word_stems
 
-COMPOSER_VERSION = "mt-composer-v7"
+COMPOSER_VERSION = "mt-composer-v8"
 
 MAX_LISTED_STRUCTURES = 2
 
