@@ -36,9 +36,10 @@ def test_lesion_within_liver_and_directions_in_image_terms():
     liver, lesion, kidney, spleen = rels
     assert lesion[0] == Relation("within", "liver")
     assert direction("kidney", "above") in lesion  # nearest non-container reference
-    assert direction("spleen", "left") in lesion  # largest non-container reference: image side
+    assert direction("spleen", "left") in lesion  # second nearest non-container reference: image side
     assert Relation("borders", "kidney") in liver and Relation("contains", "lesion") in liver
-    assert kidney == [Relation("borders", "liver"), direction("liver", "below")]  # liver: nearest and largest
+    # the two nearest references (centroids), not the largest: the liver, then the lesion, never the spleen
+    assert kidney == [Relation("borders", "liver"), direction("liver", "below"), direction("lesion", "below")]
     assert not any(r.kind in ("within", "borders") for r in spleen)
 
 

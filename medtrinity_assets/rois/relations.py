@@ -10,10 +10,11 @@ as one entry; one slot is kept for them when a directional reference exists):
 3. ``Relation("borders", "aorta")`` — no shared pixel, but touching after a 1-pixel
    (8-connected) dilation (longest contact first);
 4. ``Relation("contains", "nucleus", count=3)`` — references lying within it, per label;
-5. direction to the nearest reference (centroid distance) and to the largest one, skipping
-   references it is within or contains: one ``Relation("direction", other, d)`` per named axis,
-   d in image terms (above | below | left | right) unless the display frame allows more:
-   image-up anterior -> anterior | posterior, superior -> superior | inferior; a lateral
+5. direction to the two nearest references (centroid distance), skipping references it is within
+   or contains and references whose label several ROIs share: local landmarks, as a reader names
+   them ("anterior to the L2 vertebra"), not the largest structure across the image. One
+   ``Relation("direction", other, d)`` per named axis, d in image terms (above | below | left |
+   right) unless the display frame allows more: image-up anterior -> anterior | posterior, superior -> superior | inferior; a lateral
    convention -> patient_right | patient_left (relative sides need no world frame); sagittal
    with a known anterior side -> anterior | posterior horizontally. An axis is named when its
    offset is >= 0.414 x the larger one (8 sectors of 45 degrees).
@@ -38,6 +39,7 @@ from .geometry import EIGHT_CONNECTED, Box, boxes_touch
 
 WITHIN_FRACTION = 0.9
 SECTOR_RATIO = 0.414  # tan(22.5 deg)
+DIRECTION_REFERENCES = 2  # nearest references a direction is given to
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,8 @@ def _relations_for(
     ]
     groups: list[list[Relation]] = []
     if candidates:
-        nearest = min(candidates, key=lambda j: ((shapes[j].cx - me.cx) ** 2 + (shapes[j].cy - me.cy) ** 2, j))
-        largest = min(candidates, key=lambda j: (-shapes[j].area, j))
-        for j in dict.fromkeys((nearest, largest)):
+        nearest = sorted(candidates, key=lambda j: ((shapes[j].cx - me.cx) ** 2 + (shapes[j].cy - me.cy) ** 2, j))
+        for j in nearest[:DIRECTION_REFERENCES]:
             found = [Relation("direction", rois[j].label, d) for d in directions(me.cx - shapes[j].cx, me.cy - shapes[j].cy, frame)]
             if found and found not in groups:
                 groups.append(found)
