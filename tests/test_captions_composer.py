@@ -125,6 +125,13 @@ def test_definitions_of_real_anatomy_terms_become_short_true_sentences():
     assert about("heart atrium left", "UBERON:0002081", "cardiac atrium", "normalised", "cardiac atrium", atrium) == (
         "The atrium is a cardiac chamber in which blood enters the heart."
     )
+    kidney = Passage("anatomy:UBERON:0002113:0", "anatomy", "kidney", "A paired organ of the urinary tract which has the production of urine as its primary function.", 0.9, ("UBERON:0002113",))
+    left = dataclasses.replace(base, roi_label="kidney_left", roi_concept=ConceptRef("UBERON:0004538", "anatomy", "left kidney", "kidney left", "normalised"))
+    assert definition_sentence(kidney, left) == "The kidney is a paired organ of the urinary tract which has the production of urine as its primary function."
+    text, _ = compose_caption(dataclasses.replace(left, knowledge=[kidney]), seed="k")
+    assert "the kidney is a paired organ" in text  # the composer takes it: the left kidney is a kind of kidney
+    lobe = dataclasses.replace(base, roi_label="lung lower lobe left", roi_concept=ConceptRef("UBERON:0002048", "anatomy", "lung", "lung lower lobe left", "normalised"))
+    assert definition_sentence(dataclasses.replace(kidney, title="lung", concept_ids=("UBERON:0002048",)), lobe) is None
     lung = "Respiration organ that has the exchange of gases as its function."
     assert about("lung lower lobe left", "UBERON:0002048", "lung", "normalised", "lung", lung) is None
     assert "system located in the vertebral canal" in clean_passage("Part of the central nervous system located in the vertebral canal.")

@@ -110,6 +110,28 @@ def test_policy_gives_disease_only_for_recorded_findings(store, embedder, vocab)
     assert again == passages
 
 
+def test_a_sided_structure_without_its_own_definition_gets_its_structures(store, embedder, vocab):
+    """"left kidney" is label-only in the bundled Uberon subset and is a kind of kidney: it gets the
+    kidney's definition, tagged with the kidney's id, and the asset check accepts it; a part (a lung
+    lobe) or an unsided structure gets no broader concept."""
+    assert vocab.unsided("UBERON:0004538").name == "kidney" and vocab.unsided("UBERON:0002167").name == "lung"
+    assert vocab.unsided("UBERON:0002113") is None and vocab.unsided("DOID:684") is None
+    left = vocab.lookup("kidney_left", "roi")
+    passages = select_passages(store, embedder, vocab, KnowledgeRequest("kidney left, abdomen, CT", left, ()))
+    assert passages and passages[0].chunk_id == "anatomy:UBERON:0002113:0"
+    assert {p.concept_ids for p in passages} == {("UBERON:0002113",)}
+    # a sided structure with passages of its own keeps them (the right lung has its own definition)
+    right_lung = select_passages(store, embedder, vocab, KnowledgeRequest("right lung", vocab.lookup("right lung"), ()))
+    assert right_lung and right_lung[0].concept_ids == ("UBERON:0002167",)
+    coarse = pl.DataFrame(
+        {"roi_id": ["k"], "dataset": ["ts"], "shard": ["0"], "knowledge_query": ["kidney left, abdomen, CT"], "roi_label": ["kidney_left"], "image_labels": [[]]}
+    )
+    df = retrieve_for_shard(coarse, store, embedder, vocab)
+    assert df["passage_ids"][0].to_list()[0] == "anatomy:UBERON:0002113:0"
+    assert misfit_passages(df, vocab) == []
+    assert [m["roi_id"] for m in misfit_passages(df)] == ["k"]  # without the vocabulary the kidney is not the left kidney's
+
+
 def test_passages_are_whole_sentences_about_the_concept(store, embedder, vocab):
     ref = vocab.lookup("tuberculosis", "finding")
     passages = select_passages(store, embedder, vocab, KnowledgeRequest("tuberculosis", ConceptRef("", "anatomy", ""), (ref,)))

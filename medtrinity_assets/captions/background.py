@@ -65,13 +65,24 @@ def _main_clause(sentence: str) -> str:
 
 
 def concept_ids(facts: CaptionFacts) -> list[str]:
-    """The concepts background may be about: the ROI's, then the recorded findings' (normal excluded)."""
+    """The concepts background may be about: the ROI's (and the structure a sided one is a kind of:
+    left kidney -> kidney), then the recorded findings' (normal excluded)."""
     refs = [facts.roi_concept, *facts.finding_concepts]
+    broader = _unsided(facts.roi_concept)
     out: list[str] = []
     for ref in refs:
         if ref is not None and ref.kind != "normal" and ref.concept_id and ref.concept_id not in out:
             out.append(ref.concept_id)
-    return out
+        if ref is facts.roi_concept and broader is not None:
+            out.append(broader.concept_id)
+    return list(dict.fromkeys(out))
+
+
+def _unsided(ref):
+    """The vocabulary concept an anatomy ROI concept is the sided kind of ("left kidney" -> kidney), or None."""
+    from medtrinity_assets.knowledge.vocabulary import load_vocabulary
+
+    return load_vocabulary().unsided(ref.concept_id) if ref is not None and ref.kind == "anatomy" and ref.concept_id else None
 
 
 def sentence_is_usable(sentence: str, facts: CaptionFacts) -> bool:
@@ -137,6 +148,9 @@ def definition_subjects(passage: Passage, facts: CaptionFacts) -> list[str]:
         if ref.kind == "finding" and ref.concept_id in passage.concept_ids and _plain(ref.name) == title:
             return [ref.name[:1].upper() + ref.name[1:]]
     ref = facts.roi_concept
+    broader = _unsided(ref)
+    if broader is not None and broader.concept_id in passage.concept_ids and _plain(broader.name) == title:
+        return ["The " + structure_name(passage.title).one]  # "The kidney is ..." for a left kidney
     if ref is None or ref.concept_id not in passage.concept_ids or _plain(ref.name) != title:
         return []
     core = _label_core(facts.roi_label or "")

@@ -189,7 +189,7 @@ def retrieved_knowledge(
             **throughput(df.height, time.perf_counter() - t0, "rows"),
         },
     )
-    misfits = misfit_passages(df)
+    misfits = misfit_passages(df, load_vocabulary())
     yield AssetCheckResult(
         check_name="passages_fit_their_roi",
         passed=not misfits,

@@ -3,7 +3,9 @@
 - Disease knowledge only for findings recorded for the image (the image's labels, or an ROI label
   that maps to a disease); passages are selected by concept id, never by embedding similarity
   alone, so "non-ossifying fibroma" never gets the "ossifying fibroma" definition.
-- Normal anatomy gets passages of the anatomy corpus about its own structure, or none.
+- Normal anatomy gets passages of the anatomy corpus about its own structure; a sided structure
+  with none of its own gets those of the structure it is a kind of ("left kidney" -> kidney,
+  `ConceptVocabulary.unsided`, tagged with the kidney's id); else none.
 - Unmapped labels and explicit non-findings ("no finding") get no passage.
 - A passage is trimmed to whole sentences about its concept (the concept's own ontology
   definition: its definition sentences without the "Is a: / Anatomy: / Symptoms:" fragments;
@@ -137,7 +139,11 @@ def select_passages(
     for ref in wanted_concepts(request.roi, request.findings):
         concept = vocab.by_id.get(ref.concept_id) or Concept(ref.concept_id, ref.kind, ref.name)
         corpora = corpora_for(ref.kind, store, anatomy_corpora)
-        out.extend(p for p in concept_passages(store, embedder, concept, request.query, corpora) if p.chunk_id not in {q.chunk_id for q in out})
+        passages = concept_passages(store, embedder, concept, request.query, corpora)
+        broader = vocab.unsided(ref.concept_id) if not passages else None
+        if broader is not None:
+            passages = concept_passages(store, embedder, broader, request.query, corpora)
+        out.extend(p for p in passages if p.chunk_id not in {q.chunk_id for q in out})
         if len(out) >= top_k:
             break
     return out[:top_k]

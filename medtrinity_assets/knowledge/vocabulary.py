@@ -10,6 +10,10 @@ Lookup order for a label: non-finding words -> catalog mapping -> aliases (curat
 an ontology name) -> the label as written (name, synonym) -> normalised forms, each an alias first
 (side words first, then sides/levels/plurals removed, then the head noun or the organ word of
 "organ part side" labels; never for finding words).
+
+A sided structure is a kind of its unsided one (`unsided`: "left kidney" -> kidney; Uberon's
+lateral subtypes are is_a their structure), so what is true of a kidney is true of the left
+kidney; a part is not a kind ("lower lobe of lung" is part of a lung, never given the lung's facts).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from medtrinity_resources.yaml_config import read_yaml_mapping
 FINDING, ANATOMY, NORMAL = "finding", "anatomy", "normal"
 _WORD = re.compile(r"\w+", re.UNICODE)
 _LEVEL = re.compile(r"^[a-z]?\d+[a-z]?$")  # T9, L1, 9, 000
+LATERAL_SIDES = ("left", "right")  # the first word of a sided structure's name ("bilateral" names no subtype)
 
 
 def knowledge_data_file(name: str, corpora_yaml: str | Path | None = None) -> Path:
@@ -161,6 +166,16 @@ class ConceptVocabulary:
                 out.append(" ".join(core[:end]))
                 out.extend(singular_forms(core[end - 1]) if end == 1 else [])
         return [k for k in dict.fromkeys(out) if k and k != key]
+
+    def unsided(self, concept_id: str) -> Concept | None:
+        """The structure a sided anatomy concept is a kind of, by exact name ("left kidney" -> kidney),
+        or None (not sided, not anatomy, no such structure in the vocabulary)."""
+        concept = self.by_id.get(concept_id)
+        if concept is None or concept.kind != ANATOMY:
+            return None
+        side, _, rest = label_key(concept.name).partition(" ")
+        hit = self._match(rest, (ANATOMY,)) if side in LATERAL_SIDES and rest else None
+        return hit[0] if hit and hit[1] == "exact" else None
 
     def ref(self, concept: Concept, label: str, match_type: str) -> ConceptRef:
         return ConceptRef(concept.concept_id, concept.kind, concept.name, matched=label, match_type=match_type)

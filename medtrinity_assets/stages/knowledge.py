@@ -13,7 +13,7 @@ from medtrinity_assets.knowledge.vocabulary import ConceptVocabulary
 from medtrinity_assets.records import ConceptRef
 from medtrinity_assets.schema import RETRIEVED_KNOWLEDGE_SCHEMA, conform
 
-POLICY_ID = "concept-policy-v1"
+POLICY_ID = "concept-policy-v2"  # v2: a sided structure without passages gets its structure's (left kidney -> kidney)
 
 
 def concept_row(ref: ConceptRef) -> dict:
@@ -52,11 +52,13 @@ def unmapped_labels(df: pl.DataFrame) -> list[str]:
     return sorted(out)
 
 
-def misfit_passages(df: pl.DataFrame) -> list[dict]:
-    """Passages of a retrieved_knowledge frame about a concept that is neither the ROI's nor a recorded finding's."""
+def misfit_passages(df: pl.DataFrame, vocab: ConceptVocabulary | None = None) -> list[dict]:
+    """Passages of a retrieved_knowledge frame about a concept that is neither the ROI's nor a recorded
+    finding's (nor, with `vocab`, the structure a sided ROI concept is a kind of: left kidney -> kidney)."""
     out = []
     for row in df.iter_rows(named=True):
         allowed = {ref["concept_id"] for ref in [row["roi_concept"], *(row["finding_concepts"] or [])] if ref and ref["concept_id"]}
+        allowed |= {b.concept_id for b in (vocab.unsided(c) for c in allowed) if b is not None} if vocab else set()
         for cid, concepts in zip(row["passage_ids"], row["passage_concepts"], strict=True):
             if not concepts or not set(concepts) <= allowed:
                 out.append({"roi_id": row["roi_id"], "passage": cid, "about": list(concepts or []), "allowed": sorted(allowed)})
