@@ -54,10 +54,24 @@ def test_coarse_caption_without_labels_or_organs():
 # ----------------------------------------------------------------------------- prompt
 
 
+def test_prompt_leaves_out_definitions_judged_wrong():
+    """A definition in wording.yaml definition_skip (the pancreas's 'blood glucose regulating enzymes')
+    is given to no model; other passages about the same concept are."""
+    import dataclasses
+
+    from medtrinity_assets.records import Passage
+
+    wrong = Passage("anatomy:UBERON:0001264:0", "anatomy", "pancreas", "An endoderm derived structure that produces precursors of digestive enzymes and blood glucose regulating enzymes.", 1.0, ("UBERON:0001264",))
+    other = Passage("medquad:0001:0", "medquad", "Pancreatitis", "The pancreas is a large gland behind the stomach.", 0.5, ("UBERON:0001264",))
+    prompt = build_prompt(dataclasses.replace(ct_liver(), knowledge=[wrong, other]))
+    assert "glucose regulating enzymes" not in prompt and "[anatomy:UBERON:0001264:0]" not in prompt
+    assert "[medquad:0001:0] Pancreatitis: The pancreas is a large gland behind the stomach." in prompt
+
+
 def test_prompt_has_header_fields_questions_and_instruction():
     facts = ct_liver()
     prompt = build_prompt(facts)
-    assert PROMPT_VERSION == "mt-prompt-v5"
+    assert PROMPT_VERSION == "mt-prompt-v6"
     assert f"Coarse caption: {facts.coarse_caption}" in prompt
     assert "Specific position: in the upper left part of the image" in prompt
     assert "18.3% of the image area" in prompt

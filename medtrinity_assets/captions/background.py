@@ -114,11 +114,18 @@ def _names_unrecorded_disease(sentence: str, facts: CaptionFacts) -> bool:
 def passages_about(facts: CaptionFacts) -> list[Passage]:
     """Retrieved passages whose concept ids include the ROI's or a finding's concept, best first."""
     wanted = concept_ids(facts)
-    fitting = [p for p in facts.knowledge if any(c in p.concept_ids for c in wanted)]
+    fitting = [p for p in usable_passages(facts.knowledge) if any(c in p.concept_ids for c in wanted)]
     return sorted(fitting, key=lambda p: -p.score)
 
 
 DEFINITION_CORPORA = ("disease_ontology", "anatomy")
+
+
+def usable_passages(passages) -> list[Passage]:
+    """Retrieved passages without the ontology definitions judged wrong or unhelpful
+    (`wording.yaml` definition_skip): neither the composer nor a model is given them."""
+    skip = wording().definition_skip
+    return [p for p in passages if p.corpus not in DEFINITION_CORPORA or not any(c in skip for c in p.concept_ids)]
 # "and" that starts a further clause of a definition (not one joining list items: "fever, cough and shortness of breath")
 _CONJUNCT = re.compile(r",? and (?=(?:that|which|to|has|have|is|are|located|arises|results|derives|forms|attach\w*)\b)")
 

@@ -1,7 +1,8 @@
 """The versioned caption prompt (MedTrinity-25M structure) and its hash.
 
 The prompt has the paper's parts, in order: header fields (coarse caption, specific position,
-medical annotation, measured appearance of the region of interest, medical knowledge), three
+medical annotation, measured appearance of the region of interest, medical knowledge: the retrieved
+passages less the definitions judged wrong, `background.usable_passages`), three
 questions (whole image; ROI location and
 abnormal appearance; ROI-region relationship), the instruction to integrate the answers into
 one description that never mentions the marking, captions or annotations, and an output
@@ -16,12 +17,13 @@ import re
 
 from medtrinity_assets.records import CaptionFacts, Passage
 
+from .background import usable_passages
 from .sections import DESCRIPTION_KEY, SECTION_KEYS, SECTION_TITLES
 from .facts_text import measurement_lines, position_text
 from .labels import roi_label_of, roi_name, structure_name
 from .vocab import unique
 
-PROMPT_VERSION = "mt-prompt-v5"
+PROMPT_VERSION = "mt-prompt-v6"  # v6: definitions judged wrong (wording.yaml definition_skip) are not given
 
 MAX_PASSAGES = 5
 PASSAGE_CHARS = 500
@@ -98,7 +100,7 @@ def build_prompt(facts: CaptionFacts, *, max_passages: int = MAX_PASSAGES, passa
         lines.append(
             f"Image orientation: {facts.orientation}. Directions such as upper-left refer to the image as displayed."
         )
-    lines += ["Medical knowledge:", *_knowledge_lines(facts.knowledge, max_passages, passage_chars), ""]
+    lines += ["Medical knowledge:", *_knowledge_lines(usable_passages(facts.knowledge), max_passages, passage_chars), ""]
     lines.append("Answer these questions:")
     if has_roi:
         lines += [
