@@ -202,6 +202,18 @@ def test_composer_grammar_for_plural_structures():
         assert not re.search(r"\b[Ii]ts\b", text.split("Tuberculosis (TB)")[0]), text
 
 
+def test_one_mask_of_two_named_veins_is_plural():
+    """TotalSegmentator's "portal_vein_and_splenic_vein" is two veins in one mask (labels.yaml plural: true)."""
+    from medtrinity_assets.captions.labels import structure_name
+
+    name = structure_name("portal_vein_and_splenic_vein")
+    assert (name.text, name.plural) == ("portal and splenic veins", True)
+    facts = dataclasses.replace(ct_liver(), roi_label="portal_vein_and_splenic_vein")
+    for seed in range(12):
+        text, _ = compose_caption(facts, seed=seed)
+        assert "portal and splenic veins" in text and not re.search(r"veins (lies|occupies|is|covers|appears|has|measures)|[Ii]ts", text), text
+
+
 def test_composer_names_one_lung_mask_a_lung_field():
     from medtrinity_assets.records import Measurements
 

@@ -95,6 +95,7 @@ class LabelName(_Strict):
     one: str
     many: str
     single_mask: str | None = None
+    plural: bool = False  # the label names several structures in one mask ("portal vein and splenic vein")
 
 
 class Labels(_Strict):

@@ -103,7 +103,7 @@ def structure_name(label: str) -> Name:
     entry = data.names.get(key)
     prefix = " ".join([*sides, number, level]).split()
     if entry is not None:
-        plural = key == entry.many.lower() or (key != entry.one.lower() and _looks_plural(core[-1]))
+        plural = entry.plural or key == entry.many.lower() or (key != entry.one.lower() and _looks_plural(core[-1]))
         one, many = entry.one, entry.many
     else:
         plural = _looks_plural(core[-1]) and not level
