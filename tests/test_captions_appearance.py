@@ -288,3 +288,25 @@ def test_no_colour_name_for_a_grey_capture_or_a_grey_modality(catalog):
     assert not re.search(r"\b(?:grey|red|pink|colou?r)\b", sections["texture"]), sections["texture"]
     ct = Measurements(intensity_unit="HU", mean=40.0, ring_mean=0.0, std=10.0, ring_std=10.0, contrast=4.0, area_px=400)
     assert assess(ct).colour_name is None
+
+
+def test_slightly_needs_a_small_visible_difference():
+    """The degree follows the standardised contrast, but "slightly" also needs a Michelson contrast of
+    the means below appearance.yaml slight_michelson_max: an ultrasound vessel lumen at a third of the
+    echo level of a heterogeneous surround is "hypoechoic", and "slightly hypoechoic" fails the check; an 8-bit CT ventricle 11% brighter stays
+    "slightly hyperdense"; CT in HU is read by the standardised contrast alone."""
+    # usgra 0150.png, the blood vessel of the demo: a lumen at a third of the surround's echo level
+    lumen = Measurements(intensity_unit="relative", mean=0.0501, ring_mean=0.1537, std=0.0553, ring_std=0.1031, contrast=-1.252, area_px=7900)
+    assert assess(lumen).contrast == "darker" and assess(lumen).degree == "clear"
+    ventricle = Measurements(intensity_unit="relative", mean=0.52, ring_mean=0.47, std=0.05, ring_std=0.04, contrast=1.2, area_px=900)
+    assert assess(ventricle).degree == "slight"
+    liver = Measurements(intensity_unit="HU", mean=58.0, ring_mean=12.0, std=14.0, ring_std=48.0, contrast=1.3, area_px=11990)
+    assert assess(liver).degree == "slight"
+    facts = CaptionFacts(
+        modality="Ultrasound", organs=["peripheral nerve"], roi_label="blood vessel", measurements=lumen,
+        coarse_caption="Ultrasound image, blood vessel.", roi_position="upper right", roi_area_frac=0.0116,
+    )
+    text, sections = compose_caption(facts, seed="v")
+    assert "hypoechoic" in text and "slightly" not in text, text
+    said = text.replace("hypoechoic", "slightly hypoechoic", 1)
+    assert "appearance_contradiction" in check_caption(said, {**sections, "texture": said}, facts)

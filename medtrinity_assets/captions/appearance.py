@@ -63,7 +63,18 @@ def contrast_of(m: Measurements) -> tuple[str | None, str | None]:
     if abs(diff) < cfg.reliability.min_difference[unit] or (diff > 0) != (c > 0):
         return None, None  # standardised difference from a tiny spread: not a visible difference
     degree = "slight" if abs(c) < cfg.contrast["clear"] else "clear" if abs(c) < cfg.marked_contrast else "marked"
+    visible = michelson(m)
+    if degree == "slight" and unit in cfg.slight_michelson_max and visible is not None and visible >= cfg.slight_michelson_max[unit]:
+        degree = "clear"  # a large visible difference within a widely varying surround
     return ("darker" if c < 0 else "brighter"), degree
+
+
+def michelson(m: Measurements) -> float | None:
+    """|mean - ring mean| / (mean + ring mean) for non-negative intensities (relative, rgb), else None."""
+    if m.mean is None or m.ring_mean is None or (m.intensity_unit or "") == "HU" or m.mean < 0 or m.ring_mean < 0:
+        return None
+    total = float(m.mean) + float(m.ring_mean)
+    return abs(float(m.mean) - float(m.ring_mean)) / total if total > 0 else None
 
 
 def hu_of(m: Measurements) -> tuple[float | None, str | None]:

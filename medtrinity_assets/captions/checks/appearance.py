@@ -7,6 +7,7 @@ Negated words ("not darker") and generic sentences say nothing. A word fails onl
 measurement is present and lies outside the word's tolerance band (thresholds.yaml):
 
 - ``appearance_contradiction``: darker/hypo-* vs contrast, brighter/hyper-* vs contrast, iso-*,
+  a degree before them ("slightly", "markedly") vs the contrast and the Michelson contrast of the means,
   homogeneous/heterogeneous vs the std ratio and GLCM homogeneity, well/ill defined vs margin
   sharpness, a stated mean in HU vs the measured mean;
   more deeply coloured / paler vs the saturation difference, "differs in hue" vs the hue difference,
@@ -23,6 +24,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from ..appearance import michelson
 from ..colour_names import fits, stated_colour_groups
 from .base import CaptionView
 
@@ -79,6 +81,8 @@ def appearance_problems(view: CaptionView) -> list[str]:
                 problems.add("appearance_contradiction")
             if "similar" in said and abs(c) >= th["similar_max"]:
                 problems.add("appearance_contradiction")
+            if any(_degree_wrong(d, c, michelson(m), th) for d in _degrees_said(view, s, negator)):
+                problems.add("appearance_contradiction")
         unit = m.intensity_unit or ""
         if m.std is not None and unit in th["homogeneous_std_max"]:
             if "homogeneous" in said and "heterogeneous" not in said and m.std > th["homogeneous_std_max"][unit]:
@@ -112,6 +116,29 @@ def appearance_problems(view: CaptionView) -> list[str]:
         if "smooth" in said and "irregular" not in said and m.solidity is not None and m.solidity < sh["smooth_solidity_max"]:
             problems.add("shape_contradiction")
     return sorted(problems)
+
+
+@lru_cache(maxsize=16)
+def _degree_scanner(degree_words: tuple[str, ...], contrast_patterns: tuple[str, ...]) -> re.Pattern[str]:
+    words = "|".join(re.escape(w) for w in degree_words)
+    return re.compile(r"\b(?:" + words + r")\s+(?:" + "|".join(f"(?:{p})" for p in contrast_patterns) + r")", re.I)
+
+
+def _degrees_said(view: CaptionView, sentence: str, negator: re.Pattern[str]) -> set[str]:
+    """Degrees ("slight" | "marked") stated directly before a darker/brighter word of the sentence."""
+    contrast = tuple(p for key in ("darker", "brighter") for p in view.lex["appearance"][key])
+    out = set()
+    for degree, words in view.lex["contrast_degrees"].items():
+        for x in _degree_scanner(tuple(words), contrast).finditer(sentence):
+            if not negator.search(sentence[max(0, x.start() - 25) : x.start()]):
+                out.add(degree)
+    return out
+
+
+def _degree_wrong(degree: str, contrast: float, visible: float | None, th: dict) -> bool:
+    if degree == "slight":
+        return abs(contrast) >= th["slight_contrast_max"] or (visible is not None and visible >= th["slight_michelson_max"])
+    return abs(contrast) < th["marked_contrast_min"] and (visible is None or visible < th["marked_michelson_min"])
 
 
 def _colour_problems(said: set[str], m, th: dict) -> set[str]:
