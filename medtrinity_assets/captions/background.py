@@ -67,14 +67,9 @@ def _main_clause(sentence: str) -> str:
 def concept_ids(facts: CaptionFacts) -> list[str]:
     """The concepts background may be about: the ROI's (and the structure a sided one is a kind of:
     left kidney -> kidney), then the recorded findings' (normal excluded)."""
-    refs = [facts.roi_concept, *facts.finding_concepts]
     broader = _unsided(facts.roi_concept)
-    out: list[str] = []
-    for ref in refs:
-        if ref is not None and ref.kind != "normal" and ref.concept_id and ref.concept_id not in out:
-            out.append(ref.concept_id)
-        if ref is facts.roi_concept and broader is not None:
-            out.append(broader.concept_id)
+    refs = [facts.roi_concept, broader, *facts.finding_concepts]
+    out = [ref.concept_id for ref in refs if ref is not None and ref.kind != "normal" and ref.concept_id]
     return list(dict.fromkeys(out))
 
 
@@ -124,8 +119,13 @@ DEFINITION_CORPORA = ("disease_ontology", "anatomy")
 def usable_passages(passages) -> list[Passage]:
     """Retrieved passages without the ontology definitions judged wrong or unhelpful
     (`wording.yaml` definition_skip): neither the composer nor a model is given them."""
+    return [p for p in passages if not _judged_wrong(p)]
+
+
+def _judged_wrong(passage: Passage) -> bool:
+    """An ontology definition listed in `wording.yaml` definition_skip."""
     skip = wording().definition_skip
-    return [p for p in passages if p.corpus not in DEFINITION_CORPORA or not any(c in skip for c in p.concept_ids)]
+    return passage.corpus in DEFINITION_CORPORA and any(c in skip for c in passage.concept_ids)
 # "and" that starts a further clause of a definition (not one joining list items: "fever, cough and shortness of breath")
 _CONJUNCT = re.compile(r",? and (?=(?:that|which|to|has|have|is|are|located|arises|results|derives|forms|attach\w*)\b)")
 
@@ -177,8 +177,9 @@ def _core_match(core: str, concept_id: str) -> str | None:
 
     from .labels import structure_name
 
+    vocab = load_vocabulary()
     for words in dict.fromkeys([core, structure_name(core).one] if core else []):  # "intervertebral discs" -> "... disc"
-        ref = load_vocabulary().lookup(words)
+        ref = vocab.lookup(words)
         if ref.concept_id == concept_id and ref.match_type in ("exact", "synonym", "alias"):
             return ref.match_type
     return None
@@ -186,7 +187,7 @@ def _core_match(core: str, concept_id: str) -> str | None:
 
 def definition_sentence(passage: Passage, facts: CaptionFacts) -> str | None:
     """An ontology definition made a sentence about its own concept (see the module docs), or None."""
-    if passage.corpus not in DEFINITION_CORPORA or any(c in wording().definition_skip for c in passage.concept_ids):
+    if passage.corpus not in DEFINITION_CORPORA or _judged_wrong(passage):
         return None
     parts = sentences(clean_passage(passage.text, passage.title))
     subjects = definition_subjects(passage, facts) if parts else []

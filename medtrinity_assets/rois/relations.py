@@ -14,8 +14,8 @@ as one entry; one slot is kept for them when a directional reference exists):
    or contains and references whose label several ROIs share: local landmarks, as a reader names
    them ("anterior to the L2 vertebra"), not the largest structure across the image. One
    ``Relation("direction", other, d)`` per named axis, d in image terms (above | below | left |
-   right) unless the display frame allows more: image-up anterior -> anterior | posterior, superior -> superior | inferior; a lateral
-   convention -> patient_right | patient_left (relative sides need no world frame); sagittal
+   right) unless the display frame allows more: image-up anterior -> anterior | posterior,
+   superior -> superior | inferior; a lateral convention -> patient_right | patient_left (relative sides need no world frame); sagittal
    with a known anterior side -> anterior | posterior horizontally. An axis is named when its
    offset is >= 0.414 x the larger one (8 sectors of 45 degrees).
 
@@ -28,6 +28,7 @@ share a label the wording layer says so (no instance numbers).
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,8 +158,8 @@ def _relations_for(
     ]
     groups: list[list[Relation]] = []
     if candidates:
-        nearest = sorted(candidates, key=lambda j: ((shapes[j].cx - me.cx) ** 2 + (shapes[j].cy - me.cy) ** 2, j))
-        for j in nearest[:DIRECTION_REFERENCES]:
+        nearest = heapq.nsmallest(DIRECTION_REFERENCES, candidates, key=lambda j: ((shapes[j].cx - me.cx) ** 2 + (shapes[j].cy - me.cy) ** 2, j))
+        for j in nearest:
             found = [Relation("direction", rois[j].label, d) for d in directions(me.cx - shapes[j].cx, me.cy - shapes[j].cy, frame)]
             if found and found not in groups:
                 groups.append(found)
