@@ -190,24 +190,29 @@ def demo_records(tmp_path_factory):
     return demo_facts(workdir=str(tmp_path_factory.mktemp("demo-records")))
 
 
-_FLIP = {"anterior": "posterior", "posterior": "anterior", "patient's left": "patient's right", "patient's right": "patient's left", "above": "below", "below": "above"}
-_FLIPPABLE = re.compile(r"\banterior\b|\bposterior\b|patient's left|patient's right|\babove\b|\bbelow\b")
+_FLIP = {
+    "anterior": "posterior", "posterior": "anterior", "in front of": "behind", "behind": "in front of",
+    "superior to": "inferior to", "inferior to": "superior to", "cranial to": "caudal to", "caudal to": "cranial to",
+    "patient's left": "patient's right", "patient's right": "patient's left", "above": "below", "below": "above",
+}
+_FLIPPABLE = re.compile(r"\b(?:anterior|posterior|in front of|behind|(?:superior|inferior|cranial|caudal) to|above|below)\b|patient's left|patient's right")
 
 
 @pytest.mark.slow
 def test_every_flipped_direction_in_demo_captions_is_a_relation_contradiction(demo_records):
     """The composer's relations sentence of each real demo record with its directions reversed
     ("posterior to the liver" for a ROI recorded anterior to it) is caught."""
-    flipped = missed = 0
+    flipped = missed = alternate = 0
     for _, roi_id, facts in demo_records:
         text, sections = compose_caption(facts, seed=roi_id)
         said = sections["relations"]
-        if not facts.relations or not re.search(r"(?:anterior|posterior) to|patient's (?:left|right) of|\babove\b|\bbelow\b", said):
+        alternate += bool(re.search(r"\b(?:in front of|behind|cranial to|caudal to)\b", said))
+        if not facts.relations or not re.search(r"(?:anterior|posterior|superior|inferior|cranial|caudal) to|\bin front of\b|\bbehind\b|patient's (?:left|right) of|\babove\b|\bbelow\b", said):
             continue
         wrong = _FLIPPABLE.sub(lambda m: _FLIP[m.group(0)], said)
         flipped += 1
         missed += "relation_contradiction" not in check_caption(text.replace(said, wrong), {**sections, "relations": wrong}, facts)
-    assert flipped >= 50 and missed == 0, (flipped, missed)
+    assert flipped >= 50 and alternate >= 10 and missed == 0, (flipped, alternate, missed)
 
 
 @pytest.mark.slow

@@ -39,14 +39,16 @@ from .labels import (
     patient_place,
     roi_label_of,
     roi_name,
+    slice_levels,
     structure_name,
+    vertebral_levels,
 )
 from .groups_text import group_sentences, is_group, share_of
 from .look_text import capitalise, fill, form, look_sentences, no_look_sentence, size_sentence
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, stem, unique, word_stems
 
-COMPOSER_VERSION = "mt-composer-v8"
+COMPOSER_VERSION = "mt-composer-v9"
 
 MAX_LISTED_STRUCTURES = 2
 
@@ -75,11 +77,12 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     if roi and plane in ("axial", "coronal", "sagittal"):  # the recorded slice plane (whole images: frame sentence)
         noun = f"{plane} {noun}"
     region = join_words([structure_name(o).text for o in unique(facts.organs)])
-    names = [structure_name(x).text for x in related_first(facts)]
+    labels = related_first(facts)
+    names = [structure_name(x).text for x in labels]
     count = facts.measurements.label_count if facts.measurements else None
     if roi and names and count and count > 1 and not is_parts(facts.measurements):  # the ROI's label first, with how many there are
         names[0] = f"{number_words(count)} {structure_name(roi).many}"
-    listed = names[: MAX_LISTED_STRUCTURES + 1] if len(names) == MAX_LISTED_STRUCTURES + 1 else names[:MAX_LISTED_STRUCTURES]
+    listed = names[: len(listed_labels(labels))]
     if len(names) > len(listed):
         listed.append(form(wording().counts.further, rng).format(n=len(names) - len(listed)))
     items = join_words(listed)
@@ -88,6 +91,22 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     single = len(listed) == 1 and not is_plural(listed[0])  # "the skin lesion is", "the liver and spleen are"
     values = {"is_region": "is" if len(unique(facts.organs)) < 2 and not is_plural(region) else "are", "are_items": "is" if single else "are", "appear_items": "appears" if single else "appear", "modality": noun, "a_modality": _a(noun), "A_modality": capitalise(_a(noun)), "region": region, "items": items}
     return fill("overview", values, rng)
+
+
+def listed_labels(labels: list[str]) -> list[str]:
+    """The structures an overview names (the rest it counts): two, or three when that is all."""
+    return labels[: MAX_LISTED_STRUCTURES + 1] if len(labels) == MAX_LISTED_STRUCTURES + 1 else labels[:MAX_LISTED_STRUCTURES]
+
+
+def level_sentence(facts: CaptionFacts, rng: random.Random) -> str:
+    """The spinal level of an axial slice from its numbered vertebra labels ("The slice is at the
+    level of the L2 vertebra."); "" for other planes, no numbered vertebra, or when the ROI or the
+    overview already names the vertebrae."""
+    levels = slice_levels(facts) if roi_label_of(facts) else []
+    if not levels or set(levels) <= set(vertebral_levels(listed_labels(related_first(facts)))):
+        return ""
+    noun = "vertebra" if len(levels) == 1 else "vertebrae"
+    return fill("level", {"levels": f"{join_words(levels)} {noun}"}, rng)
 
 
 def _named_by(region: str, listed: list[str]) -> bool:
@@ -195,7 +214,7 @@ def relations_sentence(name: Name | None, facts: CaptionFacts, rng: random.Rando
         if others:
             return fill("whole_relations", {"others": join_words(others)}, rng)
         return fill("whole_alone", {"x": "x"}, rng)  # the section's text; not in the description
-    clauses = relation_clauses(name, facts, pick=rng.randrange(3))
+    clauses = relation_clauses(name, facts, pick=rng.randrange(6))  # 6: uniform over 2- and 3-form lists
     values = {**conjugations(name.plural), "name": name.text, "Name": capitalise(name.text)}
     if clauses:
         joined = join_words(clauses)
@@ -242,7 +261,7 @@ def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple
     elif is_group(m):
         where = group_sentences(name, facts, _share(facts.roi_area_frac), rng)
     else:
-        where = [location_sentence(name, facts, rng), size_sentence(name, look, facts, rng)]
+        where = [level_sentence(facts, rng), location_sentence(name, facts, rng), size_sentence(name, look, facts, rng)]
     findings, background = findings_sentence(facts, rng), background_sentence(facts, rng)
     looks = look_sentences(name, look, facts, family, rng) if name is not None else []
     texture = " ".join(looks)

@@ -138,7 +138,7 @@ class RelationWords(_Strict):
     image_frame: tuple[str, ...] = Field(min_length=1)  # appended to clauses naming image-frame directions only
     in_contact: tuple[str, ...] = Field(min_length=1)  # ends a direction clause to a structure the ROI also borders
     direction_verb: tuple[str, ...] = Field(min_length=1)
-    directions: dict[str, str]
+    directions: dict[str, tuple[str, ...]]  # equivalent phrasings per typed direction
 
 
 class Spread(_Strict):

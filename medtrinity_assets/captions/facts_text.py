@@ -15,7 +15,7 @@ from medtrinity_assets.records import CaptionFacts, Measurements
 from .appearance import Look, assess, diameter_words
 from .data_files import appearance
 from .groups_text import is_group, spread_words
-from .labels import image_place, is_parts, number_words, patient_place, roi_label_of, roi_name, structure_name
+from .labels import image_place, is_parts, number_words, patient_place, roi_label_of, roi_name, slice_levels, structure_name
 from .relations_text import relation_clauses
 from .vocab import join_words
 
@@ -32,6 +32,9 @@ def position_text(facts: CaptionFacts) -> str:
     patient = patient_place(facts.position)
     if patient:
         parts.append(f"patient frame: {patient}")
+    levels = slice_levels(facts)
+    if levels:
+        parts.append(f"spinal level: this axial slice passes through the {join_words(levels)} {'vertebra' if len(levels) == 1 else 'vertebrae'}")
     m = facts.measurements
     name = roi_name(roi, m)
     subject, touch, cover = ("they", "touch", "cover") if name.plural else ("it", "touches", "covers")  # "they lie", not "it lie"

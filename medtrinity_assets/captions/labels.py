@@ -6,6 +6,8 @@ data/wording.yaml).
   heart ventricle``, ``rib_left_9`` -> ``left 9th rib``, ``vertebrae_T9`` -> ``T9 vertebra``)
 - `roi_name(label, measurements)`  the name of one ROI: a single connected mask of a plural label
   is named in the singular where the data says so (one "lungs" mask is a ``lung field``)
+- `vertebral_levels(labels)`  the spinal levels named by numbered vertebra labels (``vertebrae_L2``
+  -> ``L2``), cranial to caudal; `slice_levels(facts)` those an axial slice passes through
 - `is_plural`, `conjugations`  verb agreement
 - `image_place(row, col)`, `patient_place(position)`  a typed `GridPosition` as image-frame words
   (the cell's sides from the position grid, `medtrinity_assets.grid`) and patient-frame words
@@ -113,6 +115,31 @@ def structure_name(label: str) -> Name:
     one_text = f"{lead} {one}".strip()
     many_text = f"{lead} {many}".strip()
     return Name(many_text if plural else one_text, one_text, many_text, plural)
+
+
+_SPINE_ORDER = "CTLS"
+
+
+def vertebral_level(label: str) -> str | None:
+    """``L2`` for a numbered vertebra label (``vertebrae_L2``, ``vertebra L2``), else None."""
+    core = [w for w in _words(label) if w not in labels().side_words]
+    if len(core) == 2 and core[0] in (labels().vertebra_prefix, "vertebra") and _LEVEL.match(core[1]):
+        return core[1].upper()
+    return None
+
+
+def vertebral_levels(structure_labels: list[str]) -> list[str]:
+    """The distinct spinal levels the labels name, cranial to caudal (``["T12", "L1"]``)."""
+    levels = {lv for lv in map(vertebral_level, structure_labels) if lv}
+    return sorted(levels, key=lambda lv: (_SPINE_ORDER.index(lv[0]), int(lv[1:])))
+
+
+def slice_levels(facts) -> list[str]:
+    """The spinal levels an axial slice passes through: the numbered vertebra labels of its
+    structures (ROI and other ROIs); [] for other planes or none."""
+    if not facts.frame or facts.frame.plane != "axial":
+        return []
+    return vertebral_levels([x for x in (roi_label_of(facts), *facts.other_rois) if x])
 
 
 def roi_name(label: str, measurements: Measurements | None = None) -> Name:

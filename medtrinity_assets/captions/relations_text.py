@@ -63,7 +63,7 @@ def _clause(kind: str, rels: list[Relation], roi_label: str, plural: bool, pick:
     same = other == roi_label
     name = structure_name(other)
     if kind == "direction":
-        words = join_words([w.directions.get(r.direction or "", "") for r in rels if r.direction in w.directions])
+        words = join_words([one(w.directions[r.direction]) for r in rels if r.direction in w.directions])
         if not words:
             return ""
         template = w.direction_same if same else w.direction

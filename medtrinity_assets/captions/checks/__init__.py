@@ -32,6 +32,8 @@ wording thresholds, so a caption written from the facts never fails).
                             direction ("posterior to the aorta" for a ROI anterior to it)
 ``contact_contradiction``   the ROI said to touch / abut / lie within a structure it does not
                             touch (record `contacts`), or said not to touch one it does
+``level_contradiction``     a vertebral level the image's labels do not hold ("at the level of
+                            L3" on a slice through L2), or a slice level on a non-axial slice
 ``unsupported_size``        a physical size (mm, cm, cm²) when no pixel spacing is known
 ``size_contradiction``      a size, area or share of the image far from the measured one
 ``count_contradiction``     an invented second/other lesion, or a count far from the record
@@ -75,6 +77,7 @@ from .claims import (
     wrong_subject,
 )
 from .findings import FindingFacts, finding_problems
+from .levels import level_problems
 from .relations import contact_problems, relation_problems
 from .sides import image_sides, patient_sides, side_contradiction, strip_names
 from .style import ai_self_reference, hedging, repetition, section_contradiction, truncated
@@ -97,6 +100,7 @@ PROBLEM_CODES: tuple[str, ...] = (
     "side_contradiction",
     "relation_contradiction",
     "contact_contradiction",
+    "level_contradiction",
     "unsupported_size",
     "size_contradiction",
     "count_contradiction",
@@ -146,6 +150,7 @@ def check_caption(
         problems.append("side_contradiction")
     problems += relation_problems(view)
     problems += contact_problems(view)
+    problems += level_problems(view)
     problems += size_problems(view)
     findings = FindingFacts(view)
     if count_problems(view, findings.recorded):
