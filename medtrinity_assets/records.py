@@ -285,6 +285,18 @@ class ConceptRef:
     match_type: str = "exact"
 
 
+@dataclass(frozen=True)
+class Intensity:
+    """The measured mean intensity of another structure on the same image: the one ROI of its label
+    there (`Measurements.mean` / `std` in `unit`, HU | relative | rgb), for comparisons with it."""
+
+    label: str
+    unit: str
+    mean: float
+    std: float
+    area_px: int
+
+
 @dataclass
 class CaptionFacts:
     """Everything the caption writer may state, as typed facts (no prose to be parsed back).
@@ -313,6 +325,7 @@ class CaptionFacts:
     roi_concept: ConceptRef | None = None  # the ROI label's concept
     finding_concepts: list[ConceptRef] = field(default_factory=list)  # recorded image-level findings
     spacing_mm: tuple[float, float] | None = None  # (row, col) mm per displayed pixel
+    other_intensities: list[Intensity] = field(default_factory=list)  # other structures' measured means (one ROI per label)
 
 
 @dataclass(frozen=True)

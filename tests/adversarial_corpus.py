@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from medtrinity_assets.captions import coarse_caption, compose_caption, examples
-from medtrinity_assets.records import CaptionFacts, DisplayFrame, GridPosition, Measurements, Relation
+from medtrinity_assets.records import CaptionFacts, DisplayFrame, GridPosition, Intensity, Measurements, Relation
 
 CORPUS = Path(__file__).with_name("adversarial_captions.yaml")
 PASSAGES = {"HCC_DO": examples.HCC_DO, "LIVER_CANCER_MQ": examples.LIVER_CANCER_MQ, "TB_MQ": examples.TB_MQ, "GLIOMA_DO": examples.GLIOMA_DO}
@@ -47,6 +47,7 @@ def build_facts(name: str, spec: dict) -> CaptionFacts:
         contacts=spec.get("contacts"),
         measurements=Measurements(**spec["measurements"]) if spec.get("measurements") else None,
         spacing_mm=tuple(spec["spacing_mm"]) if spec.get("spacing_mm") else None,
+        other_intensities=[Intensity(**i) for i in spec.get("other_intensities", [])],
     )
 
 

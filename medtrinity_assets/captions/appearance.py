@@ -8,14 +8,16 @@ and the ring's mean colours, `captions.colour_names`) and size. A field is
 None when its measurement is null or unreliable: an ROI below ``min_area_px``, no ring, a
 contrast at the cap (a tiny pooled deviation), a raw difference of means below
 ``min_difference``, a shape of a small or multi-part mask. The composer words a `Look`; the
-quality report (`captions.quality`) re-derives it to verify captions.
+quality report (`captions.quality`) re-derives it to verify captions. `compared_to(m, other)`
+reads the ROI against another structure of the image (`records.Intensity`) with the same bands.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from medtrinity_assets.records import Measurements
+from medtrinity_assets.records import Intensity, Measurements
 
 from .colour_names import colour_name
 from .data_files import appearance
@@ -67,6 +69,33 @@ def contrast_of(m: Measurements) -> tuple[str | None, str | None]:
     if degree == "slight" and unit in cfg.slight_michelson_max and visible is not None and visible >= cfg.slight_michelson_max[unit]:
         degree = "clear"  # a large visible difference within a widely varying surround
     return ("darker" if c < 0 else "brighter"), degree
+
+
+def standardised_difference(m: Measurements, other: Intensity) -> float | None:
+    """(ROI mean - other structure's mean) / pooled standard deviation, as the ring contrast is
+    made; None when the two are not comparable (different units, no mean, either too small)."""
+    minimum = appearance().reliability.min_area_px
+    if m.mean is None or m.std is None or (m.intensity_unit or "") != other.unit or not _big_enough(m) or other.area_px < minimum:
+        return None
+    pooled = math.sqrt((float(m.std) ** 2 + other.std**2) / 2)
+    return (float(m.mean) - other.mean) / pooled if pooled > 0 else None
+
+
+def compared_to(m: Measurements, other: Intensity) -> str | None:
+    """``darker`` | ``brighter`` | ``similar``: the ROI against another structure of the image, with
+    the ring's bands and reliability rules (a capped contrast, or a raw difference below
+    ``min_difference``, gives no claim; "similar" needs a small raw difference too)."""
+    cfg = appearance()
+    unit = other.unit
+    c = standardised_difference(m, other)
+    if c is None or abs(c) >= cfg.reliability.contrast_cap or unit not in cfg.reliability.min_difference:
+        return None
+    diff = float(m.mean) - other.mean  # type: ignore[arg-type]
+    if abs(c) < cfg.contrast["similar"]:
+        return "similar" if abs(diff) < cfg.reliability.similar_max_difference.get(unit, 0.0) else None
+    if abs(diff) < cfg.reliability.min_difference[unit]:
+        return None
+    return "darker" if c < 0 else "brighter"
 
 
 def michelson(m: Measurements) -> float | None:

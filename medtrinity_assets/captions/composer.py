@@ -44,7 +44,7 @@ from .labels import (
     vertebral_levels,
 )
 from .groups_text import group_sentences, is_group, share_of
-from .look_text import capitalise, fill, form, look_sentences, no_look_sentence, size_sentence
+from .look_text import capitalise, comparison_sentence, fill, form, look_sentences, no_look_sentence, size_sentence
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, stem, unique, word_stems
 
@@ -266,6 +266,8 @@ def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple
     looks = look_sentences(name, look, facts, family, rng) if name is not None else []
     texture = " ".join(looks)
     relations = relations_sentence(name, facts, rng)
+    compared = comparison_sentence(name, facts, family, rng) if name is not None else ""
+    relations = " ".join(s for s in (relations, compared) if s)
     roi_part = [s for s in (*where, findings, background) if s]
     sections = {
         "modality": modality_section,

@@ -257,6 +257,7 @@ class Appearance(_Strict):
     intensity_words: dict[str, IntensityWords]
     degree: dict[str, str]
     marked_contrast: float
+    compare_max_contrast: float = Field(gt=0)  # composer: compare with a neighbour only below this |standardised difference|
     slight_michelson_max: dict[str, float]
     texture_words: dict[str, Forms]
     shape_words: dict[str, Forms]

@@ -12,7 +12,7 @@ import re
 
 from medtrinity_assets.records import CaptionFacts
 
-from .appearance import Look, diameter_words
+from .appearance import Look, compared_to, diameter_words, standardised_difference
 from .colour_names import words_of
 from .data_files import appearance, template_fields, wording
 from .labels import Name, conjugations, number_words, structure_name
@@ -190,6 +190,26 @@ def look_sentences(name: Name, look: Look, facts: CaptionFacts, family: str | No
         tail.reverse()
     ordered = tail + out if tail and rng.random() < 0.3 else out + tail  # outline/texture first, sometimes
     return [s for s in ordered if s]
+
+
+def comparison_sentence(name: Name, facts: CaptionFacts, family: str | None, rng: random.Random) -> str:
+    """The ROI's brightness against one neighbouring structure of the image ("It is hypodense
+    relative to the spleen."): the first structure it has a relation with, then any it touches,
+    whose measured mean (`CaptionFacts.other_intensities`) gives a reliable reading
+    (`appearance.compared_to`) of two alike tissues (``compare_max_contrast``); "" when none does."""
+    m = facts.measurements
+    if m is None:
+        return ""
+    measured = {i.label: i for i in facts.other_intensities}
+    for label in dict.fromkeys([*(r.other for r in facts.relations), *(facts.contacts or [])]):
+        other = measured.get(label)
+        reading = compared_to(m, other) if other else None
+        if reading and abs(standardised_difference(m, other)) < appearance().compare_max_contrast:  # type: ignore[arg-type]
+            words = appearance().intensity_words.get(family or "", appearance().intensity_words["default"])
+            comparison = form(getattr(words, reading), rng).format(surround="the " + structure_name(label).text)
+            values = {**conjugations(name.plural), "name": name.text, "Name": capitalise(name.text), "comparison": comparison}
+            return fill("comparison", values, rng)
+    return ""
 
 
 def no_look_sentence(name: Name | None, facts: CaptionFacts, rng: random.Random) -> str:

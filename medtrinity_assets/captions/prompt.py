@@ -19,11 +19,11 @@ from medtrinity_assets.records import CaptionFacts, Passage
 
 from .background import usable_passages
 from .sections import DESCRIPTION_KEY, SECTION_KEYS, SECTION_TITLES
-from .facts_text import measurement_lines, position_text
+from .facts_text import comparison_lines, measurement_lines, position_text
 from .labels import roi_label_of, roi_name, structure_name
 from .vocab import unique
 
-PROMPT_VERSION = "mt-prompt-v7"  # v7: the spinal level of an axial slice; v6: definitions judged wrong (wording.yaml definition_skip) are not given
+PROMPT_VERSION = "mt-prompt-v7"  # v7: the spinal level of an axial slice, comparisons with neighbouring structures; v6: definitions judged wrong (wording.yaml definition_skip) are not given
 
 MAX_PASSAGES = 5
 PASSAGE_CHARS = 500
@@ -96,6 +96,9 @@ def build_prompt(facts: CaptionFacts, *, max_passages: int = MAX_PASSAGES, passa
             "Measured appearance of the region of interest (relative to a ring of surrounding tissue):",
             *measurement_lines(facts.measurements),
         ]
+        compared = comparison_lines(facts)
+        if compared:
+            lines += ["Compared with neighbouring structures (mean against mean):", *compared]
     if facts.orientation:
         lines.append(
             f"Image orientation: {facts.orientation}. Directions such as upper-left refer to the image as displayed."

@@ -11,7 +11,7 @@ from medtrinity_assets.captions import coarse_caption
 from medtrinity_assets.generation import CallCache, CaptionRequest, Generation, GenerationSettings, describe
 from medtrinity_assets.phi.pixels import QUARANTINED as PHI_QUARANTINED
 from medtrinity_assets.knowledge import knowledge_query
-from medtrinity_assets.records import CaptionFacts, Passage
+from medtrinity_assets.records import CaptionFacts, Intensity, Passage
 from medtrinity_assets.schema import CAPTIONS_SCHEMA, COARSE_CAPTIONS_SCHEMA, SECTION_COLUMNS, conform
 from medtrinity_assets.stages.common import dumps
 from medtrinity_assets.stages.facts import frame_from_row, measurements_from_row, position_from_row, relations_from_row
@@ -25,6 +25,21 @@ def sibling_labels(rois: pl.DataFrame) -> dict[str, list[str]]:
         if r["label"] and r["label"] not in siblings.setdefault(r["image_id"], []):
             siblings[r["image_id"]].append(r["label"])
     return siblings
+
+
+def structure_intensities(rois: pl.DataFrame) -> dict[str, list[Intensity]]:
+    """image_id -> the measured mean intensity of each label held by exactly one ROI on that image
+    (a label in several ROIs, or an ROI without a mean and standard deviation, gives none)."""
+    by_label: dict[tuple[str, str], list[dict]] = {}
+    for r in rois.iter_rows(named=True):
+        if r["label"]:
+            by_label.setdefault((r["image_id"], r["label"]), []).append(r)
+    out: dict[str, list[Intensity]] = {}
+    for (image_id, label), rows in by_label.items():
+        r = rows[0]
+        if len(rows) == 1 and r.get("m_mean") is not None and r.get("m_std") is not None and r.get("m_intensity_unit"):
+            out.setdefault(image_id, []).append(Intensity(label, r["m_intensity_unit"], float(r["m_mean"]), float(r["m_std"]), int(r["area_px"])))
+    return out
 
 
 def build_coarse_captions(images: pl.DataFrame, rois: pl.DataFrame) -> pl.DataFrame:
@@ -54,7 +69,9 @@ def build_coarse_captions(images: pl.DataFrame, rois: pl.DataFrame) -> pl.DataFr
     return conform(rows, COARSE_CAPTIONS_SCHEMA)
 
 
-def facts_for(image: dict, roi: dict, coarse: dict, retrieved: dict | None, siblings: list[str]) -> CaptionFacts:
+def facts_for(
+    image: dict, roi: dict, coarse: dict, retrieved: dict | None, siblings: list[str], intensities: list[Intensity] | None = None
+) -> CaptionFacts:
     passages = []
     if retrieved:
         for cid, corpus, title, text, score, concepts in zip(
@@ -88,22 +105,28 @@ def facts_for(image: dict, roi: dict, coarse: dict, retrieved: dict | None, sibl
         roi_concept=concept_from_row((retrieved or {}).get("roi_concept")),
         finding_concepts=[f for f in findings if f is not None],
         spacing_mm=frame.spacing_rc,
+        other_intensities=[i for i in intensities or [] if i.label != roi["label"]],
     )
 
 
 class ShardFacts:
     """The typed facts (`facts_for`) of any ROI record of a shard: its image, coarse caption,
-    retrieved knowledge (none when `retrieved` is None) and the labels of its image's other ROIs."""
+    retrieved knowledge (none when `retrieved` is None), the labels of its image's other ROIs and
+    their measured mean intensities (`structure_intensities`)."""
 
     def __init__(self, images: pl.DataFrame, rois: pl.DataFrame, coarse: pl.DataFrame, retrieved: pl.DataFrame | None = None):
         self.by_image = {r["image_id"]: r for r in images.iter_rows(named=True)}
         self.by_coarse = {r["roi_id"]: r for r in coarse.iter_rows(named=True)}
         self.by_retrieved = {} if retrieved is None else {r["roi_id"]: r for r in retrieved.iter_rows(named=True)}
         self.siblings = sibling_labels(rois)
+        self.intensities = structure_intensities(rois)
 
     def __call__(self, roi: dict) -> CaptionFacts:
         image_id, roi_id = roi["image_id"], roi["roi_id"]
-        return facts_for(self.by_image[image_id], roi, self.by_coarse[roi_id], self.by_retrieved.get(roi_id), self.siblings.get(image_id, []))
+        return facts_for(
+            self.by_image[image_id], roi, self.by_coarse[roi_id], self.by_retrieved.get(roi_id), self.siblings.get(image_id, []),
+            self.intensities.get(image_id, []),
+        )
 
 
 def withheld_generation(roi_id: str, mllm) -> Generation:

@@ -42,7 +42,9 @@ wording thresholds, so a caption written from the facts never fails).
 ``unsupported_finding``     a diagnosis or imaging feature (wash-out, capsule, calcification,
                             lesion) that no recorded fact or retrieved passage supports
 ``appearance_contradiction`` darker/brighter, hypo/hyper-*, homogeneous/heterogeneous,
-                            well/ill-defined or a mean in HU against the measurements
+                            well/ill-defined or a mean in HU against the measurements; a
+                            comparison with another measured structure ("hypodense relative to
+                            the spleen") against both means (compare.py)
 ``shape_contradiction``     round/elongated/irregular/smooth against the shape measurements
 ``section_contradiction``   a section disagrees with the description (modality, side, share)
 ``missing_section:<key>``   a labelled section is empty (when sections are required)
@@ -76,6 +78,7 @@ from .claims import (
     size_problems,
     wrong_subject,
 )
+from .compare import comparison_problems
 from .findings import FindingFacts, finding_problems
 from .levels import level_problems
 from .relations import contact_problems, relation_problems
@@ -157,6 +160,8 @@ def check_caption(
         problems.append("count_contradiction")
     problems += finding_problems(view)
     problems += appearance_problems(view)
+    if "appearance_contradiction" not in problems:
+        problems += comparison_problems(view)
     if section_contradiction(view):
         problems.append("section_contradiction")
     if config.require_sections:

@@ -27,6 +27,7 @@ from functools import lru_cache
 from ..appearance import michelson
 from ..colour_names import fits, stated_colour_groups
 from .base import CaptionView
+from .compare import comparison_leads
 
 _HU = re.compile(r"(?P<n>-?\d+(?:\.\d+)?)\s*(?:HU|Hounsfield units?)\b", re.I)
 
@@ -52,6 +53,8 @@ def _claim_clauses(view: CaptionView) -> list[str]:
     surrounding = re.compile(view.lex["surrounding_cues"], re.I)
     out = []
     for s in view.image_sentences:
+        if comparison_leads(view, s):
+            continue  # "Compared with the spleen, it is hypodense": checks/compare.py reads it
         about = view.about_roi(s)
         for clause in _CLAUSE.split(s):
             if not clause.strip():

@@ -44,7 +44,7 @@ def _direction_patterns(items: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple
     return tuple((key, re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in pats) + r")\b", re.I)) for key, pats in items)
 
 
-def _names(labels: list[str]) -> list[tuple[str, str]]:
+def name_table(labels: list[str]) -> list[tuple[str, str]]:
     """(written form, label) pairs, longest form first (``left upper lobe of the lung`` before ``lung``)."""
     out = set()
     for label in labels:
@@ -55,7 +55,7 @@ def _names(labels: list[str]) -> list[tuple[str, str]]:
     return sorted(out, key=lambda x: -len(x[0]))
 
 
-def _find_names(text: str, names: list[tuple[str, str]]) -> list[tuple[int, int, str]]:
+def find_names(text: str, names: list[tuple[str, str]]) -> list[tuple[int, int, str]]:
     """Non-overlapping (start, end, label) of structure names in a lower-case text."""
     taken: list[tuple[int, int, str]] = []
     for form, label in names:
@@ -69,7 +69,7 @@ def _stated(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> l
     """(other structure, direction of the ROI relative to it) pairs a sentence states."""
     low = sentence.lower()
     roi = view.roi
-    subject = _subject(low, roi, names)
+    subject = subject_of(low, roi, names)
     items = tuple((k, tuple(v)) for k, v in view.lex["relation_directions"].items())
     out = []
     for key, rx in _direction_patterns(items):
@@ -82,13 +82,13 @@ def _stated(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> l
     return out
 
 
-def _subject(low: str, roi: str, names: list[tuple[str, str]]) -> str | None:
+def subject_of(low: str, roi: str, names: list[tuple[str, str]]) -> str | None:
     """The structure a sentence speaks about: the first one it names after a verbless lead-in."""
     lead, comma, rest = low.partition(",")
     body = rest if comma and not _VERB.search(lead) else low  # "Spatially, ...", "As for its neighbours, ..."
     if _PRONOUN.match(body):
         return roi
-    named = _find_names(body, names)
+    named = find_names(body, names)
     return named[0][2] if named else None
 
 
@@ -97,16 +97,16 @@ def _objects(low: str, end: int, names: list[tuple[str, str]], pronoun: re.Patte
     ("it"/"them") right after: the structure named last before `end`."""
     tail = low[end:]
     if pronoun is not None and pronoun.match(tail):
-        before = _find_names(low[:end], names)
+        before = find_names(low[:end], names)
         return [before[-1][2]] if before else []
     stop = min([x.start() for x in (_CLAUSE_END.search(tail), _VERB.search(tail)) if x] or [len(tail)])
-    return [label for _, _, label in _find_names(tail[:stop], names)]
+    return [label for _, _, label in find_names(tail[:stop], names)]
 
 
 def _contact_claims(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> tuple[set[str], set[str], bool]:
     """(structures said to touch the ROI, structures said not to, whether it is said to touch nothing)."""
     low, roi, lex = sentence.lower(), view.roi, view.lex
-    subject = _subject(low, roi, names)
+    subject = subject_of(low, roi, names)
     pronoun, negation = re.compile(lex["contact_pronoun"]), re.compile(lex["contact_negation"])
     said: set[str] = set()
     denied: set[str] = set()
@@ -128,7 +128,7 @@ def contact_problems(view: CaptionView) -> list[str]:
     if contacts is None or not view.roi:
         return []
     touching = set(contacts)
-    names = _names([view.roi, *view.facts.other_rois, *touching])
+    names = name_table([view.roi, *view.facts.other_rois, *touching])
     for s in view.image_sentences:
         said, denied, alone = _contact_claims(s, view, names)
         if (said - touching - {view.roi}) or (denied & touching - {view.roi}) or (alone and touching - {view.roi}):
@@ -143,7 +143,7 @@ def relation_problems(view: CaptionView) -> list[str]:
     recorded: dict[str, set[str]] = {}
     for r in relations:
         recorded.setdefault(r.other, set()).add(r.direction)  # type: ignore[arg-type]
-    names = _names([view.roi, *recorded, *view.facts.other_rois])
+    names = name_table([view.roi, *recorded, *view.facts.other_rois])
     for s in view.image_sentences:
         for other, direction in _stated(s, view, names):
             held = recorded.get(other, set())

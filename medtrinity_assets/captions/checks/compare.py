@@ -1,0 +1,106 @@
+"""Brightness comparisons a caption states between the ROI and another structure of the image.
+
+``appearance_contradiction``: "the left kidney is hypodense relative to the spleen" when the
+record's means put the kidney above the spleen. The standardised difference of the ROI's mean
+(`Measurements`) and the other structure's (`CaptionFacts.other_intensities`: the one ROI of its
+label on the image), pooled as the ring contrast is, is held to the ring's bands in
+thresholds.yaml (``darker_max``, ``brighter_min``, ``similar_max``). Two forms are read:
+
+- words then structure: a lexicon ``appearance`` darker / brighter / similar word followed, with
+  only a comparison link between (lexicon ``comparison_link``: "than", "relative to", "to",
+  "compared with", "that of"), by a structure of the image, the sentence's subject being the ROI
+  ("it is lower in attenuation than the spleen") or, read the other way round, that structure
+  with the ROI after the words ("the spleen is brighter than the kidney");
+- a lead naming the structure ("Compared with the spleen, the kidney is hypodense"; lexicon
+  ``comparison_lead``) before the words.
+
+Surroundings ("the surrounding liver") are the ring's business (checks/appearance.py), and a
+structure with no recorded mean (several ROIs of its label, or none) is not checked.
+`comparison_leads` tells the ring checks which sentences compare with a named structure instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+
+from medtrinity_assets.records import Intensity, Measurements
+
+from ..appearance import standardised_difference
+from .base import CaptionView
+from .relations import find_names, name_table, subject_of
+
+
+@lru_cache(maxsize=16)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.I)
+
+
+@lru_cache(maxsize=8)
+def _words(items: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    return tuple((k, re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in v) + r")", re.I)) for k, v in items)
+
+
+def _readings(view: CaptionView) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    return _words(tuple((k, tuple(view.lex["appearance"][k])) for k in ("darker", "brighter", "similar")))
+
+
+def stated_comparisons(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(subject, reading, object) triples a sentence states: ``("kidney_left", "darker", "spleen")``."""
+    low = sentence.lower()
+    link = _compiled(view.lex["comparison_link"])
+    out = []
+    lead = _compiled(view.lex["comparison_lead"]).match(low)
+    if lead and _compiled(view.lex["surrounding_cues"]).search(lead.group(0)):
+        lead = None  # "Compared with the surrounding liver, ...": the ring's claim
+    lead_named = find_names(low[: lead.end()], names) if lead else []
+    body = low[lead.end() :] if lead else low
+    subject = subject_of(body, view.roi, names)
+    for reading, rx in _readings(view):
+        for m in rx.finditer(body):
+            after = [(s, label) for s, _, label in find_names(body[m.end() :], names)]
+            if after and link.fullmatch(body[m.end() : m.end() + after[0][0]]):
+                out.append((subject or "", reading, after[0][1]))
+            elif lead_named:
+                out.append((subject or "", reading, lead_named[-1][2]))
+    return out
+
+
+def comparison_leads(view: CaptionView, sentence: str) -> bool:
+    """Whether a sentence opens by naming another structure to compare with ("Compared with the
+    spleen, ..."): its darker/brighter words are about that structure, not the surroundings."""
+    lead = _compiled(view.lex["comparison_lead"]).match(sentence.lower())
+    if not lead or _compiled(view.lex["surrounding_cues"]).search(lead.group(0)):
+        return False
+    return view.names_other(sentence[: lead.end()])
+
+
+def _wrong(reading: str, c: float, th: dict) -> bool:
+    if reading == "darker":
+        return c >= th["darker_max"]
+    if reading == "brighter":
+        return c <= th["brighter_min"]
+    return abs(c) >= th["similar_max"]
+
+
+def comparison_problems(view: CaptionView) -> list[str]:
+    """``appearance_contradiction`` when a stated comparison with a measured structure is wrong."""
+    m: Measurements | None = view.measurements
+    measured: dict[str, Intensity] = {i.label: i for i in view.facts.other_intensities}
+    if m is None or not view.roi or not measured:
+        return []
+    names = name_table([view.roi, *view.facts.other_rois])
+    th = view.th["appearance"]
+    for sentence in view.image_sentences:
+        for subject, reading, obj in stated_comparisons(sentence, view, names):
+            if subject == view.roi and obj in measured:
+                c = standardised_difference(m, measured[obj])
+            elif obj == view.roi and subject in measured:
+                c = standardised_difference(m, measured[subject])
+                c = None if c is None else -c  # "the spleen is brighter than the kidney": the spleen's difference
+            else:
+                continue
+            if c is not None and math.isfinite(c) and _wrong(reading, c, th):
+                return ["appearance_contradiction"]
+    return []

@@ -1,0 +1,95 @@
+"""Brightness comparisons between the ROI and another structure of the image: the measured means
+(`CaptionFacts.other_intensities`), the composer's sentence, the prompt's lines and the check."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from medtrinity_assets.captions import check_caption, compose_caption
+from medtrinity_assets.captions.appearance import compared_to, standardised_difference
+from medtrinity_assets.captions.data_files import appearance
+from medtrinity_assets.captions.labels import structure_name
+from medtrinity_assets.captions.prompt import build_prompt
+
+TS = Path(__file__).resolve().parents[1] / "data" / "sources" / "totalsegmentator_example"
+_SWAP = {"hypo": "hyper", "hyper": "hypo", "lower": "higher", "higher": "lower", "darker": "brighter", "brighter": "darker"}
+_COMPARED = re.compile(r"\b(hypo|hyper)(?:dense|intense|echoic) (?:relative )?to the|\b(lower|higher) in (?:attenuation|signal) than the|\b(darker|brighter) than the")
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    """The real demo records (every bundled source) through the production stages."""
+    from demo_records import demo_facts
+
+    return demo_facts(workdir=str(tmp_path_factory.mktemp("compare")))
+
+
+def test_other_structures_means_match_an_independent_computation(records):
+    """The CT left kidney and spleen means on a TotalSegmentator slice, recomputed from the NIfTI
+    volumes with SimpleITK (the masks' voxels in HU), and the reading that follows: the kidney
+    (about 13 HU) is darker than the spleen (about 30 HU)."""
+    ct = sitk.GetArrayFromImage(sitk.ReadImage(str(TS / "example_ct_sm.nii.gz"))).astype(np.float64)
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(str(TS / "example_seg.nii.gz")))
+    ids = {name: int(k) for k, name in json.loads((TS / "example_seg_labels.json").read_text())["labels_present"].items()}
+    means = {z: {n: ct[z][seg[z] == ids[n]].mean() for n in ("kidney_left", "spleen") if (seg[z] == ids[n]).any()} for z in range(ct.shape[0])}
+    kidneys = [f for _, _, f in records if f.modality == "CT" and f.roi_label == "kidney_left" and any(i.label == "spleen" for i in f.other_intensities)]
+    assert kidneys
+    for facts in kidneys:
+        spleen = next(i for i in facts.other_intensities if i.label == "spleen")
+        z = [z for z, v in means.items() if len(v) == 2 and abs(v["kidney_left"] - facts.measurements.mean) < 0.1 and abs(v["spleen"] - spleen.mean) < 0.1]
+        assert len(z) == 1, (facts.measurements.mean, spleen.mean)
+        assert compared_to(facts.measurements, spleen) == "darker"
+        assert "darker than the spleen" in build_prompt(facts)  # the model is given the reading
+    text, sections = compose_caption(kidneys[0], seed="k")
+    assert re.search(r"(?:hypodense (?:relative )?to|lower in attenuation than) the spleen", sections["relations"]), sections["relations"]
+
+
+def test_every_swapped_comparison_in_demo_captions_is_caught(records):
+    """The composer's comparison of each real demo record with darker and brighter swapped
+    ("hyperdense relative to the spleen" for a kidney darker than it) is an appearance
+    contradiction; the captions as written pass, and compare alike tissues only."""
+    swapped = missed = 0
+    limit = appearance().compare_max_contrast
+    for _, roi_id, facts in records:
+        text, sections = compose_caption(facts, seed=roi_id)
+        assert check_caption(text, sections, facts) == [], text
+        said = sections["relations"].split(". ")[-1]
+        m = _COMPARED.search(said)
+        if not m:
+            continue
+        other = next(i for i in facts.other_intensities if said[m.end() :].startswith(" " + structure_name(i.label).text))
+        assert abs(standardised_difference(facts.measurements, other)) < limit, said  # alike tissues only
+        word = next(g for g in m.groups() if g)
+        wrong = said[: m.start()] + m.group(0).replace(word, _SWAP[word], 1) + said[m.end() :]
+        swapped += 1
+        missed += "appearance_contradiction" not in check_caption(text.replace(said, wrong), {**sections, "relations": sections["relations"].replace(said, wrong)}, facts)
+    assert swapped >= 30 and missed == 0, (swapped, missed)
+
+
+def test_comparisons_read_either_way_round_and_after_a_lead(records):
+    facts = next(f for _, _, f in records if f.modality == "CT" and f.roi_label == "kidney_left" and any(i.label == "spleen" for i in f.other_intensities))
+    text, sections = compose_caption(facts, seed="k")
+    right = ["The spleen is brighter than the left kidney.", "Compared with the spleen, the left kidney is hypodense.", "It is lower in attenuation than that of the spleen."]
+    wrong = ["The spleen is darker than the left kidney.", "Compared with the spleen, the left kidney is hyperdense.", "It is higher in attenuation than that of the spleen."]
+    for said in right:
+        assert check_caption(f"{text} {said}", sections, facts) == [], said
+    for said in wrong:
+        assert "appearance_contradiction" in check_caption(f"{text} {said}", sections, facts), said
+    # a lead naming the surroundings is the ring's claim: the kidney is brighter than the fat around it
+    assert check_caption(f"{text} Compared with the surrounding tissue, the left kidney is hyperdense.", sections, facts) == []
+
+
+def test_a_structure_without_one_measured_mean_is_not_compared(records):
+    """The colon in two parts on a slice has no one mean: a comparison with it is neither written
+    nor checked."""
+    facts = next(f for _, _, f in records if f.modality == "CT" and f.roi_label == "small_bowel" and "colon" in f.other_rois)
+    assert "colon" not in {i.label for i in facts.other_intensities}
+    text, sections = compose_caption(facts, seed="s")
+    assert "than the colon" not in text and "to the colon" not in text.split("lies")[0]
+    assert "appearance_contradiction" not in check_caption(f"{text} It is brighter than the colon.", sections, facts)
