@@ -23,27 +23,20 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
 
 from medtrinity_assets.records import Intensity, Measurements
 
 from ..appearance import standardised_difference
-from .base import CaptionView
+from .base import CaptionView, alternation, compile_patterns
 from .relations import find_names, name_table, subject_of
 
 
-@lru_cache(maxsize=16)
 def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.I)
+    return alternation((pattern,))  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=8)
-def _words(items: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    return tuple((k, re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in v) + r")", re.I)) for k, v in items)
-
-
-def _readings(view: CaptionView) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    return _words(tuple((k, tuple(view.lex["appearance"][k])) for k in ("darker", "brighter", "similar")))
+def _readings(view: CaptionView) -> list[tuple[str, re.Pattern[str]]]:
+    return [(k, compile_patterns(tuple(view.lex["appearance"][k]))[0]) for k in ("darker", "brighter", "similar")]
 
 
 def stated_comparisons(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> list[tuple[str, str, str]]:

@@ -11,22 +11,17 @@ lexicon's ``vertebral_level`` and ``slice_level``.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from ..labels import roi_label_of, vertebral_levels
-from .base import CaptionView
+from .base import CaptionView, alternation
 
 _TOKEN = re.compile(r"\b([CTLS])\s?(\d{1,2})\b", re.I)
 
 
-@lru_cache(maxsize=8)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.I)
-
-
 def stated_levels(text: str, pattern: str) -> list[set[str]]:
     """The sets of levels each vertebral-level phrase of `text` names (``{"T12", "L1"}``)."""
-    return [{f"{a.upper()}{int(b)}" for a, b in _TOKEN.findall(m.group(0))} for m in _compiled(pattern).finditer(text)]
+    rx = alternation((pattern,))
+    return [{f"{a.upper()}{int(b)}" for a, b in _TOKEN.findall(m.group(0))} for m in rx.finditer(text)] if rx else []
 
 
 def level_problems(view: CaptionView) -> list[str]:
