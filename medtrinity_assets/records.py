@@ -288,7 +288,8 @@ class ConceptRef:
 @dataclass(frozen=True)
 class Intensity:
     """The measured mean intensity of another structure on the same image: the one ROI of its label
-    there (`Measurements.mean` / `std` in `unit`, HU | relative | rgb), for comparisons with it."""
+    there, or the union of the parts of one structure (`Measurements.mean` / `std` in `unit`, HU |
+    relative | rgb, pooled over the parts), for comparisons with it."""
 
     label: str
     unit: str
@@ -325,7 +326,7 @@ class CaptionFacts:
     roi_concept: ConceptRef | None = None  # the ROI label's concept
     finding_concepts: list[ConceptRef] = field(default_factory=list)  # recorded image-level findings
     spacing_mm: tuple[float, float] | None = None  # (row, col) mm per displayed pixel
-    other_intensities: list[Intensity] = field(default_factory=list)  # other structures' measured means (one ROI per label)
+    other_intensities: list[Intensity] = field(default_factory=list)  # other structures' measured means (one per structure)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from medtrinity_assets.captions import coarse_caption
@@ -28,17 +29,27 @@ def sibling_labels(rois: pl.DataFrame) -> dict[str, list[str]]:
 
 
 def structure_intensities(rois: pl.DataFrame) -> dict[str, list[Intensity]]:
-    """image_id -> the measured mean intensity of each label held by exactly one ROI on that image
-    (a label in several ROIs, or an ROI without a mean and standard deviation, gives none)."""
+    """image_id -> the measured mean intensity of each structure on that image: a label held by one
+    ROI, or by several ROIs that are parts of one structure (``m_count_kind`` ``parts``: a liver the
+    slice cuts in two), whose union's mean and standard deviation are pooled exactly from the parts'
+    (area-weighted, with the spread between the parts' means). Separate instances of a label, or an
+    ROI without a mean and standard deviation, give none."""
     by_label: dict[tuple[str, str], list[dict]] = {}
     for r in rois.iter_rows(named=True):
         if r["label"]:
             by_label.setdefault((r["image_id"], r["label"]), []).append(r)
     out: dict[str, list[Intensity]] = {}
     for (image_id, label), rows in by_label.items():
-        r = rows[0]
-        if len(rows) == 1 and r.get("m_mean") is not None and r.get("m_std") is not None and r.get("m_intensity_unit"):
-            out.setdefault(image_id, []).append(Intensity(label, r["m_intensity_unit"], float(r["m_mean"]), float(r["m_std"]), int(r["area_px"])))
+        measured = all(r.get("m_mean") is not None and r.get("m_std") is not None and r.get("m_intensity_unit") for r in rows)
+        units = {r.get("m_intensity_unit") for r in rows}
+        if not measured or len(units) != 1 or (len(rows) > 1 and any(r.get("m_count_kind") != "parts" for r in rows)):
+            continue
+        n = np.array([r["area_px"] for r in rows], dtype=np.float64)
+        means = np.array([r["m_mean"] for r in rows], dtype=np.float64)
+        stds = np.array([r["m_std"] for r in rows], dtype=np.float64)
+        mean = float((n * means).sum() / n.sum())
+        std = float(np.sqrt((n * (stds**2 + (means - mean) ** 2)).sum() / n.sum()))
+        out.setdefault(image_id, []).append(Intensity(label, units.pop(), mean, std, int(n.sum())))
     return out
 
 

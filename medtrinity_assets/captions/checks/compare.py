@@ -3,7 +3,7 @@
 ``appearance_contradiction``: "the left kidney is hypodense relative to the spleen" when the
 record's means put the kidney above the spleen. The standardised difference of the ROI's mean
 (`Measurements`) and the other structure's (`CaptionFacts.other_intensities`: the one ROI of its
-label on the image), pooled as the ring contrast is, is held to the ring's bands in
+label on the image, or the union of its parts), pooled as the ring contrast is, is held to the ring's bands in
 thresholds.yaml (``darker_max``, ``brighter_min``, ``similar_max``). Two forms are read:
 
 - words then structure: a lexicon ``appearance`` darker / brighter / similar word followed, with
@@ -15,7 +15,7 @@ thresholds.yaml (``darker_max``, ``brighter_min``, ``similar_max``). Two forms a
   ``comparison_lead``) before the words.
 
 Surroundings ("the surrounding liver") are the ring's business (checks/appearance.py), and a
-structure with no recorded mean (several ROIs of its label, or none) is not checked.
+structure with no recorded mean (separate instances of its label, or none) is not checked.
 `comparison_leads` tells the ring checks which sentences compare with a named structure instead.
 """
 
