@@ -13,6 +13,7 @@ import SimpleITK as sitk
 
 from medtrinity_assets.captions import check_caption, compose_caption
 from medtrinity_assets.captions.appearance import compared_to, standardised_difference
+from medtrinity_assets.captions.checks.judge import fact_lines
 from medtrinity_assets.captions.data_files import appearance
 from medtrinity_assets.captions.labels import structure_name
 from medtrinity_assets.captions.prompt import build_prompt
@@ -46,6 +47,7 @@ def test_other_structures_means_match_an_independent_computation(records):
         assert len(z) == 1, (facts.measurements.mean, spleen.mean)
         assert compared_to(facts.measurements, spleen) == "darker"
         assert "darker than the spleen" in build_prompt(facts)  # the model is given the reading
+        assert any(line.endswith("-> darker than the spleen") for line in fact_lines(facts))  # and the judge
     text, sections = compose_caption(kidneys[0], seed="k")
     assert re.search(r"(?:hypodense (?:relative )?to|lower in attenuation than) the spleen", sections["relations"]), sections["relations"]
 

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from medtrinity_assets.captions import check_caption, compose_caption
+from medtrinity_assets.captions.checks.judge import fact_lines
 from medtrinity_assets.captions.facts_text import position_text
 from medtrinity_assets.captions.labels import slice_levels, vertebral_levels
 
@@ -47,6 +48,7 @@ def test_axial_ct_slices_state_the_level_their_vertebra_labels_give(totalsegment
         assert said in ([], [levels[0]]), text
         stated += bool(said)
         assert f"passes through the {levels[0]} vertebra" in position_text(facts)  # the model is told too
+        assert f"spinal level of this axial slice: {levels[0]} " in "\n".join(fact_lines(facts))  # and the judge
         assert check_caption(text, sections, facts) == [], text
     assert stated >= 20
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from medtrinity_assets.grid import position_grid
 from medtrinity_assets.records import CaptionFacts
 
-from ..labels import is_parts
+from ..facts_text import comparison_lines
+from ..labels import is_parts, slice_levels
 from ..vocab import label_text
 from .sides import image_side_facts, patient_side_fact
 
@@ -77,6 +78,10 @@ def fact_lines(facts: CaptionFacts) -> list[str]:
     if facts.roi_label and facts.contacts is not None:  # complete: no other contact may be claimed
         touching = [("another " if x == facts.roi_label else "") + label_text(x) for x in facts.contacts]
         lines.append(f"structures it touches: {', '.join(touching) if touching else 'none (no contact may be claimed)'}")
+    levels = slice_levels(facts)
+    if levels:
+        lines.append(f"spinal level of this axial slice: {', '.join(levels)} (from the vertebra labels on it)")
+    lines += [f"compared with a neighbouring structure: {line.removeprefix('- vs ')}" for line in comparison_lines(facts)]
     m = facts.measurements
     spacing = facts.spacing_mm or (facts.frame.spacing_rc if facts.frame else None)
     if not spacing:
