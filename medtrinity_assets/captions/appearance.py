@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from medtrinity_assets.records import Intensity, Measurements
+from medtrinity_assets.records import CaptionFacts, Intensity, Measurements
 
 from .colour_names import colour_name
 from .data_files import appearance
@@ -79,6 +79,14 @@ def standardised_difference(m: Measurements, other: Intensity) -> float | None:
         return None
     pooled = math.sqrt((float(m.std) ** 2 + other.std**2) / 2)
     return (float(m.mean) - other.mean) / pooled if pooled > 0 else None
+
+
+def related_intensities(facts: CaptionFacts) -> list[Intensity]:
+    """The measured structures (`CaptionFacts.other_intensities`) the ROI has a relation with, then
+    those it touches, in that order: the candidates for a comparison."""
+    measured = {i.label: i for i in facts.other_intensities}
+    labels = dict.fromkeys([*(r.other for r in facts.relations), *(facts.contacts or [])])
+    return [measured[label] for label in labels if label in measured]
 
 
 def compared_to(m: Measurements, other: Intensity) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from medtrinity_assets.records import CaptionFacts, Measurements
 
-from .appearance import Look, assess, compared_to, diameter_words, standardised_difference
+from .appearance import Look, assess, compared_to, diameter_words, related_intensities, standardised_difference
 from .data_files import appearance
 from .groups_text import is_group, spread_words
 from .labels import image_place, is_parts, number_words, patient_place, roi_label_of, roi_name, slice_levels, structure_name
@@ -128,21 +128,20 @@ def comparison_lines(facts: CaptionFacts, limit: int = 3) -> list[str]:
     the reading the checks hold a comparison to (``- vs the spleen: mean 13.3 vs 30.5 HU,
     standardised difference -0.95 -> darker``)."""
     m = facts.measurements
-    measured = {i.label: i for i in facts.other_intensities}
     if m is None or m.mean is None:
         return []
     lines = []
-    for label in dict.fromkeys([*(r.other for r in facts.relations), *(facts.contacts or [])]):
-        other = measured.get(label)
-        c = standardised_difference(m, other) if other else None
-        if other is None or c is None:
+    for other in related_intensities(facts):
+        c = standardised_difference(m, other)
+        if c is None:
             continue
+        name = structure_name(other.label).text
         digits, unit = (1, " HU") if other.unit == "HU" else (3, f" ({other.unit} units)")
         reading = compared_to(m, other)
-        said = f"{reading} than the {structure_name(label).text}" if reading in ("darker", "brighter") else (
-            f"similar to the {structure_name(label).text}" if reading else "no reliable difference (do not claim one)"
+        said = f"{reading} than the {name}" if reading in ("darker", "brighter") else (
+            f"similar to the {name}" if reading else "no reliable difference (do not claim one)"
         )
-        lines.append(f"- vs the {structure_name(label).text}: mean {_num(m.mean, digits)} vs {_num(other.mean, digits)}{unit}, standardised difference {_num(c)} -> {said}")
+        lines.append(f"- vs the {name}: mean {_num(m.mean, digits)} vs {_num(other.mean, digits)}{unit}, standardised difference {_num(c)} -> {said}")
         if len(lines) >= limit:
             break
     return lines

@@ -12,7 +12,7 @@ import re
 
 from medtrinity_assets.records import CaptionFacts
 
-from .appearance import Look, compared_to, diameter_words, standardised_difference
+from .appearance import Look, compared_to, diameter_words, related_intensities, standardised_difference
 from .colour_names import words_of
 from .data_files import appearance, template_fields, wording
 from .labels import Name, conjugations, number_words, structure_name
@@ -197,16 +197,14 @@ def comparison_sentence(name: Name, facts: CaptionFacts, family: str | None, rng
     relative to the spleen."): the first structure it has a relation with, then any it touches,
     whose measured mean (`CaptionFacts.other_intensities`) gives a reliable reading
     (`appearance.compared_to`) of two alike tissues (``compare_max_contrast``); "" when none does."""
-    m = facts.measurements
+    m, cfg = facts.measurements, appearance()
     if m is None:
         return ""
-    measured = {i.label: i for i in facts.other_intensities}
-    for label in dict.fromkeys([*(r.other for r in facts.relations), *(facts.contacts or [])]):
-        other = measured.get(label)
-        reading = compared_to(m, other) if other else None
-        if reading and abs(standardised_difference(m, other)) < appearance().compare_max_contrast:  # type: ignore[arg-type]
-            words = appearance().intensity_words.get(family or "", appearance().intensity_words["default"])
-            comparison = form(getattr(words, reading), rng).format(surround="the " + structure_name(label).text)
+    for other in related_intensities(facts):
+        reading = compared_to(m, other)
+        if reading and abs(standardised_difference(m, other)) < cfg.compare_max_contrast:  # type: ignore[arg-type]
+            words = cfg.intensity_words.get(family or "", cfg.intensity_words["default"])
+            comparison = form(getattr(words, reading), rng).format(surround="the " + structure_name(other.label).text)
             values = {**conjugations(name.plural), "name": name.text, "Name": capitalise(name.text), "comparison": comparison}
             return fill("comparison", values, rng)
     return ""

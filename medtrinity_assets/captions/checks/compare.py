@@ -39,14 +39,19 @@ def _readings(view: CaptionView) -> list[tuple[str, re.Pattern[str]]]:
     return [(k, compile_patterns(tuple(view.lex["appearance"][k]))[0]) for k in ("darker", "brighter", "similar")]
 
 
+def _lead(view: CaptionView, low: str) -> re.Match[str] | None:
+    """A comparison lead ("Compared with the spleen,") opening a lower-case sentence; None for none,
+    or for a lead about the surroundings ("Compared with the surrounding liver, ...": the ring's)."""
+    lead = _compiled(view.lex["comparison_lead"]).match(low)
+    return None if lead and _compiled(view.lex["surrounding_cues"]).search(lead.group(0)) else lead
+
+
 def stated_comparisons(sentence: str, view: CaptionView, names: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
     """(subject, reading, object) triples a sentence states: ``("kidney_left", "darker", "spleen")``."""
     low = sentence.lower()
     link = _compiled(view.lex["comparison_link"])
     out = []
-    lead = _compiled(view.lex["comparison_lead"]).match(low)
-    if lead and _compiled(view.lex["surrounding_cues"]).search(lead.group(0)):
-        lead = None  # "Compared with the surrounding liver, ...": the ring's claim
+    lead = _lead(view, low)
     lead_named = find_names(low[: lead.end()], names) if lead else []
     body = low[lead.end() :] if lead else low
     subject = subject_of(body, view.roi, names)
@@ -63,10 +68,8 @@ def stated_comparisons(sentence: str, view: CaptionView, names: list[tuple[str, 
 def comparison_leads(view: CaptionView, sentence: str) -> bool:
     """Whether a sentence opens by naming another structure to compare with ("Compared with the
     spleen, ..."): its darker/brighter words are about that structure, not the surroundings."""
-    lead = _compiled(view.lex["comparison_lead"]).match(sentence.lower())
-    if not lead or _compiled(view.lex["surrounding_cues"]).search(lead.group(0)):
-        return False
-    return view.names_other(sentence[: lead.end()])
+    lead = _lead(view, sentence.lower())
+    return bool(lead) and view.names_other(sentence[: lead.end()])
 
 
 def _wrong(reading: str, c: float, th: dict) -> bool:
