@@ -471,6 +471,35 @@ def test_vqa_pairs_are_grounded_and_exported(release):
     assert checked > 20
     llava = [e for p in sorted((root / "vqa").glob("llava_*.json")) for e in json.loads(p.read_text())]
     assert len(llava) == manifest.height and all((root / e["image"]).is_file() for e in llava)
+    _appearance_answers_agree_with_the_stored_means(manifest, df)
+
+
+def _appearance_answers_agree_with_the_stored_means(pairs: pl.DataFrame, records: pl.DataFrame) -> None:
+    """HU answers are the record's rounded mean; a comparison with another structure of the image
+    agrees with the sign of the difference of the two records' stored means (recomputed here)."""
+    from medtrinity_assets.captions.labels import structure_name
+
+    by_sample = {r["sample_id"]: r for r in records.iter_rows(named=True)}
+    appearance = pairs.filter(pl.col("category") == "appearance")
+    assert appearance.height > 20 and appearance["image"].str.starts_with("overlays/").all()
+    hu = appearance.filter(pl.col("question").str.starts_with("What is the mean attenuation"))  # none: these CT slices are PNG
+    for r in hu.iter_rows(named=True):
+        assert r["answer"] == f"About {round(by_sample[r['sample_id']]['m_mean'])} HU", r
+    compare = re.compile(r"(hypodense|hyperdense|similar in attenuation|isodense) (?:relative )?to the (.+)\?$")
+    checked = 0
+    for r in appearance.filter(pl.col("answer_type") == "closed").iter_rows(named=True):
+        m = compare.search(r["question"])
+        if not m:
+            continue
+        own = by_sample[r["sample_id"]]
+        others = [o for o in by_sample.values() if o["image_id"] == own["image_id"] and o["roi_label"] and structure_name(o["roi_label"]).text == m.group(2)]
+        if len(others) != 1:  # a structure in parts is compared through its pooled mean: not recomputed here
+            continue
+        diff = own["m_mean"] - others[0]["m_mean"]
+        truth = {"hypodense": diff < 0, "hyperdense": diff > 0}.get(m.group(1), abs(diff) < 8.0)
+        assert (r["answer"] == "Yes") == truth, (r["question"], r["answer"], own["m_mean"], others[0]["m_mean"])
+        checked += 1
+    assert checked >= 3
 
 
 def test_cli_release_command(release, capsys, monkeypatch, tmp_path):

@@ -10,7 +10,8 @@ from chat_servers import ChatServer
 
 from medtrinity_assets.export.config import VqaSettings
 from medtrinity_assets.export.llava import vqa_conversations
-from medtrinity_assets.export.vqa import derive_vqa, parse_vqa_answer, rule_based_pairs, validate_pair, vqa_summary, vqa_targets
+from medtrinity_assets.export.vqa import rule_based_pairs, vqa_summary, vqa_targets
+from medtrinity_assets.export.vqa_model import derive_vqa, parse_vqa_answer, validate_pair
 from medtrinity_resources.mllm import MLLMResource
 
 
@@ -182,3 +183,68 @@ def test_model_backend_writes_pairs_through_describe_text(qa_server):
     # the grounded composer (offline default) uses the rules without calling any model
     offline, info = derive_vqa(records, MLLMResource(backend="grounded_composer"), VqaSettings())
     assert info["generator"].startswith("rules:") and offline.height > 0 and len(qa_server.prompts) == 2
+
+
+def _measured(sample_id: str, label: str, mean: float, ring: float, std: float, **kw) -> dict:
+    """A CT ROI record with the measurement columns the composer reads (area, spread, shape...)."""
+    contrast = (mean - ring) / ((std**2 + 10.0**2) / 2) ** 0.5
+    m = {
+        "m_intensity_unit": "HU", "m_mean": mean, "m_ring_mean": ring, "m_std": std, "m_ring_std": 10.0, "m_contrast": contrast,
+        "m_equivalent_diameter_mm": 19.4, "m_circularity": 0.9, "m_elongation": 0.95, "m_solidity": 0.98,
+        "m_margin_sharpness": 2.0, "m_label_count": 1, "area_px": 400, "n_components": 1, "frame_plane": "axial",
+    }
+    return _record(sample_id, "src/a", label, "middle center", 0.01, **{**m, **kw})
+
+
+def test_appearance_questions_follow_the_measurements():
+    """Appearance answers are the composer's readings of the record's measurements: brightness
+    against the ring (and the opposite reading answered No), HU, texture, shape, margin, diameter
+    in mm; against a related measured structure of the image; the level of an axial slice."""
+    rel = [{"kind": "direction", "other": "spleen", "direction": "anterior", "count": 1}]
+    records = pl.DataFrame(
+        [
+            _measured("src/a#000", "kidney_left", 13.0, 40.0, 12.0, relations=rel),
+            _measured("src/a#001", "spleen", 30.0, 0.0, 10.0, m_margin_sharpness=0.5),
+            _measured("src/a#002", "vertebrae_L2", 400.0, 30.0, 140.0, m_circularity=0.3, m_solidity=0.6),
+        ]
+    )
+    pairs = rule_based_pairs(records, VqaSettings())
+    kidney = _qa(pairs, "src/a#000")
+    assert kidney["How does the outlined left kidney appear relative to the surrounding tissue?"] == "Hypodense relative to the surrounding tissue"
+    assert kidney["Is the outlined left kidney hypodense relative to its surroundings?"] == "Yes"
+    assert kidney["Is the outlined left kidney hyperdense relative to its surroundings?"] == "No"
+    assert kidney["Is the outlined left kidney hypodense relative to the spleen?"] == "Yes"  # 13 HU against 30 HU
+    assert kidney["Is the outlined left kidney hyperdense relative to the spleen?"] == "No"
+    assert kidney["What is the mean attenuation of the outlined left kidney?"] == "About 13 HU"
+    assert kidney["Is the outlined left kidney homogeneous or heterogeneous?"] == "Homogeneous"
+    assert kidney["What shape is the outlined left kidney on this image?"] == "Round"
+    assert kidney["Are the margins of the outlined left kidney well defined?"] == "Yes"
+    assert kidney["What is the equivalent diameter of the outlined left kidney?"] == "About 19 mm"
+    assert kidney["At which vertebral level is this axial slice?"] == "L2"  # image level, on the first record
+    spleen = _qa(pairs, "src/a#001")
+    assert spleen["Is the outlined spleen hyperdense relative to its surroundings?"] == "Yes"
+    assert spleen["Are the margins of the outlined spleen well defined?"] == "No"
+    assert not any("relative to the left kidney" in q for q in spleen)  # no relation recorded from the spleen
+    bone = _qa(pairs, "src/a#002")
+    assert bone["What shape is the outlined L2 vertebra on this image?"] == "Irregular"
+    assert bone["Is the outlined L2 vertebra homogeneous or heterogeneous?"] == "Heterogeneous"  # 140 HU spread
+    rows = pairs.filter(pl.col("category") == "appearance")
+    assert rows["image"].str.starts_with("overlays/").all() and rows["generator"].str.ends_with("vqa-rules-v3").all()
+
+
+def test_no_appearance_question_without_a_reliable_measurement():
+    """A difference below the reliable minimum, a tiny ROI, a coronal slice, a plural name."""
+    records = pl.DataFrame(
+        [
+            _measured("src/a#000", "liver", 56.0, 50.0, 5.0, frame_plane="coronal"),  # 0.76 SD but 6 HU apart: no claim
+            _measured("src/a#001", "vertebrae_L1", 300.0, 40.0, 50.0, area_px=10, frame_plane="coronal"),  # below min_area_px
+            _measured("src/a#002", "nerves", 20.0, 60.0, 10.0, frame_plane="coronal", n_components=3),
+        ]
+    )
+    pairs = rule_based_pairs(records, VqaSettings())
+    liver, tiny, nerves = (_qa(pairs, f"src/a#00{i}") for i in range(3))
+    assert not any("surround" in q for q in liver) and "What is the mean attenuation of the outlined liver?" in liver
+    assert not any(q for q in tiny if "attenuation" in q or "homogeneous" in q)
+    assert not any("vertebral level" in q for q in {**liver, **tiny, **nerves})  # not an axial slice
+    assert nerves["Are the outlined nerves hypodense relative to their surroundings?"] == "Yes"
+    assert nerves["Where are the outlined nerves located in the image?"] == "Central part of the image"

@@ -11,7 +11,8 @@ from medtrinity_assets.captions.checks.sides import image_side_facts, patient_si
 from medtrinity_assets.captions.groups_text import spread_words
 from medtrinity_assets.captions.labels import image_place
 from medtrinity_assets.captions.vocab import parse_position_words
-from medtrinity_assets.export.vqa import image_location, roi_questions, validate_pair
+from medtrinity_assets.export.vqa import image_location, roi_questions
+from medtrinity_assets.export.vqa_model import validate_pair
 from medtrinity_assets.grid import GridDataError, load_grid, position_grid
 from medtrinity_assets.records import CaptionFacts, DisplayFrame, GridPosition, Measurements
 from medtrinity_assets.rois.position import grid_cell, grid_position, position_phrase

@@ -15,7 +15,8 @@ from .release import ReleaseResult, build_release, load_rejects, load_triplets, 
 from .verify import ReleaseError, ReleaseVerification, read_release_records, verify_release
 from .schema import RELEASE_COLUMNS, RELEASE_SCHEMA, RELEASE_SCHEMA_VERSION, VQA_COLUMNS, VQA_SCHEMA
 from .splits import add_splits, assign_split, groups_in_several_splits, split_group_key
-from .vqa import VQA_RULES_VERSION, derive_vqa, rule_based_pairs, vqa_summary
+from .vqa import VQA_RULES_VERSION, rule_based_pairs, vqa_summary
+from .vqa_model import derive_vqa
 from .vqa_release import VqaResult, build_vqa
 from .webdataset import WdsVerification, verify_shards
 from .writer import release_prefix

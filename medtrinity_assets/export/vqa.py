@@ -8,12 +8,13 @@ Two generators, one output schema (`VQA_SCHEMA`):
   yes), ROI location (open; yes/no about image halves and sides, in IMAGE terms), ROI
   finding/structure (open; yes and a "no" naming another label of the same source), ROI size
   (open), ROI contact (closed; yes about a structure its mask touches: vqa_contacts.py),
-  image-level findings (open; yes, or "no abnormal finding" for normal images).
+  image-level findings (open; yes, or "no abnormal finding" for normal images), and from the
+  pixel measurements the ROI's appearance, size in mm and the slice's spinal level (vqa_looks.py).
   Image-level questions are asked once per image (on the clean image); ROI questions once per
   ROI (on its overlay), at most ``max_rois_per_image`` ROIs per image (largest first).
-- **mllm** (``transformers`` / ``openai`` backends): `MLLMResource.describe_text` writes pairs as
-  JSON from the caption and its facts; malformed pairs, pairs outside `CATEGORIES` (contact
-  questions are rule-made only) and pairs that contradict the record's modality or ROI side are
+- **mllm** (``transformers`` / ``openai`` backends; vqa_model.py): `MLLMResource.describe_text` writes pairs as
+  JSON from the caption and its facts; malformed pairs, pairs outside `CATEGORIES` (contact and
+  appearance questions are rule-made only) and pairs that contradict the record's modality or ROI side are
   dropped, and a record left with no valid pair gets the rule pairs.
 
 Pairs inherit their record's split, so no question crosses a split boundary.
@@ -22,21 +23,17 @@ Pairs inherit their record's split, so no question crosses a split boundary.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from dataclasses import dataclass
 
 import polars as pl
 
+from medtrinity_assets.captions.labels import structure_name
 from medtrinity_assets.captions.vocab import (
     COMPATIBLE_MODALITIES,
     MODALITIES,
     join_words,
-    label_text,
     modality_families,
-    modality_mentions,
     modality_names,
-    parse_position_words,
     word_stems,
 )
 from medtrinity_assets.grid import position_grid
@@ -44,8 +41,9 @@ from medtrinity_assets.grid import position_grid
 from .config import VqaSettings
 from .schema import VQA_SCHEMA
 from .vqa_contacts import CATEGORY as CONTACT_CATEGORY, contact_questions
+from .vqa_looks import ImageContext, image_contexts, level_questions, look_questions, outlined_name
 
-VQA_RULES_VERSION = "vqa-rules-v2"  # v2: contact questions
+VQA_RULES_VERSION = "vqa-rules-v3"  # v2: contact questions; v3: measured appearance, size in mm, spinal level
 CATEGORIES = ("modality", "organ", "location", "finding", "size")
 ANSWER_TYPES = ("closed", "open")
 #: modality families offered as the "no" alternative, in this order of preference
@@ -123,7 +121,7 @@ def size_phrase(area_frac: float) -> str:
     return "more than a quarter of the image"
 
 
-def image_questions(r: dict, negatives: bool) -> list[QA]:
+def image_questions(r: dict, negatives: bool, context: ImageContext | None = None) -> list[QA]:
     """Modality, organ and image-level finding questions for one image (from any of its records)."""
     out: list[QA] = []
     modality = (r.get("modality") or "").strip()
@@ -145,43 +143,46 @@ def image_questions(r: dict, negatives: bool) -> list[QA]:
         out.append(QA(f"Is {findings[0]} present in this image?", "Yes", "closed", "finding"))
     elif labels:
         out.append(QA("Does this image show any abnormal finding?", "No", "closed", "finding"))
-    return out
+    return out + [QA(*p) for p in level_questions(r, context)]
 
 
-def roi_questions(r: dict, other_labels: list[str], negatives: bool) -> list[QA]:
-    """Structure, location and size questions about one outlined ROI."""
-    label = label_text(r.get("roi_label") or "")
-    if not label:
+def roi_questions(r: dict, other_labels: list[str], negatives: bool, context: ImageContext | None = None) -> list[QA]:
+    """Structure, location, size, contact and appearance questions about one outlined ROI, naming
+    it as the caption does (`outlined_name`: "left kidney", "part of the liver") with agreement."""
+    name = outlined_name(r)
+    if not name.text:
         return []
+    label, be = name.text, ("are" if name.plural else "is")
+    Be = be.capitalize()
     out = [
         QA("What structure is outlined in this image?", label, "open", "finding", True),
         QA(f"Is the outlined structure the {label}?", "Yes", "closed", "finding", True),
     ]
     if negatives:
-        own = word_stems(label)
-        candidates = sorted({label_text(o) for o in other_labels if o and not (word_stems(label_text(o)) & own)})
+        own = word_stems(structure_name(r["roi_label"]).text)
+        candidates = sorted({structure_name(o).text for o in other_labels if o and not (word_stems(structure_name(o).text) & own)})
         wrong = _stable_pick(candidates, r["sample_id"])
         if wrong:
             out.append(QA(f"Is the outlined structure the {wrong}?", "No", "closed", "finding", True))
     cell = grid_cell_of(r)
     if cell is not None:
         where = image_location(*cell).removeprefix("the ")
-        out.append(QA(f"Where is the outlined {label} located in the image?", where[:1].upper() + where[1:], "open", "location", True))
+        out.append(QA(f"Where {be} the outlined {label} located in the image?", where[:1].upper() + where[1:], "open", "location", True))
         half, side = position_grid().named_sides(*cell)
         if half:
-            out.append(QA(f"Is the outlined {label} in the {half} half of the image?", "Yes", "closed", "location", True))
+            out.append(QA(f"{Be} the outlined {label} in the {half} half of the image?", "Yes", "closed", "location", True))
             if negatives:
-                out.append(QA(f"Is the outlined {label} in the {_OPPOSITE[half]} half of the image?", "No", "closed", "location", True))
+                out.append(QA(f"{Be} the outlined {label} in the {_OPPOSITE[half]} half of the image?", "No", "closed", "location", True))
         if side:
-            out.append(QA(f"Is the outlined {label} on the {side} side of the image?", "Yes", "closed", "location", True))
+            out.append(QA(f"{Be} the outlined {label} on the {side} side of the image?", "Yes", "closed", "location", True))
             if negatives:
-                out.append(QA(f"Is the outlined {label} on the {_OPPOSITE[side]} side of the image?", "No", "closed", "location", True))
+                out.append(QA(f"{Be} the outlined {label} on the {_OPPOSITE[side]} side of the image?", "No", "closed", "location", True))
         if not half and not side:
-            out.append(QA(f"Is the outlined {label} near the centre of the image?", "Yes", "closed", "location", True))
+            out.append(QA(f"{Be} the outlined {label} near the centre of the image?", "Yes", "closed", "location", True))
     if r.get("area_frac") is not None:
-        out.append(QA(f"How large is the outlined {label} relative to the whole image?", size_phrase(float(r["area_frac"])).capitalize(), "open", "size", True))
-    out += [QA(q, a, "closed", CONTACT_CATEGORY, True) for q, a in contact_questions(r, label, _stable_pick)]
-    return out
+        out.append(QA(f"How large {be} the outlined {label} relative to the whole image?", size_phrase(float(r["area_frac"])).capitalize(), "open", "size", True))
+    out += [QA(q, a, "closed", CONTACT_CATEGORY, True) for q, a in contact_questions(r, name, _stable_pick)]
+    return out + [QA(*p, on_overlay=True) for p in look_questions(r, name, context, negatives, _stable_pick)]
 
 
 # ----------------------------------------------------------------------------- selection
@@ -225,7 +226,7 @@ def labels_by_dataset(records: pl.DataFrame) -> dict[str, list[str]]:
     return {ds: sorted(set(g["roi_label"].to_list())) for (ds,), g in rois.group_by("dataset")}
 
 
-def _rows(target: VqaTarget, pairs: list[QA], generator: str) -> list[dict]:
+def pair_rows(target: VqaTarget, pairs: list[QA], generator: str) -> list[dict]:
     r = target.record
     base = r["sample_id"] if target.roi_level else r["image_id"]
     counters: dict[str, int] = {}
@@ -251,137 +252,23 @@ def _rows(target: VqaTarget, pairs: list[QA], generator: str) -> list[dict]:
     return rows
 
 
-def rule_pairs_for(target: VqaTarget, other_labels: list[str], settings: VqaSettings) -> list[QA]:
+def rule_pairs_for(target: VqaTarget, other_labels: list[str], settings: VqaSettings, context: ImageContext | None = None) -> list[QA]:
     pairs: list[QA] = []
     if target.image_level:
-        pairs += image_questions(target.record, settings.negatives)
+        pairs += image_questions(target.record, settings.negatives, context)
     if target.roi_level:
-        pairs += roi_questions(target.record, other_labels, settings.negatives)
+        pairs += roi_questions(target.record, other_labels, settings.negatives, context)
     return pairs
 
 
 def rule_based_pairs(records: pl.DataFrame, settings: VqaSettings) -> pl.DataFrame:
     """Every rule question for the records (see the module docstring)."""
-    others = labels_by_dataset(records)
+    others, contexts = labels_by_dataset(records), image_contexts(records)
     rows: list[dict] = []
     for t in vqa_targets(records, settings):
-        rows += _rows(t, rule_pairs_for(t, others.get(t.record["dataset"], []), settings), f"rules:{VQA_RULES_VERSION}")
+        pairs = rule_pairs_for(t, others.get(t.record["dataset"], []), settings, contexts.get(t.record["image_id"]))
+        rows += pair_rows(t, pairs, f"rules:{VQA_RULES_VERSION}")
     return pl.DataFrame(rows, schema=VQA_SCHEMA) if rows else pl.DataFrame(schema=VQA_SCHEMA)
-
-
-# ----------------------------------------------------------------------------- MLLM path
-
-
-def vqa_prompt(target: VqaTarget) -> str:
-    """Text prompt asking a model for question–answer pairs about one record, as a JSON array."""
-    r = target.record
-    scope = []
-    if target.image_level:
-        scope.append("the image's modality, the organs shown and any reported finding")
-    if target.roi_level:
-        scope.append(f"the outlined region ({label_text(r.get('roi_label') or '')}): what it is, where it lies and how large it is")
-    facts = {
-        "modality": r.get("modality"),
-        "organs": list(r.get("organs") or []),
-        "image_labels": list(r.get("labels") or []),
-        "roi_label": r.get("roi_label") if target.roi_level else None,
-        "roi_position_in_image": r.get("position") if target.roi_level else None,
-        "roi_area_fraction": r.get("area_frac") if target.roi_level else None,
-    }
-    return (
-        "You write visual question answering pairs for a medical image from its verified description.\n"
-        f"Facts (JSON): {json.dumps(facts, ensure_ascii=False)}\n"
-        f"Description: {r.get('caption') or ''}\n\n"
-        f"Write 3 to 6 questions about {' and '.join(scope)}. Use only the facts and the description; left/right mean image "
-        "sides. Mix closed questions (answer exactly 'Yes' or 'No') and open questions (short answers).\n"
-        'Answer with a JSON array only, each item {"question": "...", "answer": "...", "answer_type": "closed" | "open", '
-        '"category": "modality" | "organ" | "location" | "finding" | "size"}.'
-    )
-
-
-def parse_vqa_answer(text: str) -> list[dict]:
-    """The JSON array in a model answer (code fences and text around it tolerated); [] when none."""
-    m = re.search(r"\[.*\]", text or "", re.S)
-    if not m:
-        return []
-    try:
-        data = json.loads(m.group(0))
-    except json.JSONDecodeError:
-        return []
-    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
-
-
-def _contradicts_modality(text: str, modality: str) -> bool:
-    named = modality_mentions(text)
-    return bool(modality_families(modality)) and bool(named - allowed_families(modality))
-
-
-def validate_pair(item: dict, r: dict, roi_level: bool) -> QA | None:
-    """A well-formed pair consistent with the record, or None."""
-    q = str(item.get("question") or "").strip()
-    a = str(item.get("answer") or "").strip()
-    kind = str(item.get("answer_type") or "").strip().lower()
-    cat = str(item.get("category") or "").strip().lower()
-    if not q.endswith("?") or not a or kind not in ANSWER_TYPES or cat not in CATEGORIES:
-        return None
-    if kind == "closed":
-        if a.lower().rstrip(".") not in ("yes", "no"):
-            return None
-        a = a.lower().rstrip(".").capitalize()
-    elif len(a.split()) > MAX_OPEN_ANSWER_WORDS:
-        return None
-    if cat in ("location", "size") and not roi_level:
-        return None
-    modality = r.get("modality") or ""
-    if cat == "modality":
-        if kind == "open" and _contradicts_modality(a, modality):
-            return None
-        if kind == "closed":
-            asked = modality_mentions(q)
-            own = modality_families(modality)
-            if own and asked:
-                fits = bool(asked & allowed_families(modality))
-                if (a == "Yes") != fits:
-                    return None
-    if cat == "location" and kind == "open" and roi_level:
-        said, cell = parse_position_words(a), grid_cell_of(r)
-        if cell is not None:
-            truth = position_grid().named_sides(*cell)
-            for got, want in ((said.vertical, truth[0]), (said.horizontal, truth[1])):
-                if got in ("left", "right", "upper", "lower") and want is not None and got != want:
-                    return None
-    return QA(q, a, kind, cat, on_overlay=roi_level and cat in ("location", "finding", "size"))
-
-
-def mllm_pairs(records: pl.DataFrame, mllm, settings: VqaSettings) -> tuple[pl.DataFrame, dict]:
-    """Pairs written by a model through `mllm.describe_text`; rule pairs where a record got none."""
-    targets = vqa_targets(records, settings)
-    others = labels_by_dataset(records)
-    answers = mllm.describe_text([vqa_prompt(t) for t in targets]) if targets else []
-    generator = f"mllm:{mllm.backend}:{mllm.model_name or mllm.model_path or 'default'}"
-    rows: list[dict] = []
-    stats = {"targets": len(targets), "model_pairs": 0, "invalid_pairs": 0, "fallback_targets": 0}
-    for t, text in zip(targets, answers, strict=True):
-        items = parse_vqa_answer(text)
-        valid = [qa for qa in (validate_pair(i, t.record, t.roi_level) for i in items) if qa is not None]
-        stats["invalid_pairs"] += len(items) - len(valid)
-        if valid:
-            stats["model_pairs"] += len(valid)
-            rows += _rows(t, valid, generator)
-        else:
-            stats["fallback_targets"] += 1
-            rows += _rows(t, rule_pairs_for(t, others.get(t.record["dataset"], []), settings), f"rules:{VQA_RULES_VERSION}")
-    df = pl.DataFrame(rows, schema=VQA_SCHEMA) if rows else pl.DataFrame(schema=VQA_SCHEMA)
-    return df, stats
-
-
-def derive_vqa(records: pl.DataFrame, mllm, settings: VqaSettings) -> tuple[pl.DataFrame, dict]:
-    """Rule pairs for the grounded composer (or no resource), model pairs for model backends."""
-    if mllm is None or getattr(mllm, "backend", "grounded_composer") == "grounded_composer":
-        df = rule_based_pairs(records, settings)
-        return df, {"generator": f"rules:{VQA_RULES_VERSION}", "targets": len(vqa_targets(records, settings))}
-    df, stats = mllm_pairs(records, mllm, settings)
-    return df, {"generator": f"mllm:{mllm.backend}", **stats}
 
 
 def vqa_summary(pairs: pl.DataFrame) -> dict:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from medtrinity_assets.captions.vocab import label_text
+from medtrinity_assets.captions.labels import Name, structure_name
 
 CATEGORY = "relation"
 
 
-def contact_questions(r: dict, label: str, pick: Callable[[list[str], str], str | None]) -> list[tuple[str, str]]:
-    """(question, "Yes") about one structure the outlined `label` touches; `pick` chooses it per
-    record, stably."""
+def contact_questions(r: dict, name: Name, pick: Callable[[list[str], str], str | None]) -> list[tuple[str, str]]:
+    """(question, "Yes") about one structure the outlined ROI (`name`) touches; `pick` chooses it
+    per record, stably."""
     own = r.get("roi_label")
     touching = sorted({c for c in r.get("contacts") or [] if c != own}) if own else []
     other = pick(touching, r["sample_id"])
-    return [(f"Does the outlined {label} touch the {label_text(other)}?", "Yes")] if other else []
+    does = "Do" if name.plural else "Does"
+    return [(f"{does} the outlined {name.text} touch the {structure_name(other).text}?", "Yes")] if other else []

@@ -13,7 +13,8 @@ from .llava import vqa_conversations
 from .release import parquet_bytes
 from .verify import read_release_records, verify_checksums
 from .schema import VQA_COLUMNS, schema_markdown
-from .vqa import derive_vqa, vqa_summary
+from .vqa import vqa_summary
+from .vqa_model import derive_vqa
 from .writer import ReleaseWriter, release_prefix
 
 VQA_DIR = "vqa/"
