@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from medtrinity_assets.captions import check_caption, compose_caption
-from medtrinity_assets.captions.appearance import compared_to, standardised_difference
+from medtrinity_assets.captions.appearance import comparable, compared_to, comparison_candidates, standardised_difference
 from medtrinity_assets.captions.checks.judge import fact_lines
 from medtrinity_assets.captions.data_files import appearance
 from medtrinity_assets.captions.labels import structure_name
@@ -67,6 +67,7 @@ def test_every_swapped_comparison_in_demo_captions_is_caught(records):
             continue
         other = next(i for i in facts.other_intensities if said[m.end() :].startswith(" " + structure_name(i.label).text))
         assert abs(standardised_difference(facts.measurements, other)) < limit, said  # alike tissues only
+        assert comparable(facts.roi_label, other.label), said  # of one comparison class
         word = next(g for g in m.groups() if g)
         wrong = said[: m.start()] + m.group(0).replace(word, _SWAP[word], 1) + said[m.end() :]
         swapped += 1
@@ -108,3 +109,33 @@ def test_a_structure_cut_into_parts_is_compared_as_one(records):
     text, sections = compose_caption(vessel, seed="v")
     assert "than the nerve" not in text and "to the nerve" not in text
     assert "appearance_contradiction" not in check_caption(f"{text} It is brighter than the nerve.", sections, vessel)
+
+
+def test_like_is_compared_with_like(records):
+    """Comparisons pair structures of one class (data/appearance.yaml compare_classes): the CT
+    liver, which has no relation with the spleen, is read against it ("higher in attenuation than
+    the spleen"), as SimpleITK's means of the two masks on that slice confirm; the colon is never
+    read against a lung lobe, nor the aorta against a vertebra, though they are neighbours."""
+    ct = sitk.GetArrayFromImage(sitk.ReadImage(str(TS / "example_ct_sm.nii.gz"))).astype(np.float64)
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(str(TS / "example_seg.nii.gz")))
+    ids = {name: int(k) for k, name in json.loads((TS / "example_seg_labels.json").read_text())["labels_present"].items()}
+    livers = [f for _, _, f in records if f.measurements and f.measurements.intensity_unit == "HU" and f.roi_label == "liver" and f.measurements.count_kind != "parts"
+              and "spleen" not in {r.other for r in f.relations} | set(f.contacts or []) and any(i.label == "spleen" for i in f.other_intensities)]
+    assert livers
+    for facts in livers:
+        assert "spleen" in [i.label for i in comparison_candidates(facts)]  # by class, not by relation
+        spleen = next(i for i in facts.other_intensities if i.label == "spleen")
+        slices = [z for z in range(ct.shape[0]) if (seg[z] == ids["liver"]).any() and (seg[z] == ids["spleen"]).any()
+                  and abs(ct[z][seg[z] == ids["liver"]].mean() - facts.measurements.mean) < 0.1 and abs(ct[z][seg[z] == ids["spleen"]].mean() - spleen.mean) < 0.1]
+        assert len(slices) == 1
+        liver_hu, spleen_hu = ct[slices[0]][seg[slices[0]] == ids["liver"]].mean(), ct[slices[0]][seg[slices[0]] == ids["spleen"]].mean()
+        assert liver_hu > spleen_hu + 8
+        text, sections = compose_caption(facts, seed="l")
+        assert re.search(r"(?:hyperdense (?:relative )?to|higher in attenuation than) the spleen", sections["relations"]), sections["relations"]
+    unlike = [("colon", "lung"), ("aorta", "vertebra"), ("autochthon", "kidney"), ("aorta", "disc")]
+    for _, roi_id, facts in records:
+        text, sections = compose_caption(facts, seed=roi_id)
+        said = sections["relations"].split(". ")[-1]
+        for a, b in unlike:
+            if a in (facts.roi_label or "") and _COMPARED.search(said):
+                assert b not in said[_COMPARED.search(said).end() :], said

@@ -71,7 +71,7 @@ def test_prompt_leaves_out_definitions_judged_wrong():
 def test_prompt_has_header_fields_questions_and_instruction():
     facts = ct_liver()
     prompt = build_prompt(facts)
-    assert PROMPT_VERSION == "mt-prompt-v7"
+    assert PROMPT_VERSION == "mt-prompt-v8"
     assert f"Coarse caption: {facts.coarse_caption}" in prompt
     assert "Specific position: in the upper left part of the image" in prompt
     assert "18.3% of the image area" in prompt

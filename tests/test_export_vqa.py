@@ -205,7 +205,7 @@ def test_appearance_questions_follow_the_measurements():
         [
             _measured("src/a#000", "kidney_left", 13.0, 40.0, 12.0, relations=rel),
             _measured("src/a#001", "spleen", 30.0, 0.0, 10.0, m_margin_sharpness=0.5),
-            _measured("src/a#002", "vertebrae_L2", 400.0, 30.0, 140.0, m_circularity=0.3, m_solidity=0.6),
+            _measured("src/a#002", "vertebrae_L2", 400.0, 30.0, 140.0, m_circularity=0.3, m_solidity=0.6, relations=rel, contacts=["kidney_left"]),
         ]
     )
     pairs = rule_based_pairs(records, VqaSettings())
@@ -224,10 +224,12 @@ def test_appearance_questions_follow_the_measurements():
     spleen = _qa(pairs, "src/a#001")
     assert spleen["Is the outlined spleen hyperdense relative to its surroundings?"] == "Yes"
     assert spleen["Are the margins of the outlined spleen well defined?"] == "No"
-    assert not any("relative to the left kidney" in q for q in spleen)  # no relation recorded from the spleen
+    # no relation from the spleen, but the kidney is of its comparison class (solid organ)
+    assert spleen["Is the outlined spleen hyperdense relative to the left kidney?"] == "Yes"
     bone = _qa(pairs, "src/a#002")
     assert bone["What shape is the outlined L2 vertebra on this image?"] == "Irregular"
     assert bone["Is the outlined L2 vertebra homogeneous or heterogeneous?"] == "Heterogeneous"  # 140 HU spread
+    assert not any("spleen?" in q or "kidney?" in q for q in bone if "hyper" in q or "hypo" in q)  # bone is not read against organs
     rows = pairs.filter(pl.col("category") == "appearance")
     assert rows["image"].str.starts_with("overlays/").all() and rows["generator"].str.ends_with("vqa-rules-v3").all()
 

@@ -9,7 +9,8 @@ None when its measurement is null or unreliable: an ROI below ``min_area_px``, n
 contrast at the cap (a tiny pooled deviation), a raw difference of means below
 ``min_difference``, a shape of a small or multi-part mask. The composer words a `Look`; the
 quality report (`captions.quality`) re-derives it to verify captions. `compared_to(m, other)`
-reads the ROI against another structure of the image (`records.Intensity`) with the same bands.
+reads the ROI against another structure of the image (`records.Intensity`) with the same bands;
+`comparison_candidates(facts)` lists the alike structures it may be compared with.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from medtrinity_assets.records import CaptionFacts, Intensity, Measurements
 
 from .colour_names import colour_name
 from .data_files import appearance
+from .labels import roi_label_of, side_of, structure_key
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,33 @@ def standardised_difference(m: Measurements, other: Intensity) -> float | None:
     return (float(m.mean) - other.mean) / pooled if pooled > 0 else None
 
 
-def related_intensities(facts: CaptionFacts) -> list[Intensity]:
-    """The measured structures (`CaptionFacts.other_intensities`) the ROI has a relation with, then
-    those it touches, in that order: the candidates for a comparison."""
-    measured = {i.label: i for i in facts.other_intensities}
-    labels = dict.fromkeys([*(r.other for r in facts.relations), *(facts.contacts or [])])
-    return [measured[label] for label in labels if label in measured]
+def comparable(label: str, other: str) -> bool:
+    """Whether two structures are alike enough to compare (`compare_classes` / `compare_across`
+    in data/appearance.yaml); a structure of no class is comparable with any."""
+    cfg = appearance()
+    a, b = cfg.compare_class(structure_key(label)), cfg.compare_class(structure_key(other))
+    return a is None or b is None or a == b or (a, b) in cfg.compare_across or (b, a) in cfg.compare_across
+
+
+def comparison_candidates(facts: CaptionFacts) -> list[Intensity]:
+    """The measured structures (`CaptionFacts.other_intensities`) the ROI may be compared with
+    (`candidates_for`)."""
+    roi = roi_label_of(facts)
+    related = [*(r.other for r in facts.relations), *(facts.contacts or [])]
+    return candidates_for(roi, related, facts.other_intensities) if roi else []
+
+
+def candidates_for(roi: str, related: list[str], measured: list[Intensity]) -> list[Intensity]:
+    """In order: the measured structures of `related` (the ROI's relations, then its contacts), then
+    the other measured structures of the ROI's own comparison class (the spleen for the liver; the
+    same structure on the other side first, then those on the ROI's side); only comparable ones,
+    never the ROI's own label."""
+    cfg, by_label, key = appearance(), {i.label: i for i in measured}, structure_key(roi)
+    own = cfg.compare_class(key)
+    same = [i.label for i in measured if own is not None and cfg.compare_class(structure_key(i.label)) == own]
+    same.sort(key=lambda label: (structure_key(label) != key, side_of(label) != side_of(roi)))  # the counterpart, then the same side
+    labels = dict.fromkeys([*related, *same])
+    return [by_label[label] for label in labels if label in by_label and label != roi and comparable(roi, label)]
 
 
 def compared_to(m: Measurements, other: Intensity) -> str | None:

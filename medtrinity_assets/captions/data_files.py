@@ -16,7 +16,7 @@ import string
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medtrinity_resources.yaml_config import read_yaml_mapping, validate_config
 
@@ -258,6 +258,8 @@ class Appearance(_Strict):
     degree: dict[str, str]
     marked_contrast: float
     compare_max_contrast: float = Field(gt=0)  # composer: compare with a neighbour only below this |standardised difference|
+    compare_classes: dict[str, list[str]]  # class -> structure keys compared with each other
+    compare_across: list[tuple[str, str]] = []  # pairs of classes also compared
     slight_michelson_max: dict[str, float]
     texture_words: dict[str, Forms]
     shape_words: dict[str, Forms]
@@ -277,6 +279,19 @@ class Appearance(_Strict):
         """The reference form of a reading (``texture_words``, ``homogeneous`` -> ``homogeneous``)."""
         forms = getattr(self, table).get(key or "")
         return forms[0] if forms else default
+
+    @model_validator(mode="after")
+    def _classes(self) -> "Appearance":
+        keys = [k for members in self.compare_classes.values() for k in members]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        unknown = sorted({c for pair in self.compare_across for c in pair} - set(self.compare_classes))
+        if twice or unknown:
+            raise ValueError(f"compare_classes: structures in two classes {twice}; compare_across names no class {unknown}")
+        return self
+
+    def compare_class(self, key: str) -> str | None:
+        """The comparison class of a structure key (`labels.structure_key`), or None."""
+        return next((c for c, members in self.compare_classes.items() if key in members), None)
 
     @field_validator("ct_bands")
     @classmethod

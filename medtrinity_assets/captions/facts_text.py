@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from medtrinity_assets.records import CaptionFacts, Measurements
 
-from .appearance import Look, assess, compared_to, diameter_words, related_intensities, standardised_difference
+from .appearance import Look, assess, compared_to, diameter_words, comparison_candidates, standardised_difference
 from .data_files import appearance
 from .groups_text import is_group, spread_words
 from .labels import image_place, is_parts, number_words, patient_place, roi_label_of, roi_name, slice_levels, structure_name
@@ -124,14 +124,15 @@ def measurement_lines(m: Measurements | None) -> list[str]:
 
 
 def comparison_lines(facts: CaptionFacts, limit: int = 3) -> list[str]:
-    """The ROI's mean against the measured means of the structures it relates to or touches, with
+    """The ROI's mean against the measured means of the alike structures it may be compared with
+    (`appearance.comparison_candidates`), with
     the reading the checks hold a comparison to (``- vs the spleen: mean 13.3 vs 30.5 HU,
     standardised difference -0.95 -> darker``)."""
     m = facts.measurements
     if m is None or m.mean is None:
         return []
     lines = []
-    for other in related_intensities(facts):
+    for other in comparison_candidates(facts):
         c = standardised_difference(m, other)
         if c is None:
             continue

@@ -6,6 +6,7 @@ data/wording.yaml).
   heart ventricle``, ``rib_left_9`` -> ``left 9th rib``, ``vertebrae_T9`` -> ``T9 vertebra``)
 - `roi_name(label, measurements)`  the name of one ROI: a single connected mask of a plural label
   is named in the singular where the data says so (one "lungs" mask is a ``lung field``)
+- `structure_key(label)`  the structure a label names, without sides, numbers or levels
 - `vertebral_levels(labels)`  the spinal levels named by numbered vertebra labels (``vertebrae_L2``
   -> ``L2``), cranial to caudal; `slice_levels(facts)` those an axial slice passes through
 - `is_plural`, `conjugations`  verb agreement
@@ -115,6 +116,19 @@ def structure_name(label: str) -> Name:
     one_text = f"{lead} {one}".strip()
     many_text = f"{lead} {many}".strip()
     return Name(many_text if plural else one_text, one_text, many_text, plural)
+
+
+def structure_key(label: str) -> str:
+    """A label's structure without side words, numbers or spinal levels (``kidney_left`` ->
+    ``kidney``, ``rib_left_9`` -> ``rib``, ``vertebrae_L2`` -> ``vertebrae``): what the
+    comparison classes of data/appearance.yaml list."""
+    words = [w for w in _words(label) if w not in labels().side_words and not _NUMBER.match(w) and not _LEVEL.match(w)]
+    return " ".join(words).lower()
+
+
+def side_of(label: str) -> str | None:
+    """The side word a label carries (``kidney_left`` -> ``left``), or None."""
+    return next((w for w in _words(label) if w in labels().side_words), None)
 
 
 _SPINE_ORDER = "CTLS"

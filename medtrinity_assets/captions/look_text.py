@@ -12,7 +12,7 @@ import re
 
 from medtrinity_assets.records import CaptionFacts
 
-from .appearance import Look, compared_to, diameter_words, related_intensities, standardised_difference
+from .appearance import Look, compared_to, diameter_words, comparison_candidates, standardised_difference
 from .colour_names import words_of
 from .data_files import appearance, template_fields, wording
 from .labels import Name, conjugations, number_words, structure_name
@@ -193,14 +193,15 @@ def look_sentences(name: Name, look: Look, facts: CaptionFacts, family: str | No
 
 
 def comparison_sentence(name: Name, facts: CaptionFacts, family: str | None, rng: random.Random) -> str:
-    """The ROI's brightness against one neighbouring structure of the image ("It is hypodense
-    relative to the spleen."): the first structure it has a relation with, then any it touches,
-    whose measured mean (`CaptionFacts.other_intensities`) gives a reliable reading
-    (`appearance.compared_to`) of two alike tissues (``compare_max_contrast``); "" when none does."""
+    """The ROI's brightness against one alike structure of the image ("It is hypodense relative to
+    the spleen."): the first of `appearance.comparison_candidates` (alike structures it relates to
+    or touches, then the others of its class) whose measured mean (`CaptionFacts.other_intensities`)
+    gives a reliable reading (`appearance.compared_to`) within ``compare_max_contrast``; "" when none
+    does."""
     m, cfg = facts.measurements, appearance()
     if m is None:
         return ""
-    for other in related_intensities(facts):
+    for other in comparison_candidates(facts):
         reading = compared_to(m, other)
         if reading and abs(standardised_difference(m, other)) < cfg.compare_max_contrast:  # type: ignore[arg-type]
             words = cfg.intensity_words.get(family or "", cfg.intensity_words["default"])

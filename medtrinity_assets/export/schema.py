@@ -99,7 +99,7 @@ VQA_COLUMNS: list[tuple[str, pl.DataType, str]] = [
     ("question", Str, "question"),
     ("answer", Str, "answer"),
     ("answer_type", Str, "`closed` (yes/no) or `open`"),
-    ("category", Str, "`modality`, `organ`, `location`, `finding` or `size`"),
+    ("category", Str, "`modality`, `organ`, `location`, `finding`, `size`, `relation` (contacts) or `appearance` (measured look, since vqa-rules-v3)"),
     ("generator", Str, "`rules:<version>` or `mllm:<backend>:<model>`"),
 ]
 

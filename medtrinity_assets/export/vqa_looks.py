@@ -7,9 +7,9 @@ captions/data/appearance.yaml), so a question is asked only where the caption co
 - brightness against the surrounding ring ("Is the outlined left kidney hypodense relative to its
   surroundings?" Yes; with negatives the opposite reading, No), and open ("How does ... appear
   relative to the surrounding tissue?");
-- against another measured structure of the same image that the ROI has a relation with or
-  touches (`structure_intensities` of the image's records: one ROI, or the pooled parts of one
-  structure), picked per record;
+- against another measured structure of the same image that the captions may compare it with
+  (`appearance.candidates_for`: alike structures it relates to or touches, or of its own class;
+  means from `structure_intensities` of the image's records), picked per record;
 - mean attenuation in HU (CT), internal texture, outline shape, margin, equivalent diameter in mm;
 - image level: the vertebral level of an axial slice, from its numbered vertebra labels.
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from medtrinity_assets.captions.appearance import Look, assess, compared_to
+from medtrinity_assets.captions.appearance import Look, assess, candidates_for, compared_to
 from medtrinity_assets.captions.data_files import appearance, wording
 from medtrinity_assets.captions.labels import Name, is_parts, part_name, roi_name, structure_name, vertebral_levels
 from medtrinity_assets.captions.look_text import capitalise, diameter_words, form
@@ -113,9 +113,9 @@ def comparison_questions(r: dict, name: Name, context: ImageContext | None, fami
     m = measurements_from_row(r)
     if m is None or context is None:
         return []
-    own = r.get("roi_label")
-    related = dict.fromkeys([*(x.get("other") for x in r.get("relations") or []), *(r.get("contacts") or [])])
-    readings = {o: compared_to(m, context.intensities[o]) for o in related if o and o != own and o in context.intensities}
+    related = [x.get("other") for x in r.get("relations") or []] + list(r.get("contacts") or [])
+    candidates = candidates_for(r.get("roi_label") or "", related, list(context.intensities.values()))
+    readings = {i.label: compared_to(m, i) for i in candidates}
     other = pick(sorted(o for o, reading in readings.items() if reading), r["sample_id"])
     if other is None:
         return []

@@ -34,7 +34,7 @@ def vqa_readme(config: ReleaseConfig, summary: dict, generation: dict) -> str:
     rows = "\n".join(f"| {k} | {v} |" for k, v in summary.get("per_category", {}).items())
     return (
         f"# VQA pairs of release `{config.name}`\n\n"
-        f"{summary.get('pairs', 0)} question–answer pairs derived from the release's captions and structured fields "
+        f"{summary.get('pairs', 0)} question–answer pairs derived from the release's captions, structured fields and pixel measurements "
         f"(generator: `{generation.get('generator')}`). Closed questions: {summary.get('closed_yes', 0)} 'Yes', "
         f"{summary.get('closed_no', 0)} 'No'. Pairs keep their record's split.\n\n"
         "| category | pairs |\n|---|---|\n" + rows + "\n\n"
