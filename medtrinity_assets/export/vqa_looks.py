@@ -30,15 +30,13 @@ from medtrinity_assets.captions.labels import Name, is_parts, part_name, roi_nam
 from medtrinity_assets.captions.look_text import capitalise, diameter_words, form
 from medtrinity_assets.captions.relations_text import modality_display
 from medtrinity_assets.captions.vocab import join_words
-from medtrinity_assets.records import Intensity
+from medtrinity_assets.records import Intensity, Measurements
 from medtrinity_assets.stages.captions import structure_intensities
 from medtrinity_assets.stages.facts import measurements_from_row
 
 CATEGORY = "appearance"
 Pair = tuple[str, str, str, str]  # question, answer, answer_type, category
 _OPPOSITE = {"darker": "brighter", "brighter": "darker"}
-_TEXTURE = {"homogeneous": "Homogeneous", "mild": "Mildly heterogeneous", "heterogeneous": "Heterogeneous"}
-_SHAPE = {"round": "Round", "oval": "Oval", "elongated": "Elongated", "irregular": "Irregular"}
 
 
 @dataclass(frozen=True)
@@ -108,10 +106,10 @@ def contrast_questions(name: Name, look: Look, family: str | None, negatives: bo
     return out
 
 
-def comparison_questions(r: dict, name: Name, context: ImageContext | None, family: str | None, negatives: bool, pick: Callable[[list[str], str], str | None]) -> list[Pair]:
-    """One structure the ROI relates to or touches, with a reliable reading against its mean."""
-    m = measurements_from_row(r)
-    if m is None or context is None:
+def comparison_questions(r: dict, m: Measurements, name: Name, context: ImageContext | None, family: str | None, negatives: bool, pick: Callable[[list[str], str], str | None]) -> list[Pair]:
+    """One alike structure the ROI may be compared with (`appearance.candidates_for`), with a
+    reliable reading against its mean."""
+    if context is None:
         return []
     related = [x.get("other") for x in r.get("relations") or []] + list(r.get("contacts") or [])
     candidates = candidates_for(r.get("roi_label") or "", related, list(context.intensities.values()))
@@ -131,16 +129,16 @@ def look_questions(r: dict, name: Name, context: ImageContext | None, negatives:
     m = measurements_from_row(r)
     if m is None:
         return []
-    look, family = assess(m), modality_display(r.get("modality") or "")[2]
+    cfg, look, family = appearance(), assess(m), modality_display(r.get("modality") or "")[2]
     label, be = name.text, _is(name)
     out = contrast_questions(name, look, family, negatives)
-    out += comparison_questions(r, name, context, family, negatives, pick)
+    out += comparison_questions(r, m, name, context, family, negatives, pick)
     if look.mean_hu is not None:
         out.append((f"What is the mean attenuation of the outlined {label}?", f"About {round(look.mean_hu)} HU", "open", CATEGORY))
-    if look.texture in _TEXTURE:
-        out.append((f"{be} the outlined {label} homogeneous or heterogeneous?", _TEXTURE[look.texture], "open", CATEGORY))
-    if look.shape in _SHAPE:
-        out.append((f"What shape {be.lower()} the outlined {label} on this image?", _SHAPE[look.shape], "open", CATEGORY))
+    if look.texture is not None:  # answers in the reference words of the captions (appearance.yaml)
+        out.append((f"{be} the outlined {label} homogeneous or heterogeneous?", capitalise(cfg.reference("texture_words", look.texture)), "open", CATEGORY))
+    if look.shape is not None:
+        out.append((f"What shape {be.lower()} the outlined {label} on this image?", capitalise(cfg.reference("shape_words", look.shape)), "open", CATEGORY))
     if look.margin in ("well", "ill"):
         out.append((f"Are the margins of the outlined {label} well defined?", "Yes" if look.margin == "well" else "No", "closed", CATEGORY))
     if look.diameter_mm is not None:
