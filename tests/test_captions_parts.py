@@ -58,3 +58,25 @@ def test_the_prompt_and_the_judge_say_parts_not_structures(records):
     _, facts = _liver_parts(records)[0]
     assert "one of two separate parts of one liver on this slice" in build_prompt(facts)
     assert any("separate parts of this one structure on the image 2" in line for line in fact_lines(facts))
+
+
+def test_a_plural_label_in_pieces_is_its_members(records):
+    """A label that names several structures ("costal cartilages") cut into pieces by the slice
+    gives separate members, not parts of one: "one of two costal cartilages", and "the two costal
+    cartilages" is no count contradiction. One connected piece of "vertebrae" or "intervertebral
+    discs" on an axial slice is one vertebra, one disc, in the overview as in the ROI sentences."""
+    pieces = [(rid, f) for ds, rid, f in records if f.roi_label == "costal_cartilages" and f.measurements.count_kind == "parts" and f.measurements.label_count == 2]
+    assert pieces  # the CT slice through T12 shows a left and a right costal cartilage
+    for rid, facts in pieces:
+        text, sections = compose_caption(facts, seed=rid)
+        assert "one of two costal cartilages" in text and "part of the costal cartilage" not in text, text
+        assert check_caption(text, sections, facts) == []
+        said = re.sub(r"^[^.]*\.", "This axial image shows the two costal cartilages and the liver.", text, count=1)
+        assert "count_contradiction" not in check_caption(said, sections, facts), said
+    singles = [(rid, f) for ds, rid, f in records if f.roi_label in ("vertebrae", "intervertebral_discs") and f.measurements.n_components == 1]
+    assert {f.roi_label for _, f in singles} == {"vertebrae", "intervertebral_discs"}  # the MR slices
+    for rid, facts in singles:
+        text, sections = compose_caption(facts, seed=rid)
+        one, many = ("vertebra", "vertebrae") if facts.roi_label == "vertebrae" else ("intervertebral disc", "intervertebral discs")
+        assert f"the {one}," in text.split(".")[0] and f"the {many}" not in text.lower(), text
+        assert check_caption(text, sections, facts) == [], text

@@ -71,7 +71,7 @@ def test_prompt_leaves_out_definitions_judged_wrong():
 def test_prompt_has_header_fields_questions_and_instruction():
     facts = ct_liver()
     prompt = build_prompt(facts)
-    assert PROMPT_VERSION == "mt-prompt-v8"
+    assert PROMPT_VERSION == "mt-prompt-v9"
     assert f"Coarse caption: {facts.coarse_caption}" in prompt
     assert "Specific position: in the upper left part of the image" in prompt
     assert "18.3% of the image area" in prompt
@@ -81,7 +81,7 @@ def test_prompt_has_header_fields_questions_and_instruction():
     touching = build_prompt(dataclasses.replace(facts, contacts=["spleen", "inferior_vena_cava"]))
     assert "it touches the spleen and the inferior vena cava, and no other marked structure" in touching
     assert "it touches no other marked structure" in build_prompt(dataclasses.replace(facts, contacts=[]))
-    plural = build_prompt(dataclasses.replace(facts, roi_label="intervertebral_discs", contacts=["spleen"]))  # agreement
+    plural = build_prompt(dataclasses.replace(facts, roi_label="portal_vein_and_splenic_vein", contacts=["spleen"]))  # agreement
     assert "they cover about" in plural and "they border the spleen; they lie anterior" in plural and "they touch the spleen" in plural
     assert not re.search(r"\bit (?:lie|border|touch|cover)\b", plural)
     # the measurements, with the reading the composer gives them

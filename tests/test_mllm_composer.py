@@ -20,7 +20,7 @@ def test_composer_backend_describes_every_request():
     assert [g.request_id for g in gens] == [r.request_id for r in reqs]
     for g, r in zip(gens, reqs, strict=True):
         assert g.backend == "grounded_composer" and g.model_version == COMPOSER_VERSION
-        assert g.prompt_version == "mt-prompt-v8" and g.prompt_hash == prompt_hash(build_prompt(r.facts))
+        assert g.prompt_version == "mt-prompt-v9" and g.prompt_hash == prompt_hash(build_prompt(r.facts))
         assert g.problems == [] and g.attempts == 1
         assert (g.text, g.sections) == compose_caption(r.facts, seed=r.request_id)
         assert g.settings["seed"] == r.request_id

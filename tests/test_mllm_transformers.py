@@ -55,7 +55,7 @@ def test_describe_runs_retries_and_flags(tiny_llava):
     for g, r in zip(gens, reqs, strict=True):
         assert g.backend == "transformers"
         assert g.model_version == model_version_of(tiny_llava) and len(g.model_version) == 12
-        assert g.prompt_version == "mt-prompt-v8"
+        assert g.prompt_version == "mt-prompt-v9"
         assert g.prompt_hash == prompt_hash(build_prompt(r.facts))
         assert g.settings["decoding"] == "greedy" and g.settings["temperature"] == 0.0
         assert g.settings["max_new_tokens"] in (MAX_NEW, 2 * MAX_NEW) and g.settings["dtype"] == "float32"

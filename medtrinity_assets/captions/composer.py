@@ -48,7 +48,7 @@ from .look_text import capitalise, comparison_sentence, fill, form, look_sentenc
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, stem, unique, word_stems
 
-COMPOSER_VERSION = "mt-composer-v10"
+COMPOSER_VERSION = "mt-composer-v11"
 
 MAX_LISTED_STRUCTURES = 2
 
@@ -80,8 +80,10 @@ def overview_sentence(facts: CaptionFacts, rng: random.Random) -> str:
     labels = related_first(facts)
     names = [structure_name(x).text for x in labels]
     count = facts.measurements.label_count if facts.measurements else None
-    if roi and names and count and count > 1 and not is_parts(facts.measurements):  # the ROI's label first, with how many there are
+    if roi and names and count and count > 1 and not is_parts(facts.measurements, roi):  # the ROI's label first, with how many there are
         names[0] = f"{number_words(count)} {structure_name(roi).many}"
+    elif roi and names and not is_group(facts.measurements):  # one piece of a plural label: "the vertebra", as the ROI is named
+        names[0] = roi_name(roi, facts.measurements).text
     listed = names[: len(listed_labels(labels))]
     if len(names) > len(listed):
         listed.append(form(wording().counts.further, rng).format(n=len(names) - len(listed)))
@@ -134,7 +136,7 @@ def _share(frac: float | None) -> str:
 
 def location_sentence(name: Name, facts: CaptionFacts, rng: random.Random) -> str:
     m = facts.measurements
-    if is_parts(m):  # one piece of a structure the slice cuts into several
+    if is_parts(m, roi_label_of(facts) or ""):  # one piece of a structure the slice cuts into several
         return part_location_sentence(facts, rng)
     values = {
         **conjugations(name.plural),
@@ -250,7 +252,7 @@ def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple
     if name is not None and is_group(m):  # many instances as one record: always plural
         many = structure_name(roi).many
         name = Name(many, structure_name(roi).one, many, True)
-    elif name is not None and is_parts(m):  # one piece of a structure cut into several by the slice
+    elif name is not None and is_parts(m, roi):  # one piece of a structure cut into several by the slice
         name = part_name(roi)
     look = assess(m) if roi else assess(None)
     overview = overview_sentence(facts, rng)
@@ -286,6 +288,6 @@ def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple
     if background:
         body.append(background)  # background last: what is seen comes first
     text = " ".join(s for s in body if s)
-    if roi and is_parts(m):
+    if roi and is_parts(m, roi):
         text, sections = this_part(text, roi), {k: this_part(v, roi) for k, v in sections.items()}
     return text, sections

@@ -52,7 +52,7 @@ def position_text(facts: CaptionFacts) -> str:
         if m.largest_row is not None and m.largest_col is not None:
             text += f"; the largest lies in {image_place(m.largest_row, m.largest_col)}"
         parts.append(text + "; describe them as a group, not as one structure")
-    elif is_parts(m):
+    elif is_parts(m, roi):
         parts.append(
             f"it is one of {number_words(m.label_count)} separate parts of one {structure_name(roi).one} on this slice "
             "(one structure cut into pieces by the slice: describe this part, do not count it as several structures)"

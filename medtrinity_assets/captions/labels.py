@@ -207,9 +207,11 @@ def conjugations(plural: bool) -> dict[str, str]:
     return {k: (v if plural else _SINGULAR.get(k, k)) for k, v in _VERBS.items()}
 
 
-def is_parts(m: Measurements | None) -> bool:
-    """The label's several ROIs on the image are pieces of one structure (``count_kind: parts``)."""
-    return bool(m is not None and m.count_kind == "parts" and (m.label_count or 0) > 1)
+def is_parts(m: Measurements | None, label: str) -> bool:
+    """The label's several ROIs on the image are pieces of one structure (``count_kind: parts``);
+    not for a label that names several structures ("costal cartilages", "vertebrae"), whose
+    separate pieces on a slice are separate members (a left and a right costal cartilage)."""
+    return bool(m is not None and m.count_kind == "parts" and (m.label_count or 0) > 1 and not structure_name(label).plural)
 
 
 def part_name(label: str) -> Name:

@@ -23,7 +23,7 @@ from .facts_text import comparison_lines, measurement_lines, position_text
 from .labels import roi_label_of, roi_name, structure_name
 from .vocab import unique
 
-PROMPT_VERSION = "mt-prompt-v8"  # v8: comparisons only with alike structures (appearance.yaml compare_classes), including unrelated ones of the ROI's class; v7: the spinal level of an axial slice, comparisons with neighbouring structures; v6: definitions judged wrong (wording.yaml definition_skip) are not given
+PROMPT_VERSION = "mt-prompt-v9"  # v9: the pieces of a label naming several structures are its members ("one of two costal cartilages"), not parts of one; v8: comparisons only with alike structures (appearance.yaml compare_classes), including unrelated ones of the ROI's class; v7: the spinal level of an axial slice, comparisons with neighbouring structures; v6: definitions judged wrong (wording.yaml definition_skip) are not given
 
 MAX_PASSAGES = 5
 PASSAGE_CHARS = 500

@@ -67,7 +67,7 @@ def outlined_name(r: dict) -> Name:
     is "part of the liver", one connected mask of a plural label may be singular."""
     label = r.get("roi_label") or ""
     m = measurements_from_row(r)
-    return part_name(label) if is_parts(m) else roi_name(label, m)
+    return part_name(label) if is_parts(m, label) else roi_name(label, m)
 
 
 def level_questions(r: dict, context: ImageContext | None) -> list[Pair]:

@@ -282,7 +282,7 @@ def count_problems(view: CaptionView, recorded_findings: list[str]) -> bool:
     lesion_nouns = set(lex["lesion_nouns"])
     numbers = {**lex["count_words"], **_NUMERALS}
     roi_words = {w for w in re.findall(r"[a-z]+", label_text(view.roi).lower())}
-    if is_parts(m) and _counts_parts_as_structures(view, numbers):
+    if is_parts(m, view.roi) and _counts_parts_as_structures(view, numbers):
         return True  # "the two livers": one liver the slice cuts into pieces
     for s in view.image_sentences:
         low = s.lower()

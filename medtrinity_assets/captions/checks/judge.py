@@ -87,7 +87,7 @@ def fact_lines(facts: CaptionFacts) -> list[str]:
     if not spacing:
         lines.append("pixel spacing: unknown (no size in mm or cm can be known)")
     if m is not None:
-        count = f"separate parts of this one structure on the image {m.label_count}" if is_parts(m) else f"instances of this label on the image {m.label_count or 1}"
+        count = f"separate parts of this one structure on the image {m.label_count}" if is_parts(m, facts.roi_label or "") else f"instances of this label on the image {m.label_count or 1}"
         lines.append(
             f"measured: contrast vs surrounding ring {_fmt(m.contrast)} (negative = darker), mean {_fmt(m.mean)} {m.intensity_unit or ''}, "
             f"std {_fmt(m.std)}, margin sharpness {_fmt(m.margin_sharpness)}, circularity {_fmt(m.circularity)}, "
