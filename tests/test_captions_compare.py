@@ -139,3 +139,28 @@ def test_like_is_compared_with_like(records):
         for a, b in unlike:
             if a in (facts.roi_label or "") and _COMPARED.search(said):
                 assert b not in said[_COMPARED.search(said).end() :], said
+
+
+def test_the_other_structures_hu_is_stated_and_held_to_its_mean(records):
+    """On CT the comparison gives the other structure's mean ("..., which measures about 30 HU"):
+    the check reads that number as the other structure's (checks/hu.py), so the composer's is
+    true and a wrong one is caught, even where it would pass for the ROI's own mean."""
+    from medtrinity_assets.captions.checks import DEFAULT_CONFIG
+    from medtrinity_assets.captions.checks.base import CaptionView
+    from medtrinity_assets.captions.checks.hu import stated_hu
+
+    stated = 0
+    for _, roi_id, facts in records:
+        text, sections = compose_caption(facts, seed=roi_id)
+        said = sections["relations"].split(". ")[-1]
+        m = re.search(r"(?:which|whose)[a-z ]* about (-?\d+) HU\.?$", said)
+        if not m:
+            continue
+        other = next(i for i in facts.other_intensities if " the " + structure_name(i.label).text + "," in said)
+        assert int(m.group(1)) == round(other.mean) and other.unit == "HU", said
+        view = CaptionView(text, sections, facts, DEFAULT_CONFIG)
+        assert [owner for owner, _ in stated_hu(view, said)] == [other.label], said
+        wrong = said.replace(f"about {m.group(1)} HU", f"about {round(other.mean + max(100, abs(other.mean)))} HU")
+        assert "appearance_contradiction" in check_caption(text.replace(said, wrong), {**sections, "relations": sections["relations"].replace(said, wrong)}, facts), wrong
+        stated += 1
+    assert stated >= 20

@@ -196,8 +196,8 @@ def comparison_sentence(name: Name, facts: CaptionFacts, family: str | None, rng
     """The ROI's brightness against one alike structure of the image ("It is hypodense relative to
     the spleen."): the first of `appearance.comparison_candidates` (alike structures it relates to
     or touches, then the others of its class) whose measured mean (`CaptionFacts.other_intensities`)
-    gives a reliable reading (`appearance.compared_to`) within ``compare_max_contrast``; "" when none
-    does."""
+    gives a reliable reading (`appearance.compared_to`) within ``compare_max_contrast``, on CT with
+    the other's mean in HU; "" when none does."""
     m, cfg = facts.measurements, appearance()
     if m is None:
         return ""
@@ -205,8 +205,11 @@ def comparison_sentence(name: Name, facts: CaptionFacts, family: str | None, rng
         reading = compared_to(m, other)
         if reading and abs(standardised_difference(m, other)) < cfg.compare_max_contrast:  # type: ignore[arg-type]
             words = cfg.intensity_words.get(family or "", cfg.intensity_words["default"])
-            comparison = form(getattr(words, reading), rng).format(surround="the " + structure_name(other.label).text)
+            that = structure_name(other.label)
+            comparison = form(getattr(words, reading), rng).format(surround="the " + that.text)
             values = {**conjugations(name.plural), "name": name.text, "Name": capitalise(name.text), "comparison": comparison}
+            if other.unit == "HU" and not that.plural:  # the other's mean too: "..., which measures about 30 HU"
+                return fill("comparison_hu", {**values, "other_hu": str(round(other.mean))}, rng)
             return fill("comparison", values, rng)
     return ""
 

@@ -79,6 +79,7 @@ from .claims import (
     wrong_subject,
 )
 from .compare import comparison_problems
+from .hu import hu_problems
 from .findings import FindingFacts, finding_problems
 from .levels import level_problems
 from .relations import contact_problems, relation_problems
@@ -160,6 +161,8 @@ def check_caption(
         problems.append("count_contradiction")
     problems += finding_problems(view)
     problems += appearance_problems(view)
+    if "appearance_contradiction" not in problems:
+        problems += hu_problems(view)
     if "appearance_contradiction" not in problems:
         problems += comparison_problems(view)
     if section_contradiction(view):

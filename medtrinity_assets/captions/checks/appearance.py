@@ -9,7 +9,7 @@ measurement is present and lies outside the word's tolerance band (thresholds.ya
 - ``appearance_contradiction``: darker/hypo-* vs contrast, brighter/hyper-* vs contrast, iso-*,
   a degree before them ("slightly", "markedly") vs the contrast and the Michelson contrast of the means,
   homogeneous/heterogeneous vs the std ratio and GLCM homogeneity, well/ill defined vs margin
-  sharpness, a stated mean in HU vs the measured mean;
+  sharpness (a stated mean in HU: checks/hu.py);
   more deeply coloured / paler vs the saturation difference, "differs in hue" vs the hue difference,
   any of them for a region recorded as achromatic (a grey image stored as RGB has no colour); a
   colour name (red, pink, brown...) that does not fit the ROI's mean colour, or in a clause about
@@ -28,9 +28,6 @@ from ..appearance import michelson
 from ..colour_names import fits, stated_colour_groups
 from .base import CaptionView
 from .compare import comparison_leads
-
-_HU = re.compile(r"(?P<n>-?\d+(?:\.\d+)?)\s*(?:HU|Hounsfield units?)\b", re.I)
-
 
 @lru_cache(maxsize=64)
 def _word_scanner(patterns: tuple[str, ...]) -> re.Pattern[str]:
@@ -97,11 +94,6 @@ def appearance_problems(view: CaptionView) -> list[str]:
                 problems.add("appearance_contradiction")
             if "ill_defined" in said and "well_defined" not in said and m.margin_sharpness > th["ill_defined_max"]:
                 problems.add("appearance_contradiction")
-        if m.intensity_unit == "HU" and m.mean is not None:
-            for x in _HU.finditer(s):
-                stated = float(x.group("n"))
-                if abs(stated - m.mean) > max(th["hu_abs"], th["hu_rel"] * abs(m.mean)):
-                    problems.add("appearance_contradiction")
         if not re.search(view.lex["part_qualifiers"], s, re.I):
             problems |= _colour_problems(said, m, th)
             if _colour_name_wrong(s, m, th, surrounding.search(s) is not None):
