@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from ..appearance import michelson
 from ..colour_names import fits, stated_colour_groups
-from .base import CaptionView
+from .base import CLAIM_CLAUSE, CaptionView
 from .compare import comparison_leads
 
 @lru_cache(maxsize=64)
@@ -41,9 +41,6 @@ def _said(view: CaptionView, key: str, sentence: str, negator: re.Pattern[str]) 
     return False
 
 
-_CLAUSE = re.compile(r"[,;:()]|\b(?:while|whereas|but|although)\b", re.I)
-
-
 def _claim_clauses(view: CaptionView) -> list[str]:
     """Clauses that describe the ROI: in a sentence about it, a clause naming no other structure
     (or naming one only as the surroundings), or a clause naming the ROI itself."""
@@ -53,7 +50,7 @@ def _claim_clauses(view: CaptionView) -> list[str]:
         if comparison_leads(view, s):
             continue  # "Compared with the spleen, it is hypodense": checks/compare.py reads it
         about = view.about_roi(s)
-        for clause in _CLAUSE.split(s):
+        for clause in CLAIM_CLAUSE.split(s):
             if not clause.strip():
                 continue
             if view.names_other(clause) and not surrounding.search(clause):

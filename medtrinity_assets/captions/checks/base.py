@@ -133,6 +133,8 @@ def is_normal_label(label: str, lexicon: dict) -> bool:
     return label_text(label).strip().lower() in {n.lower() for n in lexicon["normal_labels"]}
 
 
+#: where a claim clause ends (the appearance and HU checks read claims clause by clause)
+CLAIM_CLAUSE = re.compile(r"[,;:()]|\b(?:while|whereas|but|although)\b", re.I)
 _CLAUSE = re.compile(r"[,;:()]|\b(?:while|whereas|but|although|which|where)\b", re.I)
 
 

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import re
 
-from .base import CaptionView, alternation
+from .base import CLAIM_CLAUSE, CaptionView, alternation
 from .compare import comparison_leads
 from .relations import find_names, name_table
 
 HU_NUMBER = re.compile(r"(?P<n>-?\d+(?:\.\d+)?)\s*(?:HU|Hounsfield units?)\b", re.I)
-_CLAUSE = re.compile(r"[,;:()]|\b(?:while|whereas|but|although)\b", re.I)
 
 
 def _clause_at(sentence: str, pos: int) -> str:
-    """The clause of `sentence` (split as the appearance checks split it) holding position `pos`."""
-    start = max((m.end() for m in _CLAUSE.finditer(sentence, 0, pos)), default=0)
-    end = next((m.start() for m in _CLAUSE.finditer(sentence, pos)), len(sentence))
+    """The clause of `sentence` (`CLAIM_CLAUSE`, as the appearance checks split it) holding `pos`."""
+    start = max((m.end() for m in CLAIM_CLAUSE.finditer(sentence, 0, pos)), default=0)
+    end = next((m.start() for m in CLAIM_CLAUSE.finditer(sentence, pos)), len(sentence))
     return sentence[start:end]
 
 
