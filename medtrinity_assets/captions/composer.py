@@ -22,7 +22,7 @@ import hashlib
 import random
 import re
 
-from medtrinity_assets.records import CaptionFacts
+from medtrinity_assets.records import CaptionFacts, Measurements
 
 from .appearance import assess
 from .background import knowledge_sentence
@@ -242,18 +242,23 @@ def this_part(text: str, label: str) -> str:
     return re.sub(rf"\b([Tt])he (?=part of the {one}\b)", lambda m: m.group(1) + "his ", text)
 
 
+def described_name(roi: str, m: Measurements | None) -> Name:
+    """How a caption names its ROI: many instances as one record in the plural ("nuclei"), one piece
+    of a structure the slice cuts into several as "part of the liver", else `roi_name` (one
+    connected piece of a plural label may be singular: "vertebra")."""
+    if is_group(m):
+        n = structure_name(roi)
+        return Name(n.many, n.one, n.many, True)
+    return part_name(roi) if is_parts(m, roi) else roi_name(roi, m)
+
+
 def compose_caption(facts: CaptionFacts, seed: str | int | None = None) -> tuple[str, dict[str, str]]:
     """``(description, sections)`` written only from the facts; deterministic for (facts, seed)."""
     rng = random.Random(seed_of(seed, facts))
     _, modality_section, family = modality_display(facts.modality)
     roi = roi_label_of(facts)
     m = facts.measurements
-    name = roi_name(roi, m) if roi else None
-    if name is not None and is_group(m):  # many instances as one record: always plural
-        many = structure_name(roi).many
-        name = Name(many, structure_name(roi).one, many, True)
-    elif name is not None and is_parts(m, roi):  # one piece of a structure cut into several by the slice
-        name = part_name(roi)
+    name = described_name(roi, m) if roi else None
     look = assess(m) if roi else assess(None)
     overview = overview_sentence(facts, rng)
     if name is None:

@@ -26,7 +26,8 @@ import polars as pl
 
 from medtrinity_assets.captions.appearance import Look, assess, candidates_for, compared_to
 from medtrinity_assets.captions.data_files import appearance, wording
-from medtrinity_assets.captions.labels import Name, is_parts, part_name, roi_name, structure_name, vertebral_levels
+from medtrinity_assets.captions.composer import described_name
+from medtrinity_assets.captions.labels import Name, structure_name, vertebral_levels
 from medtrinity_assets.captions.look_text import capitalise, diameter_words, form
 from medtrinity_assets.captions.relations_text import modality_display
 from medtrinity_assets.captions.vocab import join_words
@@ -63,11 +64,8 @@ def image_contexts(records: pl.DataFrame) -> dict[str, ImageContext]:
 
 
 def outlined_name(r: dict) -> Name:
-    """The ROI's name as the caption gives it: one piece of a structure the slice cuts into several
-    is "part of the liver", one connected mask of a plural label may be singular."""
-    label = r.get("roi_label") or ""
-    m = measurements_from_row(r)
-    return part_name(label) if is_parts(m, label) else roi_name(label, m)
+    """The ROI's name as its caption gives it (`composer.described_name`)."""
+    return described_name(r.get("roi_label") or "", measurements_from_row(r))
 
 
 def level_questions(r: dict, context: ImageContext | None) -> list[Pair]:

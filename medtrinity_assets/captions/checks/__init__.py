@@ -161,10 +161,9 @@ def check_caption(
         problems.append("count_contradiction")
     problems += finding_problems(view)
     problems += appearance_problems(view)
-    if "appearance_contradiction" not in problems:
-        problems += hu_problems(view)
-    if "appearance_contradiction" not in problems:
-        problems += comparison_problems(view)
+    for numbers_and_neighbours in (hu_problems, comparison_problems):  # one appearance_contradiction is enough
+        if "appearance_contradiction" not in problems:
+            problems += numbers_and_neighbours(view)
     if section_contradiction(view):
         problems.append("section_contradiction")
     if config.require_sections:

@@ -45,7 +45,13 @@ def _direction_patterns(items: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple
 
 
 def name_table(labels: list[str]) -> list[tuple[str, str]]:
-    """(written form, label) pairs, longest form first (``left upper lobe of the lung`` before ``lung``)."""
+    """(written form, label) pairs, longest form first (``left upper lobe of the lung`` before ``lung``);
+    built once per set of labels (every check of a caption asks for the same one)."""
+    return _name_table(tuple(labels))
+
+
+@lru_cache(maxsize=256)
+def _name_table(labels: tuple[str, ...]) -> list[tuple[str, str]]:
     out = set()
     for label in labels:
         n = structure_name(label)
