@@ -310,3 +310,19 @@ def test_slightly_needs_a_small_visible_difference():
     assert "hypoechoic" in text and "slightly" not in text, text
     said = text.replace("hypoechoic", "slightly hypoechoic", 1)
     assert "appearance_contradiction" in check_caption(said, {**sections, "texture": said}, facts)
+
+
+def test_sets_apart_is_said_of_a_difference_only():
+    """"Its brightness sets the X apart: ..." is a wording for a darker or brighter ROI, never for
+    one similar to its surroundings (mt-composer-v13)."""
+    def facts_for(m: Measurements) -> CaptionFacts:
+        return CaptionFacts(modality="CT", organs=["abdomen"], roi_label="inferior_vena_cava", measurements=m,
+                            coarse_caption="CT image, inferior vena cava.", roi_position="middle center", roi_area_frac=0.004)
+
+    similar = Measurements(intensity_unit="HU", mean=42.2, ring_mean=40.0, std=12.0, ring_std=20.0, contrast=0.13, area_px=40)
+    darker = Measurements(intensity_unit="HU", mean=12.0, ring_mean=45.0, std=12.0, ring_std=20.0, contrast=-2.0, area_px=40)
+    assert assess(similar).contrast == "similar" and assess(darker).contrast == "darker"
+    alike = [compose_caption(facts_for(similar), seed=i)[0] for i in range(200)]
+    apart = [compose_caption(facts_for(darker), seed=i)[0] for i in range(200)]
+    assert not any("apart:" in t for t in alike) and any("similar in attenuation" in t or "isodense" in t for t in alike)
+    assert any("sets the inferior vena cava apart: it is" in t for t in apart)  # the form itself is kept

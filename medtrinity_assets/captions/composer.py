@@ -48,7 +48,7 @@ from .look_text import capitalise, comparison_sentence, fill, form, look_sentenc
 from .relations_text import modality_display, relation_clauses, related_first
 from .vocab import join_words, stem, unique, word_stems
 
-COMPOSER_VERSION = "mt-composer-v12"
+COMPOSER_VERSION = "mt-composer-v13"
 
 MAX_LISTED_STRUCTURES = 2
 

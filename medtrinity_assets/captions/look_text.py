@@ -19,7 +19,7 @@ from .labels import Name, conjugations, number_words, structure_name
 
 
 _GRAMMAR = frozenset({*conjugations(False), "name", "Name", "name_one", "a_modality", "A_modality", "a_shape", "surround", "is_region", "are_items", "appear_items"})
-_SAME_FACT = {"Share_cap": "share", "share_of": "share", "Count": "count", "a_plane": "plane", "a_texture": "texture"}  # capitalised / article forms of one fact
+_SAME_FACT = {"Share_cap": "share", "share_of": "share", "Count": "count", "a_plane": "plane", "a_texture": "texture", "contrast_apart": "contrast"}  # capitalised / article forms of one fact
 
 
 def fill(key: str, values: dict[str, str], rng: random.Random, sub: str | None = None) -> str:
@@ -107,6 +107,7 @@ def values_for(name: Name, look: Look, facts: CaptionFacts, family: str | None, 
         "surround": surround,
         "contrast": contrast,
         "contrast_short": short,
+        "contrast_apart": contrast if look.contrast in ("darker", "brighter") else "",  # "sets it apart" is no place for "similar"
         "hu": str(round(look.mean_hu)) if look.mean_hu is not None else "",  # round(-0.4) is 0, not "-0"
         "band": band_words(look.hu_band, rng),
         "texture": form(cfg.texture_words.get(look.texture or "", ()), rng),
